@@ -1,0 +1,67 @@
+"""Benchmark (not a test): SCConv2d forward+backward against a plain Conv2d with n * C_out outputs on the
+same input, i.e. the cost of the per-pixel weighted sum over candidates on top of the one big convolution.
+
+python -m benchmarks.bench_scconv [--device cpu|cuda] [--size 64] [--batch 4] [--candidates 3]
+"""
+import argparse
+import time
+
+import torch
+from torch.nn import functional as F
+
+from models.networks.semantic_composition import SCConv2d
+
+
+def time_fn(fn, device, warmup=3, repeats=10):
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench(channels, size, batch, n, device):
+    x = torch.randn(batch, channels, size, size, device=device, requires_grad=True)
+    v = torch.softmax(torch.randn(batch, n, size, size, device=device), dim=1).requires_grad_()
+    scc = SCConv2d(channels, channels, 3, n).to(device)
+    weight = torch.randn(n * channels, channels, 3, 3, device=device, requires_grad=True)
+
+    grad_plain = torch.randn(batch, n * channels, size, size, device=device)
+    grad_sc = torch.randn(batch, channels, size, size, device=device)
+
+    def plain():
+        F.conv2d(x, weight, padding=1).backward(grad_plain)
+
+    def sc():
+        scc(x, v).backward(grad_sc)
+
+    return time_fn(plain, device), time_fn(sc, device)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--size", type=int, default=64, help="height and width of the input")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument("--channels", type=int, nargs="+", default=[64, 128, 256])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    print(f"device {device}, input {args.batch}x C x {args.size}x{args.size}, n = {args.candidates}, "
+          f"forward + backward, best of 10")
+    print(f"{'C_in = C_out':>12} | {'Conv2d(C, n*C) ms':>18} | {'SCConv2d ms':>12} | {'overhead':>8}")
+    for c in args.channels:
+        plain, sc = bench(c, args.size, args.batch, args.candidates, device)
+        print(f"{c:>12} | {plain * 1e3:>18.2f} | {sc * 1e3:>12.2f} | {100 * (sc / plain - 1):>7.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Dataset registry and the data loader.
+
+`--dataset_mode NAME` resolves to the class registered with ``@DATASETS.register(NAME)``. Every mode is
+imported here so that registration never depends on import order elsewhere.
+"""
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from util.registry import Registry
+
+DATASETS = Registry("dataset mode", "--dataset_mode")
+
+from . import (ade20k_dataset, celebamaskhq_dataset, cityscapes_dataset, coco_dataset,  # noqa: E402,F401
+               custom_dataset, synthetic_dataset)
+from .base_dataset import DatasetError  # noqa: E402,F401
+
+
+def create_dataset(opt):
+    dataset = DATASETS.get(opt.dataset_mode)(opt)
+    print(f"dataset [{type(dataset).__name__}] of size {len(dataset)} was created")
+    return dataset
+
+
+class EpochSampler(Sampler):
+    """The sample order of one epoch: a permutation fixed by (--seed, epoch), or 0..N-1 with
+    --serial_batches. It can start part-way, so a resumed run sees exactly the samples it had not seen."""
+
+    def __init__(self, num_samples: int, shuffle: bool, seed: int = 0):
+        self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
+        self.epoch, self.start = 1, 0
+
+    def set_epoch(self, epoch: int, start: int = 0):
+        self.epoch, self.start = epoch, start
+
+    def order(self):
+        if not self.shuffle:
+            return list(range(self.num_samples))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.num_samples, generator=g).tolist()
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self):
+        return max(0, self.num_samples - self.start)
+
+
+def create_dataloader(opt, dataset=None):
+    """The loader over `dataset` (built from options when not given). Training drops the last partial batch;
+    its sampler is `loader.sampler` (an EpochSampler)."""
+    dataset = dataset if dataset is not None else create_dataset(opt)
+    if opt.isTrain and len(dataset) < opt.batchSize:
+        raise DatasetError(f"the {opt.dataset_mode} dataset has {len(dataset)} samples, fewer than --batchSize "
+                           f"{opt.batchSize}: lower --batchSize or add data")
+    sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed)
+    return DataLoader(dataset, batch_size=opt.batchSize, sampler=sampler, num_workers=int(opt.nThreads),
+                      drop_last=opt.isTrain, persistent_workers=False)

@@ -1,0 +1,168 @@
+"""The paired dataset every mode shares (SPADE's Pix2pixDataset, SPEC §4).
+
+A mode lists label paths, image paths and optional instance paths in `get_paths(opt)`. They are naturally
+sorted, cut to --max_dataset_size and checked to pair by file name (`pair_key`). `__getitem__` loads a sample
+through `load_sample` (the synthetic mode overrides it to generate instead of read), validates the label ids,
+and applies one geometry (`get_params`) to label, image and instance map.
+"""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base_dataset import (BaseDataset, DatasetError, check_crop_fits, check_label_values, flips, get_params,
+                           id_map_values, ids_to_image, ids_to_tensor, image_to_tensor, open_image, preprocess)
+from .image_folder import natural_sort
+
+DONTCARE = 255  # the value of the dontcare label in label files
+
+
+class Pix2pixDataset(BaseDataset):
+    """Returns dicts: label (1, H, W) long, instance (1, H, W) long or 0, image (3, H, W) float in [-1, 1]
+    (zeros without images), path (the image path, or the label path without images)."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.add_argument("--no_pairing_check", action="store_true",
+                            help="pair labels and images by sorted order without checking their file names")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        label_paths, image_paths, instance_paths = self.get_paths(opt)
+        n = opt.max_dataset_size
+        self.label_paths = natural_sort(label_paths)[:n]
+        self.image_paths = natural_sort(image_paths)[:n]
+        self.instance_paths = natural_sort(instance_paths)[:n]
+        self.has_images = bool(self.image_paths)
+        if self.has_images:
+            self.check_pairs(self.image_paths, "image")
+        if self.instance_paths:
+            self.check_pairs(self.instance_paths, "instance map")
+        if not opt.no_instance and not self.instance_paths:
+            raise DatasetError(f"--dataset_mode {opt.dataset_mode} found no instance maps: pass --no_instance")
+
+    def get_paths(self, opt):
+        """-> (label_paths, image_paths, instance_paths); the last two may be empty lists."""
+        raise NotImplementedError
+
+    def pair_key(self, path):
+        """The part of a file name that must agree between a label and its image."""
+        return os.path.splitext(os.path.basename(path))[0]
+
+    def check_pairs(self, other_paths, what):
+        """Labels and `what` files (images, instance maps) must pair by `pair_key`, in sorted order."""
+        hint = "pass --no_pairing_check to pair files by sorted order"
+        if len(other_paths) != len(self.label_paths) and self.opt.no_pairing_check:
+            raise DatasetError(f"{len(self.label_paths)} label maps but {len(other_paths)} {what} files "
+                               f"(first label map {self.label_paths[0]}, first {what} {other_paths[0]})")
+        if self.opt.no_pairing_check:
+            return
+        label_keys = [self.pair_key(p) for p in self.label_paths]
+        other_keys = [self.pair_key(p) for p in other_paths]
+        label_set, other_set = set(label_keys), set(other_keys)
+        lonely_labels = [(p, k) for p, k in zip(self.label_paths, label_keys) if k not in other_set]
+        lonely_others = [(p, k) for p, k in zip(other_paths, other_keys) if k not in label_set]
+        if lonely_labels and lonely_others:
+            (label_path, label_key), (other_path, other_key) = lonely_labels[0], lonely_others[0]
+            raise DatasetError(
+                f"label map {label_path} and {what} {other_path} do not pair: no {what} is named like "
+                f"'{label_key}' and no label map like '{other_key}' ({len(lonely_labels)} label maps and "
+                f"{len(lonely_others)} {what} files without a partner); {hint}")
+        if lonely_labels:
+            label_path, label_key = lonely_labels[0]
+            raise DatasetError(f"label map {label_path} has no {what} named like '{label_key}' "
+                               f"({len(self.label_paths)} label maps, {len(other_paths)} {what} files)")
+        if lonely_others:
+            other_path, other_key = lonely_others[0]
+            raise DatasetError(f"{what} {other_path} has no label map named like '{other_key}' "
+                               f"({len(self.label_paths)} label maps, {len(other_paths)} {what} files)")
+        # Every name has a partner, so a mismatch means some name occurs twice (a.jpg and a.png).
+        for label_path, other_path, label_key, other_key in zip(self.label_paths, other_paths, label_keys,
+                                                                other_keys):
+            if label_key != other_key:
+                raise DatasetError(f"label map {label_path} and {what} {other_path} do not pair: names "
+                                   f"'{label_key}' and '{other_key}' differ in sorted order (a name occurs "
+                                   f"twice?); {hint}")
+        if len(label_keys) != len(other_keys):
+            longer, kind = ((self.label_paths, "label map") if len(label_keys) > len(other_keys)
+                            else (other_paths, what))
+            raise DatasetError(f"{kind} {longer[min(len(label_keys), len(other_keys))]} repeats a name: "
+                               f"{len(label_keys)} label maps but {len(other_keys)} {what} files")
+
+    def __len__(self):
+        return len(self.label_paths)
+
+    # ------------------------------------------------------------------------------------------------
+    def sample_paths(self, index):
+        """-> (label_path, image_path or None, instance_path or None), for `path` and error messages."""
+        return (self.label_paths[index], self.image_paths[index] if self.has_images else None,
+                self.instance_paths[index] if self.instance_paths else None)
+
+    def load_sample(self, index):
+        """-> (label, image or None, instance or None) as PIL images."""
+        label_path, image_path, instance_path = self.sample_paths(index)
+        label = open_image(label_path)
+        image = open_image(image_path) if image_path else None
+        instance = open_image(instance_path) if instance_path and not self.opt.no_instance else None
+        return label, image, instance
+
+    def label_ids(self, values, path):
+        """Raw label values (H, W) -> class ids in [0, label_nc], label_nc being dontcare; validates."""
+        opt = self.opt
+        dontcare = DONTCARE if opt.contain_dontcare_label else None
+        check_label_values(values, path, opt.label_nc, dontcare)
+        if dontcare is not None:
+            values = np.where(values == DONTCARE, opt.label_nc, values)
+        return values
+
+    def __getitem__(self, index):
+        opt = self.opt
+        label_path, image_path, instance_path = self.sample_paths(index)
+        label, image, instance = self.load_sample(index)
+
+        ids = self.label_ids(id_map_values(label, label_path), label_path)
+        check_crop_fits(opt, label.size, label_path)
+        params = get_params(opt, label.size)
+        ids = np.asarray(preprocess(ids_to_image(ids), opt, params, Image.NEAREST))
+        if flips(opt, params) and self.flip_label_pairs:
+            ids = swap_ids(ids, self.flip_label_pairs)
+        label_tensor = ids_to_tensor(ids)
+
+        if image is not None:
+            image = match_size(image.convert("RGB"), label.size, image_path, label_path, Image.BICUBIC)
+            image_tensor = image_to_tensor(preprocess(image, opt, params, Image.BICUBIC))
+        else:
+            image_tensor = torch.zeros(3, *label_tensor.shape[1:])
+
+        if opt.no_instance:
+            instance_tensor = 0
+        else:
+            values = id_map_values(instance, instance_path, "instance map")
+            instance = match_size(ids_to_image(values), label.size, instance_path, label_path, Image.NEAREST)
+            instance_tensor = ids_to_tensor(np.asarray(preprocess(instance, opt, params, Image.NEAREST)))
+
+        return {"label": label_tensor, "instance": instance_tensor, "image": image_tensor,
+                "path": image_path or label_path}
+
+
+def swap_ids(ids, pairs):
+    """Exchange the class ids of each (a, b) pair, e.g. left and right eye after a horizontal flip."""
+    out = ids.copy()
+    for a, b in pairs:
+        out[ids == a] = b
+        out[ids == b] = a
+    return out
+
+
+def match_size(img, size, path, label_path, method):
+    """Bring an image to the label map's size (CelebAMask-HQ pairs 1024 photos with 512 labels); a different
+    aspect ratio means the files do not belong together."""
+    if img.size == tuple(size):
+        return img
+    (w, h), (lw, lh) = img.size, size
+    if abs(w * lh - h * lw) > 0.02 * h * lw:
+        raise DatasetError(f"{path} is {w}x{h} but its label map {label_path} is {lw}x{lh}: "
+                           f"the aspect ratios differ")
+    return img.resize(tuple(size), method)

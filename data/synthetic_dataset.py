@@ -1,0 +1,49 @@
+"""`--dataset_mode synthetic`: the bundled face-like dataset, generated on the fly (SPEC §4; data/synthetic.py).
+
+It needs no files and runs the whole pipeline on a CPU in minutes, so its hook also picks a small model and
+a short schedule. Samples are drawn at --load_size and go through the same transforms as every other mode.
+"""
+from PIL import Image
+
+from . import DATASETS
+from .base_dataset import BaseDataset
+from .pix2pix_dataset import Pix2pixDataset
+
+# data.synthetic is imported on first use, so that `python -m data.synthetic` does not find it already
+# imported by this package (runpy warns then).
+
+
+@DATASETS.register("synthetic")
+class SyntheticDataset(Pix2pixDataset):
+    flip_label_pairs = [(4, 5)]  # left_eye, right_eye
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser = Pix2pixDataset.modify_commandline_options(parser, is_train)
+        parser.add_argument("--num_synthetic", type=int, default=200, help="number of synthetic samples")
+        parser.set_defaults(label_nc=9, no_instance=True, preprocess_mode="resize_and_crop", load_size=64,
+                            crop_size=64, display_winsize=128)
+        # The CPU demo: a small model, no VGG loss (--lambda_vgg 10 --vgg_weights PATH turns it on), a short
+        # schedule. Train-only names are harmless defaults at test time.
+        parser.set_defaults(ngf=16, ndf=16, batchSize=4, lambda_vgg=0.0, niter=5, niter_decay=5, print_freq=40,
+                            display_freq=200, save_latest_freq=400, save_epoch_freq=5)
+        return parser
+
+    def __init__(self, opt):  # nothing to list: samples are generated
+        BaseDataset.__init__(self, opt)
+        from .synthetic import CLASS_NAMES
+        self.class_names = list(CLASS_NAMES)
+        self.size = min(opt.num_synthetic, opt.max_dataset_size)
+        self.label_paths, self.image_paths, self.instance_paths = [], [], []
+
+    def __len__(self):
+        return self.size
+
+    def sample_paths(self, index):
+        name = f"synthetic/{self.opt.phase}/{index:05d}.png"
+        return name, name, None
+
+    def load_sample(self, index):
+        from .synthetic import render
+        label, image = render(index, self.opt.seed, self.opt.load_size, self.opt.phase)
+        return Image.fromarray(label, mode="L"), Image.fromarray(image, mode="RGB"), None

@@ -1,0 +1,93 @@
+"""BaseNetwork: parameter count print-out, SPADE's weight initialisation, and loading of checkpoints
+written by NVlabs SPADE (hook-based spectral-norm keys) into our parametrized layers."""
+import torch
+from torch import nn
+from torch.nn import init
+from torch.nn.utils import parametrize
+
+# Hook-based torch.nn.utils.spectral_norm (what NVlabs SPADE saved) -> torch.nn.utils.parametrizations.
+LEGACY_SPECTRAL_SUFFIXES = {
+    "weight_orig": "parametrizations.weight.original",
+    "weight_u": "parametrizations.weight.0._u",
+    "weight_v": "parametrizations.weight.0._v",
+}
+
+
+def weight_parameter(module):
+    """The trainable tensor behind ``module.weight`` (the un-normalized one under spectral norm)."""
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
+class BaseNetwork(nn.Module):
+    # Per-dataset option defaults applied when this network is chosen (see options/base_options.py).
+    dataset_presets = {}
+    # Generators that predict semantic vectors (SC-GAN) also return the SVG's image for the loss L_s.
+    has_semantic_vectors = False
+
+    def __init__(self):
+        super().__init__()
+        self.register_load_state_dict_pre_hook(map_legacy_spectral_keys)
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def print_network(self):
+        print(f"Network [{type(self).__name__}] was created. Total number of parameters: "
+              f"{self.num_parameters() / 1e6:.1f} million. To see the architecture, do print(network).")
+
+    def init_weights(self, init_type="xavier", gain=0.02):
+        """SPADE's scheme: BatchNorm weight ~ N(1, gain), conv/linear weights by `init_type`, biases 0.
+        A 5-D weight is a stack of candidate kernels (SCConv2d): each candidate is initialised on its own."""
+        def init_func(m):
+            classname = type(m).__name__
+            if "BatchNorm2d" in classname:
+                if m.weight is not None:
+                    init.normal_(m.weight, 1.0, gain)
+                if m.bias is not None:
+                    init.constant_(m.bias, 0.0)
+            elif ("Conv" in classname or "Linear" in classname) and getattr(m, "weight", None) is not None:
+                weight = weight_parameter(m)
+                kernels = weight.unbind(0) if weight.dim() == 5 else [weight]
+                with torch.no_grad():
+                    for w in kernels:
+                        init_tensor(w, init_type, gain)
+                if getattr(m, "bias", None) is not None and init_type != "none":
+                    init.constant_(m.bias, 0.0)
+        self.apply(init_func)
+
+
+def init_tensor(w, init_type, gain):
+    if init_type == "normal":
+        init.normal_(w, 0.0, gain)
+    elif init_type == "xavier":
+        init.xavier_normal_(w, gain=gain)
+    elif init_type == "xavier_uniform":
+        init.xavier_uniform_(w, gain=1.0)
+    elif init_type == "kaiming":
+        init.kaiming_normal_(w, a=0, mode="fan_in")
+    elif init_type == "orthogonal":
+        init.orthogonal_(w, gain=gain)
+    elif init_type == "none":
+        pass  # keep PyTorch's default initialisation, done at construction
+    else:
+        raise ValueError(f"--init_type {init_type}: unknown initialisation")
+
+
+def map_legacy_spectral_keys(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                             unexpected_keys, error_msgs):
+    """Rename `conv.weight_orig/_u/_v` (NVlabs checkpoints) to the parametrization keys, where ours has them."""
+    own = set(module.state_dict().keys())
+    for key in list(state_dict.keys()):
+        if not key.startswith(prefix):
+            continue
+        head, _, last = key.rpartition(".")
+        if last in LEGACY_SPECTRAL_SUFFIXES:
+            new_key = f"{head}.{LEGACY_SPECTRAL_SUFFIXES[last]}" if head else LEGACY_SPECTRAL_SUFFIXES[last]
+            if new_key[len(prefix):] in own:
+                state_dict[new_key] = state_dict.pop(key)

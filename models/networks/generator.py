@@ -1,0 +1,157 @@
+"""The baseline generators: SPADE (Park et al. 2019) and pix2pixHD's global generator (Wang et al. 2018).
+
+Module names follow NVlabs SPADE exactly, so their released `latest_net_G.pth` files load with strict=True.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import GENERATORS
+from .architecture import ResnetBlock, SPADEResnetBlock
+from .base_network import BaseNetwork
+from .normalization import conv_with_norm, parse_norm
+
+UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
+
+
+def latent_size(crop_size: int, aspect_ratio: float, num_up: int):
+    """(sh, sw) of the first feature map: crop_size / 2^num_up wide, height from the aspect ratio."""
+    if crop_size % (2 ** num_up) != 0:
+        raise ValueError(f"--crop_size {crop_size} must be divisible by 2^{num_up} = {2 ** num_up} "
+                         f"(the generator up-samples {num_up} times)")
+    sw = crop_size // (2 ** num_up)
+    return round(sw / aspect_ratio), sw
+
+
+def add_upsampling_option(parser):
+    parser.add_argument("--num_upsampling_layers", choices=tuple(UPSAMPLING_LAYERS), default="normal",
+                        help="'more' adds an up-sampling between the two middle blocks; 'most' also adds "
+                             "one more up-sampling and block at the end")
+
+
+@GENERATORS.register("spade")
+class SPADEGenerator(BaseNetwork):
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.set_defaults(norm_G="spectralspadesyncbatch3x3")
+        add_upsampling_option(parser)
+        return parser
+
+    @classmethod
+    def from_opt(cls, opt):
+        spec = parse_norm(opt.norm_G, "--norm_G")
+        if spec.conditional != "spade":
+            raise ValueError(f"--norm_G {opt.norm_G}: --netG spade needs a SPADE norm such as "
+                             "spectralspadesyncbatch3x3")
+        return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, crop_size=opt.crop_size,
+                   aspect_ratio=opt.aspect_ratio, num_upsampling_layers=opt.num_upsampling_layers,
+                   use_vae=opt.use_vae, z_dim=opt.z_dim, spectral=spec.spectral,
+                   param_free=spec.param_free, kernel_size=spec.kernel_size, output_nc=opt.output_nc)
+
+    def __init__(self, semantic_nc, ngf=64, crop_size=256, aspect_ratio=1.0, num_upsampling_layers="normal",
+                 use_vae=False, z_dim=256, spectral=True, param_free="syncbatch", kernel_size=3, output_nc=3):
+        super().__init__()
+        nf = ngf
+        self.num_upsampling_layers = num_upsampling_layers
+        self.use_vae, self.z_dim = use_vae, z_dim
+        self.sh, self.sw = latent_size(crop_size, aspect_ratio, UPSAMPLING_LAYERS[num_upsampling_layers])
+        if use_vae:
+            self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
+        else:  # deterministic: start from the down-sampled layout
+            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
+
+        def block(fin, fout):
+            return SPADEResnetBlock(fin, fout, semantic_nc, spectral, param_free, kernel_size)
+
+        self.head_0 = block(16 * nf, 16 * nf)
+        self.G_middle_0 = block(16 * nf, 16 * nf)
+        self.G_middle_1 = block(16 * nf, 16 * nf)
+        self.up_0 = block(16 * nf, 8 * nf)
+        self.up_1 = block(8 * nf, 4 * nf)
+        self.up_2 = block(4 * nf, 2 * nf)
+        self.up_3 = block(2 * nf, 1 * nf)
+        final_nc = nf
+        if num_upsampling_layers == "most":
+            self.up_4 = block(1 * nf, nf // 2)
+            final_nc = nf // 2
+        self.conv_img = nn.Conv2d(final_nc, output_nc, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, seg, z=None, return_aux=False):
+        """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) or None -> image (B, 3, H, W) in [-1, 1]."""
+        if self.use_vae:
+            if z is None:
+                z = torch.randn(seg.size(0), self.z_dim, dtype=seg.dtype, device=seg.device)
+            x = self.fc(z).view(-1, self.fc.out_features // (self.sh * self.sw), self.sh, self.sw)
+        else:
+            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw)))
+        x = self.head_0(x, seg)
+        x = self.G_middle_0(self.up(x), seg)
+        if self.num_upsampling_layers in ("more", "most"):
+            x = self.up(x)
+        x = self.G_middle_1(x, seg)
+        x = self.up_0(self.up(x), seg)
+        x = self.up_1(self.up(x), seg)
+        x = self.up_2(self.up(x), seg)
+        x = self.up_3(self.up(x), seg)
+        if self.num_upsampling_layers == "most":
+            x = self.up_4(self.up(x), seg)
+        image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return (image, {}) if return_aux else image
+
+
+@GENERATORS.register("pix2pixhd")
+class Pix2PixHDGenerator(BaseNetwork):
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.add_argument("--resnet_n_downsample", type=int, default=4, help="down-sampling layers in netG")
+        parser.add_argument("--resnet_n_blocks", type=int, default=9, help="residual blocks in netG")
+        parser.add_argument("--resnet_kernel_size", type=int, default=3, help="kernel size of the resnet block")
+        parser.add_argument("--resnet_initial_kernel_size", type=int, default=7,
+                            help="kernel size of the first convolution")
+        parser.set_defaults(norm_G="instance")
+        return parser
+
+    @classmethod
+    def from_opt(cls, opt):
+        return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, output_nc=opt.output_nc,
+                   norm=parse_norm(opt.norm_G, "--norm_G"), n_downsample=opt.resnet_n_downsample,
+                   n_blocks=opt.resnet_n_blocks, kernel_size=opt.resnet_kernel_size,
+                   initial_kernel_size=opt.resnet_initial_kernel_size)
+
+    def __init__(self, semantic_nc, ngf=64, output_nc=3, norm=parse_norm("instance"), n_downsample=4,
+                 n_blocks=9, kernel_size=3, initial_kernel_size=7):
+        super().__init__()
+        if norm.conditional is not None:
+            raise ValueError(f"--netG pix2pixhd takes a plain norm such as instance or spectralinstance, "
+                             f"not a {norm.conditional} norm")
+
+        def norm_layer(conv):
+            return conv_with_norm(conv, norm)
+
+        activation = nn.ReLU(False)
+        model = [nn.ReflectionPad2d(initial_kernel_size // 2),
+                 norm_layer(nn.Conv2d(semantic_nc, ngf, kernel_size=initial_kernel_size, padding=0)),
+                 activation]
+        mult = 1
+        for _ in range(n_downsample):
+            model += [norm_layer(nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1)),
+                      activation]
+            mult *= 2
+        for _ in range(n_blocks):
+            model += [ResnetBlock(ngf * mult, norm_layer=norm_layer, activation=activation,
+                                  kernel_size=kernel_size)]
+        nc_out = ngf * mult
+        for _ in range(n_downsample):
+            nc_in, nc_out = ngf * mult, ngf * mult // 2
+            model += [norm_layer(nn.ConvTranspose2d(nc_in, nc_out, kernel_size=3, stride=2, padding=1,
+                                                    output_padding=1)),
+                      activation]
+            mult //= 2
+        model += [nn.ReflectionPad2d(3), nn.Conv2d(nc_out, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, seg, z=None, return_aux=False):
+        """seg: (B, semantic_nc, H, W) with H, W divisible by 2^n_downsample -> image (B, 3, H, W)."""
+        image = self.model(seg)
+        return (image, {}) if return_aux else image

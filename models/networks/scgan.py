@@ -1,0 +1,228 @@
+"""SC-GAN's generator (paper §3.1-3.2, appendix A; SPEC §6): the semantic vector generator (SVG) and the
+semantic render generator (SRG), in the structure of the authors' released code.
+
+SVG: a CRN-style cascade over a pyramid of the layout, from H/32 (H/64 with `more`) up to H. Each stage's
+output, pooled over channels to n maps, gives the raw semantic vectors at exactly the resolution of the SRG
+block that reads them; an image head on the last stage predicts the image for the loss L_s.
+SRG: SPADE's generator skeleton with SCResBlocks, each conditioned on V = g(tau * raw) of its scale.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import GENERATORS
+from .base_network import BaseNetwork
+from .generator import latent_size
+from .normalization import parse_norm, spectral_norm
+from .semantic_composition import SCResBlock
+
+SV_ACTIVATIONS = ("softmax", "sigmoid", "tanh", "relu", "none")
+# Widths of the SVG stages in units of nrf, from the coarsest level up (paper appendix A).
+SVG_WIDTHS = (16, 8, 4, 2, 1, 1, 1)
+# Which SVG stage feeds each SRG block (head_0, G_middle_0, G_middle_1, up_0..up_3): without the extra
+# up-sampling of `more` the two middle blocks share a resolution and so share V2.
+SRG_BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
+VECTOR_OF_BLOCK = {"normal": (0, 1, 1, 2, 3, 4, 5), "more": (0, 1, 2, 3, 4, 5, 6)}
+NUM_LEVELS = {"normal": 6, "more": 7}
+
+
+def semantic_activation(raw, kind: str, tau: float):
+    """V = g(tau * raw) (paper Eq. 2): softmax over the n channels at each pixel by default."""
+    x = tau * raw
+    if kind == "softmax":
+        return torch.softmax(x, dim=1)
+    if kind == "sigmoid":
+        return torch.sigmoid(x)
+    if kind == "tanh":
+        return torch.tanh(x)
+    if kind == "relu":
+        return F.relu(x)
+    if kind == "none":
+        return x
+    raise ValueError(f"--sv_activation {kind}: expected one of {', '.join(SV_ACTIVATIONS)}")
+
+
+def channel_pool_matrix(channels: int, n: int) -> torch.Tensor:
+    """(n, channels) matrix averaging contiguous channel bins, exactly as adaptive average pooling over the
+    channel axis does (bins [floor(i*C/n), ceil((i+1)*C/n)), which overlap when n does not divide C)."""
+    m = torch.zeros(n, channels)
+    for i in range(n):
+        start, end = (i * channels) // n, -((-(i + 1) * channels) // n)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class SemanticVectorGenerator(nn.Module):
+    """The SVG: layout pyramid -> raw semantic vectors at every SRG resolution, plus the predicted image."""
+
+    def __init__(self, semantic_nc: int, nrf: int, num_levels: int, n_conv: int, n_norm: int,
+                 spectral: bool = True, output_nc: int = 3):
+        super().__init__()
+        self.num_levels = num_levels
+        sn = spectral_norm if spectral else (lambda m: m)
+        widths = [w * nrf for w in SVG_WIDTHS[:num_levels]]
+        stages = [nn.Sequential(sn(nn.Conv2d(semantic_nc, widths[0], 3, padding=1)), nn.LeakyReLU(0.2),
+                                sn(nn.Conv2d(widths[0], widths[0], 3, padding=1)))]
+        for prev, width in zip(widths[:-1], widths[1:]):
+            stages.append(nn.Sequential(nn.LeakyReLU(0.2), sn(nn.Conv2d(prev + semantic_nc, width, 3, padding=1)),
+                                        nn.LeakyReLU(0.2), sn(nn.Conv2d(width, width, 3, padding=1))))
+        self.stages = nn.ModuleList(stages)
+        self.to_image = nn.Sequential(nn.Conv2d(nrf, nrf // 2, 3, padding=1), nn.LeakyReLU(0.2),
+                                      nn.Conv2d(nrf // 2, output_nc, 3, padding=1), nn.Hardtanh())
+        for i, width in enumerate(widths):  # fixed channel-pooling weights, not learned, not saved
+            self.register_buffer(f"pool_conv_{i}", channel_pool_matrix(width, n_conv)[:, :, None, None],
+                                 persistent=False)
+            self.register_buffer(f"pool_norm_{i}", channel_pool_matrix(width, n_norm)[:, :, None, None],
+                                 persistent=False)
+
+    def layout_pyramid(self, seg):
+        """seg: (B, C, H, W) -> [S at H/2^(L-1), ..., S at H]; each level the exact 2x2 mean (bilinear x0.5)
+        of the next, so the coarse levels hold soft one-hot maps."""
+        levels = [seg]
+        for _ in range(self.num_levels - 1):
+            levels.insert(0, F.interpolate(levels[0], scale_factor=0.5, mode="bilinear", align_corners=False))
+        return levels
+
+    def forward(self, seg):
+        """seg: (B, semantic_nc, H, W) -> (raw_conv, raw_norm, image): lists of (B, n_conv|n_norm, h_t, w_t)
+        from the coarsest stage up, and the predicted image (B, 3, H, W) in [-1, 1]."""
+        raw_conv, raw_norm = [], []
+        x = None
+        for i, (stage, level) in enumerate(zip(self.stages, self.layout_pyramid(seg))):
+            x = stage(level if x is None else torch.cat([F.interpolate(x, scale_factor=2.0), level], dim=1))
+            raw_conv.append(F.conv2d(x, getattr(self, f"pool_conv_{i}")))
+            raw_norm.append(F.conv2d(x, getattr(self, f"pool_norm_{i}")))
+        return raw_conv, raw_norm, self.to_image(x)
+
+
+@GENERATORS.register("scgan")
+class SCGANGenerator(BaseNetwork):
+    """SVG + SRG. forward(seg) -> image; with return_aux=True also {'svg_image', 'semantic_vectors',
+    'semantic_vectors_norm'} (the V_t and Vn_t after the activation, coarsest first)."""
+
+    has_semantic_vectors = True
+
+    # Released configurations (SPEC §6), applied when --netG scgan is chosen and not overridden.
+    dataset_presets = {
+        "ade20k": dict(ngf=32, nrf=32, nff=32, sc_conv_candidates=3, sc_norm_candidates=4, sv_tau=0.05,
+                       netD="fpse", batchSize=16, lambda_sv=2.0, niter=100, niter_decay=100, save_epoch_freq=10),
+        "coco": dict(ngf=32, nrf=24, nff=24, sc_conv_candidates=2, sc_norm_candidates=3, sv_tau=0.5,
+                     netD="fpse", batchSize=16, lambda_sv=2.0, niter=100, niter_decay=100, save_epoch_freq=10),
+        "celebamaskhq": dict(ngf=48, nrf=32, nff=32, sc_conv_candidates=3, sc_norm_candidates=3, sv_tau=0.05,
+                             netD="multiscale", batchSize=8, lambda_sv=1.0, use_vae=True, niter=50,
+                             niter_decay=50, save_epoch_freq=5, no_spectral_on_routing=True),
+        "cityscapes": dict(ngf=32, nrf=32, nff=32, sc_conv_candidates=3, sc_norm_candidates=3, sv_tau=0.05,
+                           netD="fpse", batchSize=16, lambda_sv=2.0, niter=100, niter_decay=100),
+        "synthetic": dict(ngf=16, nrf=16, nff=16, sc_conv_candidates=3, sc_norm_candidates=3, sv_tau=0.05,
+                          netD="fpse", lambda_sv=2.0),
+    }
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.set_defaults(norm_G="spectralsccsyncbatch3x3")
+        parser.add_argument("--num_upsampling_layers", choices=tuple(NUM_LEVELS), default="normal",
+                            help="'more' adds an up-sampling between the two middle blocks (Cityscapes)")
+        parser.add_argument("--nrf", type=int, default=32, help="width of the SVG (semantic vector generator)")
+        parser.add_argument("--nff", type=int, default=32, help="width of the SRG's entry layer (16 * nff)")
+        parser.add_argument("--sc_conv", choices=("scc", "conv"), default="scc",
+                            help="scc, or the Table 3 baseline: plain convs reading V concatenated to their input")
+        parser.add_argument("--sc_norm", choices=("scn", "bn"), default="scn",
+                            help="scn, or the Table 3 baseline: batch norm with a learned affine")
+        parser.add_argument("--sc_conv_candidates", type=int, default=3, help="kernel candidates n of each SCC")
+        parser.add_argument("--sc_norm_candidates", type=int, default=3, help="scale/shift candidates of each SCN")
+        parser.add_argument("--sv_activation", choices=SV_ACTIVATIONS, default="softmax",
+                            help="g in V = g(tau * raw) (paper Eq. 2, Table 6)")
+        parser.add_argument("--sv_tau", type=float, default=0.05, help="temperature tau of the semantic vectors")
+        parser.add_argument("--sv_detach", action="store_true",
+                            help="stop the SRG's gradients into the SVG (the SVG then learns from L_s only)")
+        parser.add_argument("--no_spectral_on_routing", action="store_true",
+                            help="no spectral norm on the SVG's convolutions (the CelebAMask-HQ config)")
+        if is_train:
+            parser.add_argument("--lambda_sv", type=float, default=2.0, help="weight of the semantic-vector loss L_s")
+            parser.add_argument("--sv_loss", choices=("l1", "l2", "vgg", "none"), default="l1",
+                                help="distance of L_s between the SVG's image and the real one (Table 4)")
+            parser.set_defaults(netD="fpse", beta1=0.0, beta2=0.999)
+        return parser
+
+    @classmethod
+    def from_opt(cls, opt):
+        spec = parse_norm(opt.norm_G, "--norm_G")
+        if spec.conditional != "scc":
+            raise ValueError(f"--norm_G {opt.norm_G}: --netG scgan needs an scc norm such as "
+                             "spectralsccsyncbatch3x3 (the prefix 'spectral' puts spectral norm on the convs)")
+        return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, nrf=opt.nrf, nff=opt.nff, crop_size=opt.crop_size,
+                   aspect_ratio=opt.aspect_ratio, num_upsampling_layers=opt.num_upsampling_layers,
+                   use_vae=opt.use_vae, z_dim=opt.z_dim, n_conv=opt.sc_conv_candidates,
+                   n_norm=opt.sc_norm_candidates, sv_activation=opt.sv_activation, sv_tau=opt.sv_tau,
+                   sv_detach=opt.sv_detach, spectral=spec.spectral,
+                   spectral_svg=spec.spectral and not opt.no_spectral_on_routing, param_free=spec.param_free,
+                   sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc)
+
+    def __init__(self, semantic_nc, ngf=32, nrf=32, nff=32, crop_size=256, aspect_ratio=1.0,
+                 num_upsampling_layers="normal", use_vae=False, z_dim=256, n_conv=3, n_norm=3,
+                 sv_activation="softmax", sv_tau=0.05, sv_detach=False, spectral=True, spectral_svg=True,
+                 param_free="syncbatch", sc_conv="scc", sc_norm="scn", output_nc=3):
+        super().__init__()
+        if num_upsampling_layers not in NUM_LEVELS:
+            raise ValueError(f"--num_upsampling_layers {num_upsampling_layers}: scgan supports normal and more")
+        semantic_activation(torch.zeros(1, 1), sv_activation, sv_tau)  # validates the name early
+        self.num_upsampling_layers = num_upsampling_layers
+        self.use_vae, self.z_dim = use_vae, z_dim
+        self.sv_activation, self.sv_tau, self.sv_detach = sv_activation, sv_tau, sv_detach
+        num_levels = NUM_LEVELS[num_upsampling_layers]
+        self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_levels - 1)
+
+        self.svg = SemanticVectorGenerator(semantic_nc, nrf, num_levels, n_conv, n_norm, spectral_svg, output_nc)
+        if use_vae:
+            self.fc = nn.Linear(z_dim, 16 * nff * self.sh * self.sw)
+        else:
+            self.fc = nn.Conv2d(semantic_nc, 16 * nff, 3, padding=1)
+
+        def block(fin, fout):
+            return SCResBlock(fin, fout, n_conv, n_norm, semantic_nc, spectral, param_free, sc_conv, sc_norm)
+
+        self.head_0 = block(16 * nff, 16 * ngf)
+        self.G_middle_0 = block(16 * ngf, 16 * ngf)
+        self.G_middle_1 = block(16 * ngf, 16 * ngf)
+        self.up_0 = block(16 * ngf, 8 * ngf)
+        self.up_1 = block(8 * ngf, 4 * ngf)
+        self.up_2 = block(4 * ngf, 2 * ngf)
+        self.up_3 = block(2 * ngf, 1 * ngf)
+        self.conv_img = nn.Conv2d(ngf, output_nc, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+
+    def semantic_vectors(self, seg):
+        """seg: (B, semantic_nc, H, W) -> (V, Vn, svg_image): V_1..V_T for the SCCs and Vn_1..Vn_T for the
+        SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t)) after the activation."""
+        raw_conv, raw_norm, svg_image = self.svg(seg)
+        v_conv = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_conv]
+        v_norm = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_norm]
+        return v_conv, v_norm, svg_image
+
+    def forward(self, seg, z=None, return_aux=False):
+        """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) with --use_vae (random if None)
+        -> image (B, 3, H, W) in [-1, 1]."""
+        scale = 2 ** (self.svg.num_levels - 1)
+        if tuple(seg.shape[2:]) != (self.sh * scale, self.sw * scale):
+            raise ValueError(f"scgan was built for {self.sh * scale}x{self.sw * scale} layouts (--crop_size, "
+                             f"--aspect_ratio) but got {seg.shape[2]}x{seg.shape[3]}")
+        v_conv, v_norm, svg_image = self.semantic_vectors(seg)
+        srg_conv = [v.detach() for v in v_conv] if self.sv_detach else v_conv
+        srg_norm = [v.detach() for v in v_norm] if self.sv_detach else v_norm
+
+        if self.use_vae:
+            if z is None:
+                z = torch.randn(seg.size(0), self.z_dim, dtype=seg.dtype, device=seg.device)
+            x = self.fc(z).view(seg.size(0), -1, self.sh, self.sw)
+        else:
+            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw)))
+
+        more = self.num_upsampling_layers == "more"
+        for name, t in zip(SRG_BLOCKS, VECTOR_OF_BLOCK[self.num_upsampling_layers]):
+            if name != "head_0" and not (name == "G_middle_1" and not more):
+                x = self.up(x)
+            x = getattr(self, name)(x, srg_conv[t], srg_norm[t], seg)
+        image = F.hardtanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        if return_aux:
+            return image, {"svg_image": svg_image, "semantic_vectors": v_conv, "semantic_vectors_norm": v_norm}
+        return image

@@ -1,0 +1,247 @@
+"""Options shared by training and testing, with SPADE's names and defaults (SPEC §3).
+
+Options are composed in stages, as in SPADE: the base parser, then the hooks of the chosen model,
+generator and dataset mode (each may add options and change defaults), then the generator's per-dataset
+presets, then the discriminator and encoder hooks. Precedence, strongest first: the command line, the saved
+options of the experiment (``checkpoints/NAME/opt.pkl``, read by test.py and by ``--load_from_opt_file``),
+the generator's presets, the dataset hook, the network hooks, these base defaults.
+"""
+import argparse
+import os
+import pickle
+import sys
+
+import torch
+
+import data
+import models
+from models import networks
+from util.registry import RegistryError
+
+
+def default_gpu_ids():
+    return "0" if torch.cuda.is_available() else "-1"
+
+
+class BaseOptions:
+    isTrain = False
+    # Options that describe one run rather than the trained model: never taken from a saved opt.pkl.
+    per_run_options = ("name", "checkpoints_dir", "gpu_ids", "isTrain", "phase", "batchSize", "nThreads",
+                       "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
+                       "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
+                       "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug")
+
+    def initialize(self, parser):
+        # experiment
+        parser.add_argument("--name", type=str, default="label2coco",
+                            help="name of the experiment; checkpoints go to checkpoints_dir/name")
+        parser.add_argument("--gpu_ids", type=str, default=default_gpu_ids(),
+                            help="GPU ids, e.g. 0 or 0,1,2; -1 runs on the CPU (the default without CUDA)")
+        parser.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
+        parser.add_argument("--model", type=str, default="pix2pix", help="which model wraps the networks")
+        parser.add_argument("--norm_G", type=str, default="spectralinstance",
+                            help="norm of the generator, e.g. spectralspadesyncbatch3x3")
+        parser.add_argument("--norm_D", type=str, default="spectralinstance", help="norm of the discriminator")
+        parser.add_argument("--norm_E", type=str, default="spectralinstance", help="norm of the VAE encoder")
+        parser.add_argument("--phase", type=str, default="train", help="train, val, test, ...")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="random seed for weights, data order and the synthetic dataset")
+
+        # sizes
+        parser.add_argument("--batchSize", type=int, default=1, help="input batch size")
+        parser.add_argument("--preprocess_mode", type=str, default="scale_width_and_crop",
+                            choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop",
+                                     "scale_shortside", "scale_shortside_and_crop", "fixed", "none"),
+                            help="scaling and cropping of images at load time")
+        parser.add_argument("--load_size", type=int, default=1024,
+                            help="scale images to this size before cropping (see --preprocess_mode)")
+        parser.add_argument("--crop_size", type=int, default=512, help="crop images to this size")
+        parser.add_argument("--aspect_ratio", type=float, default=1.0,
+                            help="width / height of the generated image")
+        parser.add_argument("--label_nc", type=int, default=182,
+                            help="number of label classes, not counting the dontcare label")
+        parser.add_argument("--contain_dontcare_label", action="store_true",
+                            help="the label maps hold a dontcare label (255), one-hot as an extra channel")
+        parser.add_argument("--output_nc", type=int, default=3, help="number of output image channels")
+
+        # input
+        parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/")
+        parser.add_argument("--dataset_mode", type=str, default="coco")
+        parser.add_argument("--serial_batches", action="store_true",
+                            help="take images in order instead of shuffling")
+        parser.add_argument("--no_flip", action="store_true", help="do not flip images for augmentation")
+        parser.add_argument("--nThreads", type=int, default=0, help="number of data-loading workers")
+        parser.add_argument("--max_dataset_size", type=int, default=sys.maxsize,
+                            help="use at most this many samples of the dataset")
+        parser.add_argument("--load_from_opt_file", action="store_true",
+                            help="take defaults from the saved options of the experiment (checkpoints/NAME/opt.pkl)")
+        parser.add_argument("--cache_filelist_write", action="store_true",
+                            help="write the list of files found under the data folders to files.list")
+        parser.add_argument("--cache_filelist_read", action="store_true",
+                            help="read the list of files from files.list instead of walking the folders")
+
+        # display
+        parser.add_argument("--display_winsize", type=int, default=400, help="width of images on HTML pages")
+
+        # generator
+        parser.add_argument("--netG", type=str, default="spade",
+                            help=f"generator: {', '.join(networks.GENERATORS.names())}")
+        parser.add_argument("--ngf", type=int, default=64, help="width of the first/last generator layer")
+        parser.add_argument("--init_type", type=str, default="xavier",
+                            choices=("normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "none"),
+                            help="weight initialisation")
+        parser.add_argument("--init_variance", type=float, default=0.02, help="gain of the initialisation")
+        parser.add_argument("--z_dim", type=int, default=256, help="dimension of the latent code z")
+
+        # instance maps and VAE
+        parser.add_argument("--no_instance", action="store_true", help="do not add the instance edge map")
+        parser.add_argument("--netE", type=str, default="conv",
+                            help=f"VAE encoder: {', '.join(networks.ENCODERS.names())}")
+        parser.add_argument("--nef", type=int, default=-1,
+                            help="width of the encoder's first layer; -1 uses ngf (as SPADE's encoder does)")
+        parser.add_argument("--use_vae", action="store_true",
+                            help="encode the real image into z with a VAE encoder (multimodal synthesis)")
+        return parser
+
+    # ------------------------------------------------------------------------------------------------
+    def gather_options(self, argv):
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        self.initialize(parser)
+        try:
+            return self._compose(parser, argv)
+        except RegistryError as e:
+            parser.error(str(e))
+
+    def _compose(self, parser, argv):
+        opt, _ = parser.parse_known_args(argv)
+        saved = self.load_saved_options(opt)
+        self._apply_saved(parser, saved)
+        opt, _ = parser.parse_known_args(argv)
+
+        models.MODELS.get(opt.model).modify_commandline_options(parser, self.isTrain)
+        generator = networks.GENERATORS.get(opt.netG)
+        generator.modify_commandline_options(parser, self.isTrain)
+        opt, _ = parser.parse_known_args(argv)
+        data.DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.isTrain)
+        self._apply_saved(parser, saved)
+        opt, _ = parser.parse_known_args(argv)
+
+        # Presets may choose the discriminator, so they come before its hook, and again after it.
+        self._apply_presets(parser, generator, opt.dataset_mode, final=False)
+        self._apply_saved(parser, saved)
+        opt, _ = parser.parse_known_args(argv)
+        if self.isTrain:
+            networks.DISCRIMINATORS.get(opt.netD).modify_commandline_options(parser, self.isTrain)
+        if opt.use_vae:
+            networks.ENCODERS.get(opt.netE).modify_commandline_options(parser, self.isTrain)
+        self._apply_presets(parser, generator, opt.dataset_mode, final=True)
+        self._apply_saved(parser, saved)
+        self.modify_dependent_defaults(parser, parser.parse_known_args(argv)[0])
+        self.parser = parser
+        return parser.parse_args(argv)
+
+    def modify_dependent_defaults(self, parser, opt):
+        """Defaults that depend on other options (TrainOptions: Adam betas with --no_TTUR)."""
+
+    def _apply_presets(self, parser, generator, dataset_mode, final):
+        preset = generator.dataset_presets.get(dataset_mode, {})
+        known = {a.dest for a in parser._actions}
+        if final and self.isTrain:
+            unknown = sorted(set(preset) - known)
+            if unknown:
+                raise ValueError(f"preset of --netG {generator.registered_name} for --dataset_mode "
+                                 f"{dataset_mode} sets unknown options: {unknown}")
+        parser.set_defaults(**{k: v for k, v in preset.items() if k in known})
+
+    def _apply_saved(self, parser, saved):
+        if not saved:
+            return
+        known = {a.dest for a in parser._actions}
+        parser.set_defaults(**{k: v for k, v in saved.items()
+                               if k in known and k not in self.per_run_options})
+
+    def use_saved_options(self, opt):
+        return opt.load_from_opt_file
+
+    def load_saved_options(self, opt):
+        """The saved options of this experiment as a dict, or None if they are not asked for or absent."""
+        if not self.use_saved_options(opt):
+            return None
+        path = os.path.join(opt.checkpoints_dir, opt.name, "opt.pkl")
+        if not os.path.isfile(path):
+            if opt.load_from_opt_file:
+                raise SystemExit(f"--load_from_opt_file: {path} does not exist (was --name {opt.name} trained "
+                                 f"with --checkpoints_dir {opt.checkpoints_dir}?)")
+            return None
+        with open(path, "rb") as f:
+            return vars(pickle.load(f))
+
+    # ------------------------------------------------------------------------------------------------
+    def parse(self, argv=None, save=True, verbose=True):
+        self.argv = sys.argv[1:] if argv is None else list(argv)
+        opt = self.gather_options(self.argv)
+        opt.isTrain = self.isTrain
+        self.finalize(opt)
+        if verbose:
+            self.print_options(opt)
+        if opt.isTrain and save:
+            self.save_options(opt)
+        self.opt = opt
+        return opt
+
+    def finalize(self, opt):
+        """Derive the sizes every network needs, once, so models are rebuilt from options alone."""
+        opt.semantic_nc = opt.label_nc + int(opt.contain_dontcare_label) + int(not opt.no_instance)
+        if opt.nef == -1:
+            opt.nef = opt.ngf
+        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
+        if opt.gpu_ids:
+            torch.cuda.set_device(opt.gpu_ids[0])
+        if len(opt.gpu_ids) > 1 and opt.batchSize % len(opt.gpu_ids) != 0:
+            raise SystemExit(f"--batchSize {opt.batchSize} is not divisible by the {len(opt.gpu_ids)} GPUs in "
+                             f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: choose a multiple of "
+                             f"{len(opt.gpu_ids)}")
+        return opt
+
+    def given_on_command_line(self, option):
+        return any(a == option or a.startswith(option + "=") for a in self.argv)
+
+    def option_table(self, opt):
+        lines = ["----------------- Options ---------------"]
+        for k, v in sorted(vars(opt).items()):
+            default = self.parser.get_default(k)
+            comment = f"\t[default: {default}]" if k in self._dests() and v != default else ""
+            lines.append(f"{k:>25}: {str(v):<30}{comment}")
+        lines.append("----------------- End -------------------")
+        return "\n".join(lines)
+
+    def _dests(self):
+        return {a.dest for a in self.parser._actions}
+
+    def print_options(self, opt):
+        print(self.option_table(opt))
+
+    def save_options(self, opt):
+        """Write checkpoints/NAME/opt.txt (readable) and opt.pkl (reloadable), each atomically."""
+        from util.checkpoint import atomic_write_bytes
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        os.makedirs(expr_dir, exist_ok=True)
+        atomic_write_bytes(os.path.join(expr_dir, "opt.txt"), (self.option_table(opt) + "\n").encode())
+        atomic_write_bytes(os.path.join(expr_dir, "opt.pkl"), pickle.dumps(opt))
+
+
+def parse_gpu_ids(text):
+    """'0,1' -> [0, 1]; '-1' -> [] (CPU). Asking for a GPU without CUDA is an error that says so."""
+    if isinstance(text, list):
+        return text
+    try:
+        ids = [int(s) for s in str(text).split(",") if s.strip() != ""]
+    except ValueError:
+        raise SystemExit(f"--gpu_ids {text}: expected comma-separated integers such as 0,1 or -1 for the CPU")
+    ids = [i for i in ids if i >= 0]
+    if ids and not torch.cuda.is_available():
+        raise SystemExit(f"--gpu_ids {text} asks for CUDA, but this PyTorch sees no GPU: "
+                         "use --gpu_ids -1 to run on the CPU")
+    if ids and max(ids) >= torch.cuda.device_count():
+        raise SystemExit(f"--gpu_ids {text}: only {torch.cuda.device_count()} GPU(s) are visible")
+    return ids

@@ -1,0 +1,67 @@
+"""Training options (SPADE's names and defaults, SPEC §3)."""
+import os
+
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    isTrain = True
+
+    def initialize(self, parser):
+        BaseOptions.initialize(self, parser)
+        # display and saving (frequencies count images, as in SPADE)
+        parser.add_argument("--display_freq", type=int, default=100, help="show results every this many images")
+        parser.add_argument("--print_freq", type=int, default=100, help="print losses every this many images")
+        parser.add_argument("--save_latest_freq", type=int, default=5000,
+                            help="save the latest checkpoint every this many images")
+        parser.add_argument("--save_epoch_freq", type=int, default=10,
+                            help="save a numbered checkpoint every this many epochs")
+        parser.add_argument("--no_html", action="store_true", help="do not write web/index.html")
+        parser.add_argument("--debug", action="store_true",
+                            help="pipeline check: one epoch of at most 4 batches, printing and showing every batch")
+        parser.add_argument("--tf_log", action="store_true",
+                            help="also log losses and images to TensorBoard (needs the tensorboard package)")
+
+        # training schedule
+        parser.add_argument("--continue_train", action="store_true", help="resume from the saved checkpoint")
+        parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
+        parser.add_argument("--niter", type=int, default=50, help="epochs at the initial learning rate")
+        parser.add_argument("--niter_decay", type=int, default=0, help="epochs of linear decay to zero")
+        parser.add_argument("--optimizer", type=str, default="adam", choices=("adam", "adamw"),
+                            help="adam, or adamw (decoupled weight decay 0.01)")
+        parser.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 (0.5 with --no_TTUR)")
+        parser.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (0.999 with --no_TTUR)")
+        parser.add_argument("--no_TTUR", action="store_true",
+                            help="same learning rate for G and D instead of lr/2 and 2*lr")
+        parser.add_argument("--lr", type=float, default=0.0002, help="initial learning rate")
+        parser.add_argument("--D_steps_per_G", type=int, default=1, help="discriminator steps per generator step")
+
+        # discriminator and losses
+        parser.add_argument("--ndf", type=int, default=64, help="width of the first discriminator layer")
+        parser.add_argument("--lambda_feat", type=float, default=10.0, help="weight of the feature-matching loss")
+        parser.add_argument("--lambda_vgg", type=float, default=10.0,
+                            help="weight of the VGG perceptual loss (0 turns it off)")
+        parser.add_argument("--no_ganFeat_loss", action="store_true", help="no discriminator feature matching")
+        parser.add_argument("--no_vgg_loss", action="store_true", help="no VGG perceptual loss")
+        parser.add_argument("--vgg_weights", type=str,
+                            default=os.path.expanduser("~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth"),
+                            help="ImageNet VGG19 weights (torchvision state dict) for the perceptual loss")
+        parser.add_argument("--gan_mode", type=str, default="hinge", choices=("hinge", "ls", "original", "w"))
+        parser.add_argument("--netD", type=str, default="multiscale", help="discriminator")
+        parser.add_argument("--lambda_kld", type=float, default=0.05, help="weight of the VAE's KL divergence")
+        return parser
+
+    def modify_dependent_defaults(self, parser, opt):
+        if opt.no_TTUR:
+            parser.set_defaults(beta1=0.5, beta2=0.999)
+
+    def use_saved_options(self, opt):
+        return opt.load_from_opt_file
+
+    def finalize(self, opt):
+        BaseOptions.finalize(self, opt)
+        if opt.debug:
+            opt.niter, opt.niter_decay = 1, 0
+            opt.max_dataset_size = min(opt.max_dataset_size, 4 * opt.batchSize)
+            opt.print_freq = opt.display_freq = opt.batchSize
+        return opt

@@ -1,0 +1,58 @@
+"""Synthesize images for a trained model and write results/NAME/test_EPOCH/index.html.
+
+python test.py --name NAME [--which_epoch latest] [--how_many N]. The experiment's saved training options
+are read, so the model is rebuilt as it was trained. From labels alone:
+python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
+"""
+import os
+import sys
+from collections import OrderedDict
+
+import torch
+
+import data
+from models import create_model
+from options.test_options import TestOptions
+from util import html
+from util.visualizer import Visualizer
+
+
+def main(argv=None):
+    opt = TestOptions().parse(argv)
+    torch.manual_seed(opt.seed)
+    try:
+        dataloader = data.create_dataloader(opt)
+        model = create_model(opt)
+    except (data.DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    model.eval()
+    has_images = dataloader.dataset.has_images
+
+    visualizer = Visualizer(opt)
+    web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
+    webpage = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}")
+
+    done = 0
+    try:
+        for data_i in dataloader:
+            if done >= opt.how_many:
+                break
+            if not has_images:
+                data_i = {k: v for k, v in data_i.items() if k != "image"}
+            generated = model(data_i, mode="inference")
+            for b in range(int(min(generated.size(0), opt.how_many - done))):
+                visuals = OrderedDict([("input_label", data_i["label"][b:b + 1]),
+                                       ("synthesized_image", generated[b:b + 1])])
+                if has_images:
+                    visuals["real_image"] = data_i["image"][b:b + 1]
+                visualizer.save_images(webpage, visuals, data_i["path"][b])
+                done += 1
+            print(f"processed {done} images", end="\r")
+    except data.DatasetError as e:
+        sys.exit(f"error: {e}")
+    webpage.save()
+    print(f"\nwrote {done} results to {os.path.join(web_dir, 'index.html')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Shared test fixtures, built at test time."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data: options and tiny dataset folders in the real layout of each mode (tests/test_data.py,
+# tests/test_synthetic.py)
+
+@pytest.fixture
+def parse_options(tmp_path):
+    """parse_options(*argv, train=True) -> TrainOptions (or TestOptions) parsed quietly, on the CPU, with
+    checkpoints under tmp_path."""
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+
+    def parse(*argv, train=True):
+        argv = ["--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1", *map(str, argv)]
+        with contextlib.redirect_stdout(io.StringIO()):
+            return (TrainOptions if train else TestOptions)().parse(argv, save=False)
+    return parse
+
+
+def write_id_map(path, ids, bits=8):
+    """Write an (H, W) integer array as an 8- or 16-bit PNG (Cityscapes' instanceIds are 16-bit; Pillow
+    opens them as mode I or I;16)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(ids, dtype=np.uint8 if bits == 8 else np.uint16)).save(path)
+
+
+def write_photo(path, rgb, size):
+    """Write a flat-coloured photo of `size` (W, H); .jpg or .png by the suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", tuple(size), tuple(int(c) for c in rgb)).save(path)
+
+
+def tiny_colour(i):
+    """The photo colour of sample i: its red channel encodes i, so tests can check pairing."""
+    return 40 * (i + 1), 100, 200
+
+
+def tiny_index(image):
+    """Sample index encoded by `tiny_colour`, read back from a (3, H, W) tensor in [-1, 1]."""
+    red = float((image[0].mean() + 1) * 127.5)
+    return int(round(red / 40)) - 1
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """tiny_dataset(mode, n=3, size=(16, 8), phase=..., label=fn(i, h, w), instance=bool) -> (root, argv).
+
+    Writes n samples of --dataset_mode `mode` in its real folder layout under tmp_path/mode. Sample i has a
+    label map `label(i, h, w)` (default: all i + 1), a flat photo of `tiny_colour(i)` and, where the mode
+    has them, instance maps (cityscapes: 16-bit ids 26000 + i; coco and custom: 8-bit 3 * (i + 1)).
+    `argv` selects the mode and its folders and sets --load_size/--crop_size to the width."""
+    def build(mode, n=3, size=(16, 8), phase=None, label=None, instance=True, root=None):
+        w, h = size
+        root = root or tmp_path / mode
+        label = label or (lambda i, h, w: np.full((h, w), i + 1))
+        argv = ["--dataset_mode", mode, "--load_size", w, "--crop_size", w]
+        for i in range(n):
+            ids, colour = label(i, h, w), tiny_colour(i)
+            if mode == "cityscapes":
+                phase_dir = phase or "train"
+                name = f"aachen_{i:06d}_000019"
+                write_id_map(root / "gtFine" / phase_dir / "aachen" / f"{name}_gtFine_labelIds.png", ids)
+                if instance:
+                    write_id_map(root / "gtFine" / phase_dir / "aachen" / f"{name}_gtFine_instanceIds.png",
+                                 np.full((h, w), 26000 + i), bits=16)
+                write_photo(root / "leftImg8bit" / phase_dir / "aachen" / f"{name}_leftImg8bit.png", colour, size)
+            elif mode == "ade20k":
+                phase_dir = phase or "training"
+                name = f"ADE_{'train' if phase_dir == 'training' else 'val'}_{i + 1:08d}"
+                write_id_map(root / "annotations" / phase_dir / f"{name}.png", ids)
+                write_photo(root / "images" / phase_dir / f"{name}.jpg", colour, size)
+            elif mode == "coco":
+                phase_dir = phase or "train"
+                name = f"{i:012d}"
+                write_id_map(root / f"{phase_dir}_label" / f"{name}.png", ids)
+                write_photo(root / f"{phase_dir}_img" / f"{name}.jpg", colour, size)
+                if instance:
+                    write_id_map(root / f"{phase_dir}_inst" / f"{name}.png", np.full((h, w), 3 * (i + 1)))
+            elif mode == "celebamaskhq":
+                phase_dir = phase or "train"
+                write_id_map(root / phase_dir / "labels" / f"{i}.png", ids)
+                write_photo(root / phase_dir / "images" / f"{i}.jpg", colour, (2 * w, 2 * h))  # 1024 vs 512
+            elif mode == "custom":
+                write_id_map(root / "labels" / f"img{i}.png", ids)
+                write_photo(root / "images" / f"img{i}.png", colour, size)
+                if instance:
+                    write_id_map(root / "instances" / f"img{i}.png", np.full((h, w), 3 * (i + 1)))
+            else:
+                raise ValueError(mode)
+        if mode == "custom":
+            argv += ["--label_dir", root / "labels", "--image_dir", root / "images"]
+            argv += ["--instance_dir", root / "instances"] if instance else ["--no_instance"]
+        else:
+            argv += ["--dataroot", root]
+            if not instance and mode in ("cityscapes", "coco"):
+                argv += ["--no_instance"]
+        return root, [str(a) for a in argv]
+    build.index_of = tiny_index
+    return build

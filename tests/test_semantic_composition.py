@@ -1,0 +1,166 @@
+"""SCConv2d, SCNorm and SCResBlock against slow references written another way (paper Eq. 4, 5; Fig. 4)."""
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.networks.semantic_composition import (AffineNorm, CandidateSum, SCConv2d, SCNorm, SCResBlock,
+                                                   VConcatConv)
+
+
+def per_pixel_reference(x, v, kernels):
+    """Eq. 4 computed pixel by pixel: mix the candidate kernels with V at (r, c), then apply the mixed kernel
+    to the zero-padded 3x3 neighbourhood of (r, c)."""
+    b, c_in, h, w = x.shape
+    n, c_out, _, k, _ = kernels.shape
+    xp = F.pad(x, [k // 2] * 4)
+    out = torch.zeros(b, c_out, h, w, dtype=x.dtype)
+    for bi in range(b):
+        for r in range(h):
+            for c in range(w):
+                mixed = (v[bi, :, r, c].view(n, 1, 1, 1, 1) * kernels).sum(0)  # (c_out, c_in, k, k)
+                patch = xp[bi, :, r:r + k, c:c + k]
+                out[bi, :, r, c] = (mixed * patch).sum(dim=(1, 2, 3))
+    return out
+
+
+def test_scconv_equals_per_pixel_kernel_mix():
+    torch.manual_seed(0)
+    scc = SCConv2d(4, 5, 3, n_candidates=3).double()
+    x = torch.randn(2, 4, 6, 7, dtype=torch.double)
+    v = torch.rand(2, 3, 6, 7, dtype=torch.double)  # any weights, not only softmax
+    expected = per_pixel_reference(x, v, scc.weight.detach())
+    assert torch.allclose(scc(x, v), expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("i", [0, 1, 2])
+def test_scconv_with_one_hot_vectors_is_plain_conv_with_that_kernel(i):
+    torch.manual_seed(1)
+    scc = SCConv2d(3, 4, 3, n_candidates=3)
+    x = torch.randn(2, 3, 8, 8)
+    v = torch.zeros(2, 3, 8, 8)
+    v[:, i] = 1
+    assert torch.allclose(scc(x, v), F.conv2d(x, scc.weight[i], padding=1), atol=1e-6)
+
+
+def test_scconv_bias_and_shapes():
+    scc = SCConv2d(3, 6, 3, n_candidates=2, bias=True)
+    with torch.no_grad():
+        scc.bias.fill_(0.5)
+    x, v = torch.zeros(1, 3, 5, 9), torch.full((1, 2, 5, 9), 0.5)
+    out = scc(x, v)
+    assert out.shape == (1, 6, 5, 9)
+    assert torch.allclose(out, torch.full_like(out, 0.5))
+
+
+def test_candidate_sum_gradients():
+    torch.manual_seed(0)
+    y = torch.randn(2, 3, 4, 3, 3, dtype=torch.double, requires_grad=True)
+    v = torch.rand(2, 3, 3, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(CandidateSum.apply, (y, v))
+
+
+def test_scconv_gradients_reach_input_kernels_and_vectors():
+    scc = SCConv2d(3, 4, 3, n_candidates=3, spectral=True)
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    v = torch.softmax(torch.randn(2, 3, 6, 6), 1).requires_grad_()
+    scc(x, v).square().sum().backward()
+    original = scc.parametrizations.weight.original
+    assert x.grad.abs().sum() > 0 and v.grad.abs().sum() > 0 and original.grad.abs().sum() > 0
+
+
+def test_spectral_norm_normalizes_each_candidate_on_its_own():
+    torch.manual_seed(0)
+    scc = SCConv2d(4, 6, 3, n_candidates=3, spectral=True)
+    with torch.no_grad():  # make the candidates' scales very different
+        for i, scale in enumerate([0.1, 1.0, 30.0]):
+            scc.parametrizations.weight.original[i].mul_(scale)
+    for _ in range(50):  # power iterations run in training mode
+        weight = scc.weight
+    scc.eval()
+    weight = scc.weight
+    for i in range(3):
+        sigma = torch.linalg.matrix_norm(weight[i].detach().reshape(6, -1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=1e-3)
+    assert set(dict(scc.named_buffers()).keys()) == {"parametrizations.weight.0._u", "parametrizations.weight.0._v"}
+    assert scc.parametrizations.weight[0]._u.shape == (3, 6)
+
+
+def test_scnorm_equals_batch_norm_then_per_pixel_affine():
+    torch.manual_seed(0)
+    norm = SCNorm(5, n_candidates=3, param_free_norm="batch")
+    with torch.no_grad():
+        norm.scale.normal_()
+        norm.shift.normal_()
+    x = torch.randn(4, 5, 6, 6) * 3 + 1
+    v = torch.softmax(torch.randn(4, 3, 6, 6), 1)
+    normalized = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(
+        x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    expected = torch.empty_like(x)
+    for b in range(4):
+        for r in range(6):
+            for c in range(6):
+                s_hat = (v[b, :, r, c, None] * norm.scale).sum(0)  # (C,)
+                m_hat = (v[b, :, r, c, None] * norm.shift).sum(0)
+                expected[b, :, r, c] = normalized[b, :, r, c] * (1 + s_hat) + m_hat
+    assert torch.allclose(norm(x, v), expected, atol=1e-5)
+
+
+def test_scnorm_starts_as_plain_normalization():
+    norm = SCNorm(3, n_candidates=4)
+    assert torch.count_nonzero(norm.scale) == 0 and torch.count_nonzero(norm.shift) == 0
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.allclose(norm(x, torch.rand(2, 4, 4, 4)), F.batch_norm(x, None, None, training=True), atol=1e-5)
+
+
+def test_scnorm_instance_variant():
+    norm = SCNorm(3, n_candidates=2, param_free_norm="instance")
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.allclose(norm(x, torch.rand(2, 2, 4, 4)), F.instance_norm(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("fin,fout", [(8, 8), (8, 4)])
+def test_scresblock_shapes_and_shortcut(fin, fout):
+    torch.manual_seed(0)
+    block = SCResBlock(fin, fout, n_conv=3, n_norm=2, semantic_nc=5)
+    x = torch.randn(2, fin, 8, 8)
+    v_conv = torch.softmax(torch.randn(2, 3, 8, 8), 1)
+    v_norm = torch.softmax(torch.randn(2, 2, 8, 8), 1)
+    seg = torch.rand(2, 5, 16, 16)
+    out = block(x, v_conv, v_norm, seg)
+    assert out.shape == (2, fout, 8, 8)
+    assert block.learned_shortcut == (fin != fout)
+    assert hasattr(block, "conv_s") == (fin != fout)
+    if fin != fout:  # shortcut: SPADE on the layout + spectral-normed 3x3 conv with bias
+        assert block.conv_s.kernel_size == (3, 3) and block.conv_s.bias is not None
+        assert hasattr(block.conv_s, "parametrizations")
+
+
+def test_scresblock_forward_matches_fig4_composition():
+    torch.manual_seed(0)
+    block = SCResBlock(4, 4, n_conv=2, n_norm=2, semantic_nc=3).eval()  # eval: no power-iteration step per call
+    x = torch.randn(2, 4, 6, 6)
+    vc, vn = torch.softmax(torch.randn(2, 2, 6, 6), 1), torch.softmax(torch.randn(2, 2, 6, 6), 1)
+    seg = torch.rand(2, 3, 6, 6)
+    dx = block.conv_0(F.leaky_relu(block.norm_0(x, vn), 0.2), vc)
+    dx = block.conv_1(F.leaky_relu(block.norm_1(dx, vn), 0.2), vc)
+    assert torch.allclose(block(x, vc, vn, seg), x + dx, atol=1e-6)
+
+
+def test_ablation_operators():
+    block = SCResBlock(6, 4, n_conv=3, n_norm=3, semantic_nc=2, sc_conv="conv", sc_norm="bn")
+    assert isinstance(block.conv_0, VConcatConv) and len(block.conv_0.convs) == 3
+    assert block.conv_0.convs[0].in_channels == 6 + 3  # V concatenated to the input
+    assert isinstance(block.norm_0, AffineNorm)
+    out = block(torch.randn(2, 6, 4, 4), torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4), torch.rand(2, 2, 4, 4))
+    assert out.shape == (2, 4, 4, 4)
+    with pytest.raises(ValueError, match="--sc_conv"):
+        SCResBlock(4, 4, 3, 3, 2, sc_conv="bad")
+    with pytest.raises(ValueError, match="--sc_norm"):
+        SCResBlock(4, 4, 3, 3, 2, sc_norm="bad")
+
+
+def test_scconv_parameter_count():
+    assert sum(p.numel() for p in SCConv2d(16, 32, 3, 4).parameters()) == 4 * 32 * 16 * 9
+    assert sum(p.numel() for p in SCNorm(32, 3).parameters()) == 2 * 3 * 32
+    assert isinstance(SCNorm(8, 2).param_free_norm, nn.BatchNorm2d)
