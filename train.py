@@ -45,10 +45,9 @@ def main(argv=None):
 
                 if iter_counter.needs_printing():
                     losses = trainer.get_latest_losses()
-                    progress = iter_counter.progress()
-                    rate = iter_counter._rate or 0.0
-                    visualizer.print_current_errors(epoch, iter_counter.epoch_iter, losses,
-                                                    1.0 / rate if rate else 0.0, progress)
+                    progress, seconds_per_image = iter_counter.progress()
+                    visualizer.print_current_errors(epoch, iter_counter.epoch_iter, losses, seconds_per_image,
+                                                    progress)
                     visualizer.plot_current_errors(losses, iter_counter.total_steps_so_far)
                 if iter_counter.needs_displaying():
                     visuals = OrderedDict([("input_label", data_i["label"]),

@@ -5,6 +5,7 @@ sorted, cut to --max_dataset_size and checked to pair by file name (`pair_key`).
 through `load_sample` (the synthetic mode overrides it to generate instead of read), validates the label ids,
 and applies one geometry (`get_params`) to label, image and instance map.
 """
+import abc
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ from .image_folder import natural_sort
 DONTCARE = 255  # the value of the dontcare label in label files
 
 
-class Pix2pixDataset(BaseDataset):
+class Pix2pixDataset(BaseDataset, abc.ABC):
     """Returns dicts: label (1, H, W) long, instance (1, H, W) long or 0, image (3, H, W) float in [-1, 1]
     (zeros without images), path (the image path, or the label path without images)."""
 
@@ -43,9 +44,9 @@ class Pix2pixDataset(BaseDataset):
         if not opt.no_instance and not self.instance_paths:
             raise DatasetError(f"--dataset_mode {opt.dataset_mode} found no instance maps: pass --no_instance")
 
+    @abc.abstractmethod
     def get_paths(self, opt):
         """-> (label_paths, image_paths, instance_paths); the last two may be empty lists."""
-        raise NotImplementedError
 
     def pair_key(self, path):
         """The part of a file name that must agree between a label and its image."""

@@ -34,7 +34,10 @@ class SyntheticDataset(Pix2pixDataset):
         from .synthetic import CLASS_NAMES
         self.class_names = list(CLASS_NAMES)
         self.size = min(opt.num_synthetic, opt.max_dataset_size)
-        self.label_paths, self.image_paths, self.instance_paths = [], [], []
+        self.label_paths, self.image_paths, self.instance_paths = self.get_paths(opt)
+
+    def get_paths(self, opt):
+        return [], [], []  # nothing on disk
 
     def __len__(self):
         return self.size

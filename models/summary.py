@@ -31,7 +31,8 @@ def rows(net):
     return out
 
 
-def summarize(opt, out=sys.stdout):
+def summarize(opt, out=None):
+    out = out or sys.stdout
     built = [("G", opt.netG, networks.define_G(opt, verbose=False)),
              ("D", opt.netD, networks.define_D(opt, verbose=False))]
     if opt.use_vae:

@@ -105,3 +105,20 @@ def tiny_dataset(tmp_path):
         return root, [str(a) for a in argv]
     build.index_of = tiny_index
     return build
+
+
+# ---------------------------------------------------------------------------------------------------------
+# models: a VGG19 weights file in torchvision's format (random values; the perceptual loss only needs the
+# architecture and the key names to be right)
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory):
+    import torch
+    from models.networks.loss import vgg19_features
+    torch.manual_seed(0)
+    features = vgg19_features()
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-dcbb9e9d.pth"
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    state["classifier.0.bias"] = torch.zeros(4096)  # torchvision's file also holds the classifier
+    torch.save(state, path)
+    return str(path)

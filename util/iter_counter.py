@@ -67,9 +67,11 @@ class IterationCounter:
         return remaining / rate if rate > 0 else float("nan")
 
     def progress(self):
-        """'epoch 3/10, 120/200 images | 14.2 img/s | ETA 0:04:10' (and resets the speed window)."""
+        """-> ('| epoch 3/10, 120/200 images | 14.2 img/s | ETA 0:04:10', seconds per image), measured since the
+        previous call."""
         rate = self.images_per_second()
         eta = self.eta_seconds(rate)
         eta_text = format_seconds(eta) if eta == eta else "?"
-        return (f"| epoch {self.epoch}/{self.total_epochs}, {self.epoch_iter}/{self.images_per_epoch} images "
+        text = (f"| epoch {self.epoch}/{self.total_epochs}, {self.epoch_iter}/{self.images_per_epoch} images "
                 f"| {rate:.1f} img/s | ETA {eta_text}")
+        return text, (1.0 / rate if rate else 0.0)

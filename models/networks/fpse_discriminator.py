@@ -55,6 +55,9 @@ class FPSEDiscriminator(BaseNetwork):
     def forward(self, seg, image):
         """seg: (B, semantic_nc, H, W); image: (B, 3, H, W), H and W divisible by 32
         -> (scores at 1/4, 1/8, 1/16 as (B, 1, h, w)), [[f2], [f3], [f4], [f5]] bottom-up features)."""
+        if min(image.shape[2:]) < 64:
+            raise ValueError(f"--netD fpse needs images of at least 64x64 (it down-samples 32 times), got "
+                             f"{image.shape[2]}x{image.shape[3]}")
         f1 = self.enc1(image)
         f2 = self.enc2(f1)
         f3 = self.enc3(f2)

@@ -1,0 +1,177 @@
+"""Option parsing, hooks, presets, saving and reloading (SPEC §3, options/)."""
+import pickle
+import sys
+
+import pytest
+import torch
+
+from models.networks.scgan import SCGANGenerator
+from options import base_options
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+
+# SPADE's names and defaults (reference A4), before any hook changes them.
+SPADE_BASE_DEFAULTS = {
+    "name": "label2coco", "checkpoints_dir": "./checkpoints", "model": "pix2pix", "norm_G": "spectralinstance",
+    "norm_D": "spectralinstance", "norm_E": "spectralinstance", "phase": "train", "batchSize": 1,
+    "preprocess_mode": "scale_width_and_crop", "load_size": 1024, "crop_size": 512, "aspect_ratio": 1.0,
+    "label_nc": 182, "contain_dontcare_label": False, "output_nc": 3, "dataroot": "./datasets/cityscapes/",
+    "dataset_mode": "coco", "serial_batches": False, "no_flip": False, "nThreads": 0,
+    "max_dataset_size": sys.maxsize, "load_from_opt_file": False, "cache_filelist_write": False,
+    "cache_filelist_read": False, "display_winsize": 400, "netG": "spade", "ngf": 64, "init_type": "xavier",
+    "init_variance": 0.02, "z_dim": 256, "no_instance": False, "use_vae": False,
+}
+SPADE_TRAIN_DEFAULTS = {
+    "display_freq": 100, "print_freq": 100, "save_latest_freq": 5000, "save_epoch_freq": 10, "no_html": False,
+    "debug": False, "tf_log": False, "continue_train": False, "which_epoch": "latest", "niter": 50,
+    "niter_decay": 0, "optimizer": "adam", "beta1": 0.0, "beta2": 0.9, "no_TTUR": False, "lr": 0.0002,
+    "D_steps_per_G": 1, "ndf": 64, "lambda_feat": 10.0, "lambda_vgg": 10.0, "no_ganFeat_loss": False,
+    "no_vgg_loss": False, "gan_mode": "hinge", "netD": "multiscale", "lambda_kld": 0.05,
+}
+
+
+def parse(tmp_path, *argv, cls=TrainOptions, save=False):
+    return cls().parse(["--checkpoints_dir", str(tmp_path), *map(str, argv)], save=save, verbose=False)
+
+
+def test_base_parser_has_spade_names_and_defaults():
+    import argparse
+    parser = argparse.ArgumentParser()
+    TrainOptions().initialize(parser)
+    for name, default in {**SPADE_BASE_DEFAULTS, **SPADE_TRAIN_DEFAULTS}.items():
+        assert parser.get_default(name) == default, name
+
+
+def test_spade_hooks_and_derived_sizes(tmp_path):
+    opt = parse(tmp_path, "--dataset_mode", "coco", "--dataroot", tmp_path)
+    assert opt.norm_G == "spectralspadesyncbatch3x3"  # the spade generator's hook
+    assert opt.num_upsampling_layers == "normal"
+    assert opt.num_D == 2 and opt.n_layers_D == 4     # the multiscale discriminator's hook
+    assert opt.label_nc == 182 and opt.contain_dontcare_label  # the coco dataset's hook
+    assert opt.semantic_nc == 182 + 1 + 1              # + dontcare + instance edges
+    assert opt.nef == opt.ngf                           # -1 means "as ngf", like SPADE's encoder
+    opt = parse(tmp_path, "--dataset_mode", "cityscapes")
+    assert opt.num_upsampling_layers == "more" and opt.aspect_ratio == 2.0 and opt.semantic_nc == 36
+
+
+def test_pix2pixhd_hook(tmp_path):
+    opt = parse(tmp_path, "--netG", "pix2pixhd")
+    assert opt.norm_G == "instance" and opt.resnet_n_blocks == 9 and opt.resnet_n_downsample == 4
+
+
+def test_cpu_is_the_default_without_cuda(tmp_path):
+    opt = parse(tmp_path)
+    if not torch.cuda.is_available():
+        assert opt.gpu_ids == []
+    assert parse(tmp_path, "--gpu_ids", "-1").gpu_ids == []
+
+
+def test_asking_for_a_gpu_without_cuda_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="--gpu_ids 0 asks for CUDA.*--gpu_ids -1"):
+        parse(tmp_path, "--gpu_ids", "0")
+
+
+def test_batch_size_must_divide_over_gpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
+    with pytest.raises(SystemExit, match=r"--batchSize 6 is not divisible by the 4 GPUs in --gpu_ids 0,1,2,3"):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+        parse(tmp_path, "--gpu_ids", "0,1,2,3", "--batchSize", "6")
+    assert parse(tmp_path, "--gpu_ids", "0,1,2", "--batchSize", "6").gpu_ids == [0, 1, 2]
+
+
+def test_unknown_registered_names_list_the_valid_ones(tmp_path, capsys):
+    for flag, valid in [("--netG", "pix2pixhd, scgan, spade"), ("--netD", "fpse, multiscale"),
+                        ("--dataset_mode", "ade20k, celebamaskhq, cityscapes, coco, custom, synthetic"),
+                        ("--model", "pix2pix")]:
+        with pytest.raises(SystemExit):
+            parse(tmp_path, flag, "nonsense")
+        err = capsys.readouterr().err
+        assert f"{flag} nonsense: unknown" in err and valid in err
+    with pytest.raises(SystemExit):
+        parse(tmp_path, "--use_vae", "--netE", "nonsense")
+    assert "--netE nonsense: unknown encoder; registered: conv" in capsys.readouterr().err
+
+
+def test_no_ttur_switches_beta_defaults(tmp_path):
+    opt = parse(tmp_path, "--no_TTUR")
+    assert (opt.beta1, opt.beta2) == (0.5, 0.999)
+    opt = parse(tmp_path, "--no_TTUR", "--beta2", "0.9")
+    assert (opt.beta1, opt.beta2) == (0.5, 0.9)
+
+
+def test_debug_shrinks_the_run(tmp_path):
+    opt = parse(tmp_path, "--debug", "--batchSize", "2")
+    assert (opt.niter, opt.niter_decay, opt.max_dataset_size, opt.print_freq) == (1, 0, 8, 2)
+
+
+@pytest.mark.parametrize("dataset", ["ade20k", "coco", "celebamaskhq", "cityscapes", "synthetic"])
+def test_scgan_presets_apply_per_dataset(tmp_path, dataset):
+    opt = parse(tmp_path, "--netG", "scgan", "--dataset_mode", dataset)
+    for key, value in SCGANGenerator.dataset_presets[dataset].items():
+        assert getattr(opt, key) == value, key
+    assert opt.norm_G == "spectralsccsyncbatch3x3" and (opt.beta1, opt.beta2) == (0.0, 0.999)
+
+
+def test_scgan_preset_values_follow_the_released_configs(tmp_path):
+    coco = parse(tmp_path, "--netG", "scgan", "--dataset_mode", "coco")
+    assert (coco.ngf, coco.nrf, coco.nff, coco.sc_conv_candidates, coco.sc_norm_candidates, coco.sv_tau) == \
+        (32, 24, 24, 2, 3, 0.5)
+    assert coco.netD == "fpse" and coco.lambda_sv == 2.0 and (coco.niter, coco.niter_decay) == (100, 100)
+    celeba = parse(tmp_path, "--netG", "scgan", "--dataset_mode", "celebamaskhq")
+    assert celeba.netD == "multiscale" and celeba.use_vae and celeba.no_spectral_on_routing
+    assert celeba.lambda_sv == 1.0 and celeba.ngf == 48 and celeba.num_D == 2  # the multiscale hook ran
+    ade = parse(tmp_path, "--netG", "scgan", "--dataset_mode", "ade20k")
+    assert (ade.sc_conv_candidates, ade.sc_norm_candidates, ade.sv_tau) == (3, 4, 0.05)
+
+
+def test_command_line_beats_presets(tmp_path):
+    opt = parse(tmp_path, "--netG", "scgan", "--dataset_mode", "coco", "--ngf", "8", "--netD", "multiscale",
+                "--sv_tau", "0.1", "--beta2", "0.99")
+    assert (opt.ngf, opt.netD, opt.sv_tau, opt.beta2) == (8, "multiscale", 0.1, 0.99)
+    assert opt.num_D == 2  # the hook of the discriminator chosen on the command line ran
+
+
+def test_presets_reject_unknown_options(tmp_path, monkeypatch):
+    monkeypatch.setitem(SCGANGenerator.dataset_presets, "synthetic", {"ngf": 8, "no_such_option": 1})
+    with pytest.raises(ValueError, match="unknown options: \\['no_such_option'\\]"):
+        parse(tmp_path, "--netG", "scgan", "--dataset_mode", "synthetic")
+
+
+def test_training_saves_readable_and_reloadable_options(tmp_path):
+    opt = parse(tmp_path, "--name", "exp", "--netG", "scgan", "--dataset_mode", "synthetic", "--ngf", "8",
+                save=True)
+    text = (tmp_path / "exp" / "opt.txt").read_text()
+    assert "----------------- Options ---------------" in text
+    assert "ngf: 8" in text and "[default: 16]" in text  # the synthetic preset's value is the default shown
+    with open(tmp_path / "exp" / "opt.pkl", "rb") as f:
+        saved = pickle.load(f)
+    assert saved.ngf == 8 and saved.semantic_nc == 9 and saved.netG == "scgan"
+    assert not list(tmp_path.glob("exp/.*.tmp"))
+
+
+def test_test_options_read_the_saved_training_options(tmp_path):
+    parse(tmp_path, "--name", "exp", "--netG", "scgan", "--dataset_mode", "synthetic", "--ngf", "8",
+          "--crop_size", "32", "--load_size", "40", "--batchSize", "2", save=True)
+    opt = parse(tmp_path, "--name", "exp", cls=TestOptions)
+    assert (opt.netG, opt.ngf, opt.crop_size, opt.dataset_mode) == ("scgan", 8, 32, "synthetic")
+    assert opt.load_size == 32            # no random crop at test time
+    assert opt.batchSize == 4 and opt.phase == "test" and opt.serial_batches and opt.no_flip
+    opt = parse(tmp_path, "--name", "exp", "--ngf", "4", "--load_size", "36", cls=TestOptions)
+    assert opt.ngf == 4 and opt.load_size == 36  # the command line still wins
+
+
+def test_load_from_opt_file_in_training(tmp_path):
+    parse(tmp_path, "--name", "exp", "--netG", "pix2pixhd", "--ngf", "8", save=True)
+    opt = parse(tmp_path, "--name", "exp", "--load_from_opt_file")
+    assert opt.netG == "pix2pixhd" and opt.ngf == 8
+    with pytest.raises(SystemExit, match="--load_from_opt_file: .*opt.pkl does not exist"):
+        parse(tmp_path, "--name", "other", "--load_from_opt_file")
+
+
+def test_parse_gpu_ids():
+    assert base_options.parse_gpu_ids("-1") == []
+    with pytest.raises(SystemExit, match="comma-separated integers"):
+        base_options.parse_gpu_ids("a,b")

@@ -1,0 +1,191 @@
+"""End to end on the CPU: short training runs of each generator on the synthetic dataset, checkpoints and
+pages, exact resume after an interruption, SIGKILL and Ctrl-C, test.py's result page (also from labels
+alone, and in a real browser), and the parameter summary."""
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import test as test_script
+import train as train_script
+from models import summary
+from util import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
+        "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2"]
+SIZES = {"spade": ["--crop_size", "32", "--load_size", "32"], "pix2pixhd": ["--crop_size", "32", "--load_size",
+         "32", "--resnet_n_blocks", "2"], "scgan": ["--crop_size", "64", "--load_size", "64", "--nrf", "8",
+         "--nff", "8", "--netD", "fpse"]}
+
+
+def run_train(tmp_path, name, *extra):
+    argv = ["--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY, *extra]
+    train_script.main(argv)
+    return tmp_path / "checkpoints" / name
+
+
+@pytest.mark.parametrize("netG", ["spade", "pix2pixhd", "scgan"])
+def test_two_iterations_write_checkpoints_and_the_page(tmp_path, netG, capsys):
+    folder = run_train(tmp_path, netG, "--netG", netG, "--num_synthetic", "4", *SIZES[netG])
+    out = capsys.readouterr().out
+    for name in ["latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth", "latest_train_state.pth",
+                 "iter.txt", "opt.txt", "opt.pkl", "loss_log.txt", "web/index.html", "web/loss_curves.png"]:
+        assert (folder / name).is_file(), name
+    assert checkpoint.read_iter_file(str(folder)) == (2, 0)  # epoch 1 done: go on at epoch 2, image 0
+    state = torch.load(folder / "latest_train_state.pth", weights_only=False)
+    assert (state["epoch"], state["total_steps"]) == (2, 4) and state["optimizer_G"]["state"]
+    log = (folder / "loss_log.txt").read_text().splitlines()
+    assert log[0].startswith("================ Training Loss (")
+    assert re.fullmatch(r"\(epoch: 1, iters: 2, time: \d+\.\d{3}\) GAN: -?\d+\.\d{3} .*D_real: -?\d+\.\d{3} ", log[1])
+    assert re.search(r"\| epoch 1/1, 4/4 images \| \d+\.\d img/s \| ETA 0:00:00", out)  # progress on stdout
+    page = (folder / "web" / "index.html").read_text()
+    for label in ["input_label", "synthesized_image", "real_image"] + (["svg_image"] if netG == "scgan" else []):
+        assert f"epoch001_iter0000004_{label}.png" in page
+        assert (folder / "web" / "images" / f"epoch001_iter0000004_{label}.png").is_file()
+    assert "Training was successfully finished." in out
+
+
+def final_weights(folder):
+    return torch.load(folder / "latest_net_G.pth", weights_only=True)
+
+
+def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
+    args = ["--netG", "spade", *SIZES["spade"], "--num_synthetic", "8", "--niter", "2", "--no_flip"]
+    straight = final_weights(run_train(tmp_path, "straight", *args))
+
+    calls = {"n": 0}
+    original = train_script.Pix2PixTrainer.run_generator_one_step
+
+    def interrupt_at_the_sixth_step(self, data):
+        calls["n"] += 1
+        if calls["n"] == 6:  # epoch 2, second batch, before it starts
+            raise KeyboardInterrupt
+        return original(self, data)
+
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "run_generator_one_step", interrupt_at_the_sixth_step)
+    with pytest.raises(SystemExit, match="interrupted: saved the latest checkpoint at epoch 2, image 2"):
+        run_train(tmp_path, "resumed", *args)
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "run_generator_one_step", original)
+    folder = run_train(tmp_path, "resumed", *args, "--continue_train")
+    resumed = final_weights(folder)
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.allclose(straight[k], resumed[k], atol=1e-6), k
+    assert checkpoint.read_iter_file(str(folder)) == (3, 0)
+
+
+def start_training(tmp_path, name, *extra):
+    argv = [sys.executable, "-u", "train.py", "--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"),
+            *TINY, "--netG", "spade", *SIZES["spade"], "--num_synthetic", "400", "--save_latest_freq", "8",
+            "--print_freq", "1000", "--display_freq", "1000", *extra]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_saves(proc, count):
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if sum("saving the latest model" in s for s in seen) >= count:
+            return seen
+    raise AssertionError("training ended before saving:\n" + "".join(seen))
+
+
+def test_sigkill_mid_epoch_then_continue_train(tmp_path):
+    proc = start_training(tmp_path, "killed")
+    wait_for_saves(proc, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    folder = tmp_path / "checkpoints" / "killed"
+    epoch, epoch_iter = checkpoint.read_iter_file(str(folder))
+    assert epoch == 1 and epoch_iter in (8, 16)  # the kill may land while the second save is written
+    for name in ["latest_net_G.pth", "latest_net_D.pth"]:  # complete files, never half-written ones
+        torch.load(folder / name, weights_only=True)
+
+    proc = start_training(tmp_path, "killed", "--continue_train", "--num_synthetic", str(epoch_iter + 4))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert f"resuming at epoch 1, image {epoch_iter} of the epoch" in out
+    assert "Training was successfully finished." in out
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_ctrl_c_saves_latest(tmp_path):
+    proc = start_training(tmp_path, "interrupted")
+    wait_for_saves(proc, 1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "interrupted: saved the latest checkpoint at epoch 1, image" in out
+    assert "Traceback" not in out
+    epoch_iter = int(re.search(r"at epoch 1, image (\d+)", out).group(1))
+    assert checkpoint.read_iter_file(str(tmp_path / "checkpoints" / "interrupted")) == (1, epoch_iter)
+
+
+def test_missing_vgg_weights_stop_before_training(tmp_path):
+    missing = tmp_path / "vgg19-dcbb9e9d.pth"
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "vgg", *SIZES["spade"], "--lambda_vgg", "10", "--vgg_weights", str(missing))
+    assert f"--vgg_weights {missing}: file not found" in str(e.value) and "--no_vgg_loss" in str(e.value)
+    assert not (tmp_path / "checkpoints" / "vgg" / "latest_net_G.pth").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trained")
+    run_train(tmp, "scg", "--netG", "scgan", "--num_synthetic", "4", *SIZES["scgan"])
+    return tmp
+
+
+def run_test(trained, *extra, results="results"):
+    test_script.main(["--name", "scg", "--checkpoints_dir", str(trained / "checkpoints"),
+                      "--results_dir", str(trained / results), "--gpu_ids", "-1", *extra])
+    return trained / results / "scg" / "test_latest"
+
+
+def test_test_page_holds_label_result_and_real_image(trained):
+    folder = run_test(trained, "--how_many", "3")
+    page = (folder / "index.html").read_text()
+    assert "Experiment = scg, Phase = test, Epoch = latest" in page
+    for visual in ["input_label", "synthesized_image", "real_image"]:
+        files = sorted(os.listdir(folder / "images" / visual))
+        assert files == ["00000.png", "00001.png", "00002.png"], visual  # exactly --how_many
+        assert f"images/{visual}/00000.png" in page
+
+
+def test_test_from_labels_alone(trained):
+    labels = trained / "labels_only"
+    subprocess.run([sys.executable, "-m", "data.synthetic", "--out", str(labels), "--n", "2", "--size", "64",
+                    "--seed", "5"], cwd=ROOT, check=True, capture_output=True)
+    folder = run_test(trained, "--dataset_mode", "custom", "--label_dir", str(labels / "labels"),
+                      results="results_labels_only")
+    assert sorted(os.listdir(folder / "images")) == ["input_label", "synthesized_image"]
+    page = (folder / "index.html").read_text()
+    assert "synthesized_image" in page and "real_image" not in page
+
+
+def test_test_page_images_load_in_a_browser(trained):
+    from tests.browser import assert_page_images_load
+    folder = run_test(trained, "--how_many", "2", results="results_browser")
+    assert assert_page_images_load(str(folder / "index.html")) == 2 * 3
+
+
+def test_summary_prints_counts_per_block_and_per_network(tmp_path, capsys):
+    summary.main(["--netG", "scgan", "--dataset_mode", "synthetic", "--checkpoints_dir", str(tmp_path),
+                  "--gpu_ids", "-1", "--ngf", "8", "--nrf", "8", "--nff", "8", "--use_vae"])
+    out = capsys.readouterr().out
+    from models.networks.scgan import SCGANGenerator
+    g = SCGANGenerator(semantic_nc=9, ngf=8, nrf=8, nff=8, crop_size=64, use_vae=True)
+    total = sum(p.numel() for p in g.parameters())
+    svg = sum(p.numel() for p in g.svg.parameters())
+    assert out.rstrip().splitlines()[-3] == f"G scgan: {total:,} parameters"
+    assert re.search(r"^D fpse: [\d,]+ parameters$", out, re.M) and re.search(r"^E conv: [\d,]+ parameters$", out, re.M)
+    assert re.search(rf"= SVG \(semantic vector generator\)\s+{svg:,}", out)
+    assert re.search(rf"= SRG \(semantic render generator\)\s+{total - svg:,}", out)
+    for block in ["head_0", "G_middle_0", "up_3", "svg.stages.0 (V1)", "svg.to_image"]:
+        assert block in out
+    assert not (tmp_path / "label2coco").exists()  # nothing written
