@@ -9,6 +9,7 @@ import sys
 from collections import OrderedDict
 
 import torch
+from tqdm import tqdm
 
 import data
 from models import create_model
@@ -33,6 +34,8 @@ def main(argv=None):
     webpage = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}")
 
     done = 0
+    total = int(min(opt.how_many, len(dataloader.dataset)))
+    progress = tqdm(total=total, unit="image", desc="test", dynamic_ncols=True)
     try:
         for data_i in dataloader:
             if done >= opt.how_many:
@@ -47,11 +50,13 @@ def main(argv=None):
                     visuals["real_image"] = data_i["image"][b:b + 1]
                 visualizer.save_images(webpage, visuals, data_i["path"][b])
                 done += 1
-            print(f"processed {done} images", end="\r")
+                progress.update(1)
     except data.DatasetError as e:
         sys.exit(f"error: {e}")
+    finally:
+        progress.close()
     webpage.save()
-    print(f"\nwrote {done} results to {os.path.join(web_dir, 'index.html')}")
+    print(f"wrote {done} results to {os.path.join(web_dir, 'index.html')}")
 
 
 if __name__ == "__main__":

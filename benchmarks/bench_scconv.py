@@ -1,30 +1,38 @@
 """Benchmark (not a test): SCConv2d forward+backward against a plain Conv2d with n * C_out outputs on the
-same input, i.e. the cost of the per-pixel weighted sum over candidates on top of the one big convolution.
+same input, i.e. what the per-pixel weighted sum over the candidates costs on top of the one big convolution.
+It also times that weighted sum (CandidateSum, forward+backward) on its own.
 
 python -m benchmarks.bench_scconv [--device cpu|cuda] [--size 64] [--batch 4] [--candidates 3]
 """
 import argparse
+import statistics
 import time
 
 import torch
 from torch.nn import functional as F
 
-from models.networks.semantic_composition import SCConv2d
+from models.networks.semantic_composition import CandidateSum, SCConv2d
 
 
-def time_fn(fn, device, warmup=3, repeats=10):
-    for _ in range(warmup):
-        fn()
+def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-    best = float("inf")
+
+
+def median_times(fns, device, warmup=3, repeats=15):
+    """Median seconds of each function, the functions run interleaved so that load changes hit all alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for i, fn in enumerate(fns):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def bench(channels, size, batch, n, device):
@@ -32,7 +40,7 @@ def bench(channels, size, batch, n, device):
     v = torch.softmax(torch.randn(batch, n, size, size, device=device), dim=1).requires_grad_()
     scc = SCConv2d(channels, channels, 3, n).to(device)
     weight = torch.randn(n * channels, channels, 3, 3, device=device, requires_grad=True)
-
+    y = torch.randn(batch, n, channels, size, size, device=device, requires_grad=True)
     grad_plain = torch.randn(batch, n * channels, size, size, device=device)
     grad_sc = torch.randn(batch, channels, size, size, device=device)
 
@@ -42,7 +50,10 @@ def bench(channels, size, batch, n, device):
     def sc():
         scc(x, v).backward(grad_sc)
 
-    return time_fn(plain, device), time_fn(sc, device)
+    def weighted_sum():
+        CandidateSum.apply(y, v).backward(grad_sc)
+
+    return median_times([plain, sc, weighted_sum], device)
 
 
 def main():
@@ -55,12 +66,14 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    print(f"device {device}, input {args.batch}x C x {args.size}x{args.size}, n = {args.candidates}, "
-          f"forward + backward, best of 10")
-    print(f"{'C_in = C_out':>12} | {'Conv2d(C, n*C) ms':>18} | {'SCConv2d ms':>12} | {'overhead':>8}")
+    print(f"device {device}, input {args.batch} x C x {args.size} x {args.size}, n = {args.candidates}, "
+          f"forward + backward, median of 15 interleaved runs")
+    print(f"{'C_in = C_out':>12} | {'Conv2d(C, n*C) ms':>17} | {'SCConv2d ms':>11} | {'SCConv2d vs conv':>16} | "
+          f"{'weighted sum ms':>15} | {'sum / conv':>10}")
     for c in args.channels:
-        plain, sc = bench(c, args.size, args.batch, args.candidates, device)
-        print(f"{c:>12} | {plain * 1e3:>18.2f} | {sc * 1e3:>12.2f} | {100 * (sc / plain - 1):>7.1f}%")
+        plain, sc, weighted = bench(c, args.size, args.batch, args.candidates, device)
+        print(f"{c:>12} | {plain * 1e3:>17.2f} | {sc * 1e3:>11.2f} | {100 * (sc / plain - 1):>+15.1f}% | "
+              f"{weighted * 1e3:>15.2f} | {100 * weighted / plain:>9.1f}%")
 
 
 if __name__ == "__main__":

@@ -134,3 +134,39 @@ def test_spectral_norm_placement():
     assert not hasattr(g.fc, "parametrizations") and not hasattr(g.conv_img, "parametrizations")
     assert not hasattr(tiny(spectral_svg=False).svg.stages[0][0], "parametrizations")
 
+
+
+@pytest.mark.parametrize("switch", [
+    ["--sc_conv", "conv"], ["--sc_norm", "bn"], ["--sc_conv", "conv", "--sc_norm", "bn"],
+    ["--sc_conv_candidates", "1"], ["--sc_conv_candidates", "5"], ["--sc_norm_candidates", "4"],
+    ["--sv_activation", "sigmoid"], ["--sv_activation", "tanh"], ["--sv_activation", "relu"],
+    ["--sv_activation", "none"], ["--sv_tau", "0.5"], ["--sv_loss", "l2"], ["--sv_loss", "vgg"],
+    ["--sv_loss", "none"], ["--sv_detach"], ["--no_spectral_on_routing"], ["--num_upsampling_layers", "more"],
+    ["--netD", "multiscale"], ["--use_vae"],
+])
+def test_every_ablation_switch_builds_and_trains_one_step(parse_options, vgg_weights, switch):
+    from trainers.pix2pix_trainer import Pix2PixTrainer
+    opt = parse_options("--netG", "scgan", "--dataset_mode", "synthetic", "--crop_size", 64, "--ngf", 4,
+                        "--nrf", 4, "--nff", 4, "--ndf", 4, "--vgg_weights", vgg_weights, *switch)
+    trainer = Pix2PixTrainer(opt)
+    g = trainer.pix2pix_model_on_one_gpu.netG
+    data = {"label": torch.randint(0, 9, (2, 1, 64, 64)), "instance": 0, "image": torch.rand(2, 3, 64, 64) * 2 - 1}
+    before = [p.detach().clone() for p in g.parameters()]
+    trainer.run_generator_one_step(data)
+    trainer.run_discriminator_one_step(data)
+    losses = trainer.get_latest_losses()
+    assert all(v == v for v in losses.values())  # finite, not NaN
+    assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters()))
+    assert ("SV" in losses) == (opt.sv_loss != "none")
+    if "--sc_conv_candidates" in switch:
+        assert g.up_0.conv_0.n_candidates == int(switch[1])
+    if "--sc_norm_candidates" in switch:
+        assert g.up_0.norm_0.scale.shape[0] == int(switch[1])
+    if "--sc_conv" in switch:
+        assert type(g.up_0.conv_0).__name__ == "VConcatConv"
+    if switch == ["--sc_norm", "bn"]:
+        assert type(g.up_0.norm_0).__name__ == "AffineNorm"
+    if switch == ["--no_spectral_on_routing"]:
+        assert not hasattr(g.svg.stages[0][0], "parametrizations") and hasattr(g.up_0.conv_0, "parametrizations")
+    if switch == ["--num_upsampling_layers", "more"]:
+        assert len(g.svg.stages) == 7
