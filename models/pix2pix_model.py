@@ -8,15 +8,15 @@ forward(data, mode) runs the input preprocessing (one-hot layout + instance edge
 Losses are unweighted here; the trainer applies the --lambda_* weights. Everything runs inside forward so
 that DataParallel can split the batch.
 """
+import os
+
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from util.checkpoint import load_network
 from . import MODELS
 from . import networks
 from .networks.loss import GANLoss, SemanticVectorLoss, VGGLoss, feature_matching_loss, kld_loss
-from util.checkpoint import load_network
-import os
 
 
 def one_hot_layout(label, num_channels: int):
@@ -48,10 +48,10 @@ class Pix2PixModel(nn.Module):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
-        self.netG = networks.define_G(opt, self.device)
-        self.netD = networks.define_D(opt, self.device) if opt.isTrain else None
-        self.netE = networks.define_E(opt, self.device) if opt.use_vae else None
+        device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+        self.netG = networks.define_G(opt, device)
+        self.netD = networks.define_D(opt, device) if opt.isTrain else None
+        self.netE = networks.define_E(opt, device) if opt.use_vae else None
         self.load_networks_if_asked()
 
         if opt.isTrain:
@@ -60,7 +60,7 @@ class Pix2PixModel(nn.Module):
             self.use_sv_loss = generator_cls.has_semantic_vectors and opt.sv_loss != "none"
             self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
             needs_vgg = self.use_vgg_loss or (self.use_sv_loss and opt.sv_loss == "vgg")
-            self.criterionVGG = VGGLoss(opt.vgg_weights).to(self.device) if needs_vgg else None
+            self.criterionVGG = VGGLoss(opt.vgg_weights).to(device) if needs_vgg else None
             if self.use_sv_loss:
                 self.criterionSV = SemanticVectorLoss(opt.sv_loss, self.criterionVGG)
 
@@ -95,12 +95,13 @@ class Pix2PixModel(nn.Module):
         """data['label']: (B, 1, H, W) ids; data['instance']: (B, 1, H, W) ids or 0; data['image']: (B, 3, H, W)
         or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image."""
         opt = self.opt
-        label = data["label"].long().to(self.device)
+        device = next(self.netG.parameters()).device  # under DataParallel, this replica's GPU
+        label = data["label"].long().to(device)
         layout = one_hot_layout(label, opt.label_nc + int(opt.contain_dontcare_label))
         if not opt.no_instance:
-            layout = torch.cat([layout, instance_edges(data["instance"].to(self.device))], dim=1)
+            layout = torch.cat([layout, instance_edges(data["instance"].to(device))], dim=1)
         image = data.get("image")
-        return layout, (image.to(self.device) if image is not None else None)
+        return layout, (image.to(device) if image is not None else None)
 
     def generate_fake(self, input_semantics, real_image):
         """-> (fake, aux dict of the generator, KLD or None). With the VAE, z is encoded from the real image

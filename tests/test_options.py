@@ -141,7 +141,7 @@ def test_presets_reject_unknown_options(tmp_path, monkeypatch):
 
 
 def test_training_saves_readable_and_reloadable_options(tmp_path):
-    opt = parse(tmp_path, "--name", "exp", "--netG", "scgan", "--dataset_mode", "synthetic", "--ngf", "8",
+    parse(tmp_path, "--name", "exp", "--netG", "scgan", "--dataset_mode", "synthetic", "--ngf", "8",
                 save=True)
     text = (tmp_path / "exp" / "opt.txt").read_text()
     assert "----------------- Options ---------------" in text
