@@ -23,6 +23,16 @@ def latent_size(crop_size: int, aspect_ratio: float, num_up: int):
     return round(sw / aspect_ratio), sw
 
 
+def first_features(fc, seg, z, use_vae: bool, z_dim: int, size):
+    """The generator's first feature map at `size` (sh, sw): fc(z) reshaped with the VAE (z ~ N(0, I) when
+    not given), else fc applied to the layout down-sampled to that size (SPADE's deterministic start)."""
+    if use_vae:
+        if z is None:
+            z = torch.randn(seg.size(0), z_dim, dtype=seg.dtype, device=seg.device)
+        return fc(z).view(seg.size(0), -1, *size)
+    return fc(F.interpolate(seg, size=size))
+
+
 def add_upsampling_option(parser):
     parser.add_argument("--num_upsampling_layers", choices=tuple(UPSAMPLING_LAYERS), default="normal",
                         help="'more' adds an up-sampling between the two middle blocks; 'most' also adds "
@@ -79,12 +89,7 @@ class SPADEGenerator(BaseNetwork):
 
     def forward(self, seg, z=None, return_aux=False):
         """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) or None -> image (B, 3, H, W) in [-1, 1]."""
-        if self.use_vae:
-            if z is None:
-                z = torch.randn(seg.size(0), self.z_dim, dtype=seg.dtype, device=seg.device)
-            x = self.fc(z).view(-1, self.fc.out_features // (self.sh * self.sw), self.sh, self.sw)
-        else:
-            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw)))
+        x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         x = self.head_0(x, seg)
         x = self.G_middle_0(self.up(x), seg)
         if self.num_upsampling_layers in ("more", "most"):

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from . import GENERATORS
 from .base_network import BaseNetwork
-from .generator import latent_size
+from .generator import first_features, latent_size
 from .normalization import parse_norm, spectral_norm
 from .semantic_composition import SCResBlock
 
@@ -210,12 +210,7 @@ class SCGANGenerator(BaseNetwork):
         srg_conv = [v.detach() for v in v_conv] if self.sv_detach else v_conv
         srg_norm = [v.detach() for v in v_norm] if self.sv_detach else v_norm
 
-        if self.use_vae:
-            if z is None:
-                z = torch.randn(seg.size(0), self.z_dim, dtype=seg.dtype, device=seg.device)
-            x = self.fc(z).view(seg.size(0), -1, self.sh, self.sw)
-        else:
-            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw)))
+        x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
 
         more = self.num_upsampling_layers == "more"
         for name, t in zip(SRG_BLOCKS, VECTOR_OF_BLOCK[self.num_upsampling_layers]):
