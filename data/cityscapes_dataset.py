@@ -21,7 +21,7 @@ class CityscapesDataset(Pix2pixDataset):
         parser.set_defaults(preprocess_mode="fixed", load_size=512, crop_size=512, display_winsize=512,
                             label_nc=35, aspect_ratio=2.0, batchSize=16)
         opt, _ = parser.parse_known_args([])
-        if hasattr(opt, "num_upsampling_layers"):  # only generators that have it (SPADE's)
+        if hasattr(opt, "num_upsampling_layers"):  # only generators that have it (spade, scgan)
             parser.set_defaults(num_upsampling_layers="more")
         return parser
 

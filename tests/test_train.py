@@ -189,3 +189,17 @@ def test_summary_prints_counts_per_block_and_per_network(tmp_path, capsys):
     for block in ["head_0", "G_middle_0", "up_3", "svg.stages.0 (V1)", "svg.to_image"]:
         assert block in out
     assert not (tmp_path / "label2coco").exists()  # nothing written
+
+
+def test_d_steps_per_g(tmp_path, monkeypatch):
+    steps = []
+    for kind in ("generator", "discriminator"):
+        method = f"run_{kind}_one_step"
+        original = getattr(train_script.Pix2PixTrainer, method)
+
+        def counted(self, data, original=original, kind=kind):
+            steps.append(kind[0].upper())
+            return original(self, data)
+        monkeypatch.setattr(train_script.Pix2PixTrainer, method, counted)
+    run_train(tmp_path, "dsteps", *SIZES["spade"], "--num_synthetic", "8", "--D_steps_per_G", "2")
+    assert "".join(steps) == "GDDGDD"  # 4 batches: G on the 1st and 3rd, D on every one
