@@ -139,7 +139,7 @@ class Pix2PixModel(nn.Module):
             losses["VGG"] = self.criterionVGG(fake, real_image)
         if self.use_sv_loss:
             losses["SV"] = self.criterionSV(aux["svg_image"], real_image)
-        images = {k: v.detach() for k, v in aux.items() if k == "svg_image"}
+        images = {"svg_image": aux["svg_image"].detach()} if "svg_image" in aux else {}
         return losses, fake.detach(), images
 
     def compute_discriminator_loss(self, input_semantics, real_image):

@@ -208,15 +208,13 @@ class BaseOptions:
 
     def option_table(self, opt):
         lines = ["----------------- Options ---------------"]
+        dests = {a.dest for a in self.parser._actions}
         for k, v in sorted(vars(opt).items()):
             default = self.parser.get_default(k)
-            comment = f"\t[default: {default}]" if k in self._dests() and v != default else ""
+            comment = f"\t[default: {default}]" if k in dests and v != default else ""
             lines.append(f"{k:>25}: {str(v):<30}{comment}")
         lines.append("----------------- End -------------------")
         return "\n".join(lines)
-
-    def _dests(self):
-        return {a.dest for a in self.parser._actions}
 
     def print_options(self, opt):
         print(self.option_table(opt))

@@ -55,9 +55,6 @@ class TrainOptions(BaseOptions):
         if opt.no_TTUR:
             parser.set_defaults(beta1=0.5, beta2=0.999)
 
-    def use_saved_options(self, opt):
-        return opt.load_from_opt_file
-
     def finalize(self, opt):
         BaseOptions.finalize(self, opt)
         if opt.debug:

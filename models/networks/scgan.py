@@ -23,6 +23,9 @@ SVG_WIDTHS = (16, 8, 4, 2, 1, 1, 1)
 # up-sampling of `more` the two middle blocks share a resolution and so share V2.
 SRG_BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
 VECTOR_OF_BLOCK = {"normal": (0, 1, 1, 2, 3, 4, 5), "more": (0, 1, 2, 3, 4, 5, 6)}
+# Whether the features are up-sampled x2 before each SRG block (SPADE's schedule).
+UPSAMPLE_BEFORE_BLOCK = {"normal": (False, True, False, True, True, True, True),
+                         "more": (False, True, True, True, True, True, True)}
 NUM_LEVELS = {"normal": 6, "more": 7}
 
 
@@ -165,7 +168,8 @@ class SCGANGenerator(BaseNetwork):
         super().__init__()
         if num_upsampling_layers not in NUM_LEVELS:
             raise ValueError(f"--num_upsampling_layers {num_upsampling_layers}: scgan supports normal and more")
-        semantic_activation(torch.zeros(1, 1), sv_activation, sv_tau)  # validates the name early
+        if sv_activation not in SV_ACTIVATIONS:
+            raise ValueError(f"--sv_activation {sv_activation}: expected one of {', '.join(SV_ACTIVATIONS)}")
         self.num_upsampling_layers = num_upsampling_layers
         self.use_vae, self.z_dim = use_vae, z_dim
         self.sv_activation, self.sv_tau, self.sv_detach = sv_activation, sv_tau, sv_detach
@@ -212,9 +216,10 @@ class SCGANGenerator(BaseNetwork):
 
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
 
-        more = self.num_upsampling_layers == "more"
-        for name, t in zip(SRG_BLOCKS, VECTOR_OF_BLOCK[self.num_upsampling_layers]):
-            if name != "head_0" and not (name == "G_middle_1" and not more):
+        schedule = zip(SRG_BLOCKS, VECTOR_OF_BLOCK[self.num_upsampling_layers],
+                       UPSAMPLE_BEFORE_BLOCK[self.num_upsampling_layers])
+        for name, t, upsample in schedule:
+            if upsample:
                 x = self.up(x)
             x = getattr(self, name)(x, srg_conv[t], srg_norm[t], seg)
         image = F.hardtanh(self.conv_img(F.leaky_relu(x, 0.2)))
