@@ -23,7 +23,8 @@ def create_dataset(opt):
 
 class EpochSampler(Sampler):
     """The sample order of one epoch: a permutation fixed by (--seed, epoch), or 0..N-1 with
-    --serial_batches. It can start part-way, so a resumed run sees exactly the samples it had not seen."""
+    --serial_batches. It can start part-way, so a resumed run sees exactly the samples it had not seen, with
+    the same augmentation (it yields (index, epoch), see Pix2pixDataset.__getitem__)."""
 
     def __init__(self, num_samples: int, shuffle: bool, seed: int = 0):
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
@@ -39,7 +40,8 @@ class EpochSampler(Sampler):
         return torch.randperm(self.num_samples, generator=g).tolist()
 
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        """Yields (index, epoch): the dataset seeds the sample's augmentation with both."""
+        return iter([(index, self.epoch) for index in self.order()[self.start:]])
 
     def __len__(self):
         return max(0, self.num_samples - self.start)

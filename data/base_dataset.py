@@ -13,13 +13,13 @@ photos). Preprocess modes, as in SPADE:
 | fixed                      | crop_size x round(crop_size/aspect_ratio)| none            |
 | none                       | each side to the nearest multiple of 32  | none            |
 
-then a horizontal flip when training without --no_flip. Unlike SPADE, the crop range of scale_shortside is
+then a horizontal flip when training without --no_flip. Every random choice (crop corner, flip coin) comes
+from a generator seeded by (--seed, epoch, sample index) (`sample_rng`), so two runs with one --seed see the
+same augmentation and a resumed epoch sees what the interrupted one would have. Unlike SPADE, the crop range of scale_shortside is
 computed from the resized size (SPADE used the original short side), because one function, `resized_size`,
 gives the size for both the crop range and the resize. And a crop larger than the resized image raises
 DatasetError (SPADE padded it with zeros, which labels as class 0).
 """
-import random
-
 import numpy as np
 import torch
 import torch.utils.data as data
@@ -93,12 +93,18 @@ def flips(opt, params):
     return bool(opt.isTrain and not opt.no_flip and params["flip"])
 
 
-def get_params(opt, size):
-    """Random geometry for one sample whose label map has `size` (w, h): the crop corner and the flip coin."""
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of every random choice made for sample `index` in `epoch`."""
+    return np.random.default_rng([seed % 2 ** 32, epoch, index, 0x5C6A])
+
+
+def get_params(opt, size, rng: np.random.Generator):
+    """Random geometry for one sample whose label map has `size` (w, h): the crop corner and the flip coin,
+    drawn from `rng` (see `sample_rng`)."""
     new_w, new_h = resized_size(opt, size)
-    x = random.randint(0, max(0, new_w - opt.crop_size))
-    y = random.randint(0, max(0, new_h - opt.crop_size))
-    return {"crop_pos": (x, y), "flip": random.random() > 0.5}
+    x = int(rng.integers(0, max(0, new_w - opt.crop_size) + 1))
+    y = int(rng.integers(0, max(0, new_h - opt.crop_size) + 1))
+    return {"crop_pos": (x, y), "flip": bool(rng.random() > 0.5)}
 
 
 def check_crop_fits(opt, size, path):
@@ -107,6 +113,11 @@ def check_crop_fits(opt, size, path):
         return
     new_w, new_h = resized_size(opt, size)
     if min(new_w, new_h) < opt.crop_size:
+        if opt.preprocess_mode == "crop":  # no resize: --load_size plays no part
+            raise DatasetError(
+                f"{path}: a {size[0]}x{size[1]} image is smaller than --crop_size {opt.crop_size} and "
+                f"--preprocess_mode crop does not resize: lower --crop_size, or use --preprocess_mode "
+                f"resize_and_crop / scale_shortside_and_crop with --load_size >= {opt.crop_size}")
         raise DatasetError(
             f"{path}: a {size[0]}x{size[1]} image becomes {new_w}x{new_h} with --preprocess_mode "
             f"{opt.preprocess_mode} --load_size {opt.load_size}, smaller than --crop_size {opt.crop_size}: "

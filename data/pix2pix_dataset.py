@@ -1,9 +1,11 @@
 """The paired dataset every mode shares (SPADE's Pix2pixDataset, SPEC §4).
 
 A mode lists label paths, image paths and optional instance paths in `get_paths(opt)`. They are naturally
-sorted, cut to --max_dataset_size and checked to pair by file name (`pair_key`). `__getitem__` loads a sample
+sorted, checked to pair by file name (`pair_key`) and then cut to --max_dataset_size (so a pairing error names
+the files that do not pair). `__getitem__` loads a sample
 through `load_sample` (the synthetic mode overrides it to generate instead of read), validates the label ids,
-and applies one geometry (`get_params`) to label, image and instance map.
+and applies one geometry (`get_params`) to label, image and instance map. The sampler hands it
+(index, epoch): the geometry is drawn from a generator seeded by (--seed, epoch, index).
 """
 import abc
 import os
@@ -13,7 +15,8 @@ import torch
 from PIL import Image
 
 from .base_dataset import (BaseDataset, DatasetError, check_crop_fits, check_label_values, flips, get_params,
-                           id_map_values, ids_to_image, ids_to_tensor, image_to_tensor, open_image, preprocess)
+                           id_map_values, ids_to_image, ids_to_tensor, image_to_tensor, open_image, preprocess,
+                           sample_rng)
 from .image_folder import natural_sort
 
 DONTCARE = 255  # the value of the dontcare label in label files
@@ -32,15 +35,17 @@ class Pix2pixDataset(BaseDataset, abc.ABC):
     def __init__(self, opt):
         super().__init__(opt)
         label_paths, image_paths, instance_paths = self.get_paths(opt)
-        n = opt.max_dataset_size
-        self.label_paths = natural_sort(label_paths)[:n]
-        self.image_paths = natural_sort(image_paths)[:n]
-        self.instance_paths = natural_sort(instance_paths)[:n]
+        self.label_paths = natural_sort(label_paths)
+        self.image_paths = natural_sort(image_paths)
+        self.instance_paths = natural_sort(instance_paths)
         self.has_images = bool(self.image_paths)
         if self.has_images:
             self.check_pairs(self.image_paths, "image")
         if self.instance_paths:
             self.check_pairs(self.instance_paths, "instance map")
+        n = opt.max_dataset_size
+        self.label_paths, self.image_paths = self.label_paths[:n], self.image_paths[:n]
+        self.instance_paths = self.instance_paths[:n]
         if not opt.no_instance and not self.instance_paths:
             raise DatasetError(f"--dataset_mode {opt.dataset_mode} found no instance maps: pass --no_instance")
 
@@ -118,14 +123,16 @@ class Pix2pixDataset(BaseDataset, abc.ABC):
             values = np.where(values == DONTCARE, opt.label_nc, values)
         return values
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        """key: an index, or (index, epoch) as the training sampler yields it."""
         opt = self.opt
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
         label_path, image_path, instance_path = self.sample_paths(index)
         label, image, instance = self.load_sample(index)
 
         ids = self.label_ids(id_map_values(label, label_path), label_path)
         check_crop_fits(opt, label.size, label_path)
-        params = get_params(opt, label.size)
+        params = get_params(opt, label.size, sample_rng(opt.seed, epoch, index))
         ids = np.asarray(preprocess(ids_to_image(ids), opt, params, Image.NEAREST))
         if flips(opt, params) and self.flip_label_pairs:
             ids = swap_ids(ids, self.flip_label_pairs)

@@ -65,15 +65,15 @@ class Pix2PixModel(nn.Module):
                 self.criterionSV = SemanticVectorLoss(opt.sv_loss, self.criterionVGG)
 
     def load_networks_if_asked(self):
+        """Testing loads the --which_epoch networks from the experiment folder; training with --continue_train
+        is resumed by the trainer, which reads a whole checkpoint unit (util/checkpoint.py)."""
         opt = self.opt
-        if opt.isTrain and not opt.continue_train:
+        if opt.isTrain:
             return
         folder = os.path.join(opt.checkpoints_dir, opt.name)
-        load_network(self.netG, folder, opt.which_epoch, "G")
-        if self.netD is not None:
-            load_network(self.netD, folder, opt.which_epoch, "D")
+        load_network(self.netG, folder, opt.which_epoch, "G", trust_pickle=opt.trust_pickle)
         if self.netE is not None:
-            load_network(self.netE, folder, opt.which_epoch, "E")
+            load_network(self.netE, folder, opt.which_epoch, "E", trust_pickle=opt.trust_pickle)
 
     # ------------------------------------------------------------------------------------------------
     def forward(self, data, mode):

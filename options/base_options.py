@@ -3,10 +3,14 @@
 Options are composed in stages, as in SPADE: the base parser, then the hooks of the chosen model,
 generator and dataset mode (each may add options and change defaults), then the generator's per-dataset
 presets, then the discriminator and encoder hooks. Precedence, strongest first: the command line, the saved
-options of the experiment (``checkpoints/NAME/opt.pkl``, read by test.py and by ``--load_from_opt_file``),
+options of the experiment (``checkpoints/NAME/opt.json``, read by test.py and by ``--load_from_opt_file``),
 the generator's presets, the dataset hook, the network hooks, these base defaults.
+
+Options are saved as opt.json (data only) plus SPADE's readable opt.txt. NVlabs SPADE's opt.pkl is read only
+for folders that have no opt.json and only with --trust_pickle, since unpickling a file can run code.
 """
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -19,6 +23,9 @@ from models import networks
 from util.registry import RegistryError
 
 
+SQUARE_CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop")
+
+
 def default_gpu_ids():
     return "0" if torch.cuda.is_available() else "-1"
 
@@ -29,7 +36,8 @@ class BaseOptions:
     per_run_options = ("name", "checkpoints_dir", "gpu_ids", "isTrain", "phase", "batchSize", "nThreads",
                        "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
                        "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
-                       "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug")
+                       "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug", "trust_pickle",
+                       "overwrite")
 
     def initialize(self, parser):
         # experiment
@@ -74,7 +82,10 @@ class BaseOptions:
         parser.add_argument("--max_dataset_size", type=int, default=sys.maxsize,
                             help="use at most this many samples of the dataset")
         parser.add_argument("--load_from_opt_file", action="store_true",
-                            help="take defaults from the saved options of the experiment (checkpoints/NAME/opt.pkl)")
+                            help="take defaults from the saved options of the experiment (checkpoints/NAME/opt.json)")
+        parser.add_argument("--trust_pickle", action="store_true",
+                            help="allow reading pickled files of this experiment (NVlabs SPADE's opt.pkl, .pth files "
+                                 "that are not plain state dicts); unpickling can run code: only for files you trust")
         parser.add_argument("--cache_filelist_write", action="store_true",
                             help="write the list of files found under the data folders to files.list")
         parser.add_argument("--cache_filelist_read", action="store_true",
@@ -114,6 +125,7 @@ class BaseOptions:
 
     def _compose(self, parser, argv):
         opt, _ = parser.parse_known_args(argv)
+        self.resolve_experiment(parser, opt)
         saved = self.load_saved_options(opt)
         self._apply_saved(parser, saved)
         opt, _ = parser.parse_known_args(argv)
@@ -163,18 +175,24 @@ class BaseOptions:
     def use_saved_options(self, opt):
         return opt.load_from_opt_file
 
+    def resolve_experiment(self, parser, opt):
+        """TestOptions: find the experiment to test (see there). Training names its experiment itself."""
+
     def load_saved_options(self, opt):
         """The saved options of this experiment as a dict, or None if they are not asked for or absent."""
         if not self.use_saved_options(opt):
             return None
-        path = os.path.join(opt.checkpoints_dir, opt.name, "opt.pkl")
-        if not os.path.isfile(path):
-            if opt.load_from_opt_file:
-                raise SystemExit(f"--load_from_opt_file: {path} does not exist (was --name {opt.name} trained "
-                                 f"with --checkpoints_dir {opt.checkpoints_dir}?)")
-            return None
-        with open(path, "rb") as f:
-            return vars(pickle.load(f))
+        folder = os.path.join(opt.checkpoints_dir, opt.name)
+        path = os.path.join(folder, "opt.json")
+        if os.path.isfile(path):
+            return read_options_json(path)
+        pkl = os.path.join(folder, "opt.pkl")
+        if os.path.isfile(pkl):
+            return read_options_pickle(pkl, opt.trust_pickle)
+        if opt.load_from_opt_file:
+            raise SystemExit(f"--load_from_opt_file: {path} does not exist (was --name {opt.name} trained "
+                             f"with --checkpoints_dir {opt.checkpoints_dir}?)")
+        return None
 
     # ------------------------------------------------------------------------------------------------
     def parse(self, argv=None, save=True, verbose=True):
@@ -194,6 +212,14 @@ class BaseOptions:
         opt.semantic_nc = opt.label_nc + int(opt.contain_dontcare_label) + int(not opt.no_instance)
         if opt.nef == -1:
             opt.nef = opt.ngf
+        if opt.batchSize < 1:
+            raise SystemExit(f"--batchSize {opt.batchSize}: must be at least 1")
+        if opt.aspect_ratio <= 0:
+            raise SystemExit(f"--aspect_ratio {opt.aspect_ratio:g}: must be positive (width / height)")
+        if opt.aspect_ratio != 1 and opt.preprocess_mode in SQUARE_CROP_MODES:
+            raise SystemExit(f"--aspect_ratio {opt.aspect_ratio:g} with --preprocess_mode {opt.preprocess_mode}: that "
+                             f"mode cuts square {opt.crop_size}x{opt.crop_size} crops; use --aspect_ratio 1, or "
+                             f"--preprocess_mode fixed for {opt.crop_size}-wide images of that aspect ratio")
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         if opt.gpu_ids:
             torch.cuda.set_device(opt.gpu_ids[0])
@@ -220,12 +246,49 @@ class BaseOptions:
         print(self.option_table(opt))
 
     def save_options(self, opt):
-        """Write checkpoints/NAME/opt.txt (readable) and opt.pkl (reloadable), each atomically."""
+        """Write checkpoints/NAME/opt.txt (readable) and opt.json (reloadable), each atomically."""
         from util.checkpoint import atomic_write_bytes
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        os.makedirs(expr_dir, exist_ok=True)
         atomic_write_bytes(os.path.join(expr_dir, "opt.txt"), (self.option_table(opt) + "\n").encode())
-        atomic_write_bytes(os.path.join(expr_dir, "opt.pkl"), pickle.dumps(opt))
+        atomic_write_bytes(os.path.join(expr_dir, "opt.json"),
+                           (json.dumps(vars(opt), indent=1, sort_keys=True) + "\n").encode())
+
+
+def read_options_json(path):
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path} cannot be read as saved options ({type(e).__name__}: {e}): fix or delete it, "
+                         f"and give the options on the command line") from None
+    if not isinstance(saved, dict):
+        raise SystemExit(f"{path} does not hold saved options (a JSON object of option names and values): "
+                         f"fix or delete it")
+    return saved
+
+
+class _NamespaceOnly(pickle.Unpickler):
+    """Reads SPADE's opt.pkl (a pickled argparse.Namespace of plain values) and nothing else."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("argparse", "Namespace"):
+            return argparse.Namespace
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which an options file never holds")
+
+
+def read_options_pickle(path, trust_pickle):
+    """NVlabs SPADE's opt.pkl: only with --trust_pickle, and even then only an argparse.Namespace of values."""
+    if not trust_pickle:
+        raise SystemExit(f"{path} is a pickle (NVlabs SPADE's options file) and this experiment has no opt.json; "
+                         f"unpickling a file can run code, so it is read only with --trust_pickle: pass it if you "
+                         f"trust this folder, or delete the file and give the options on the command line")
+    try:
+        with open(path, "rb") as f:
+            saved = _NamespaceOnly(f).load()
+        return vars(saved)
+    except Exception as e:
+        raise SystemExit(f"{path} cannot be read as saved options ({type(e).__name__}: {e}): delete it and give "
+                         f"the options on the command line") from None
 
 
 def parse_gpu_ids(text):

@@ -1,10 +1,41 @@
 """Test options (SPADE's names and defaults). The saved training options of the experiment are read
-automatically, so `python test.py --name NAME` needs nothing else."""
+automatically, so `python test.py --name NAME` needs nothing else; without --name, the experiment most recently
+trained under --checkpoints_dir is tested."""
+import os
+
 from .base_options import BaseOptions
+
+
+def experiments_with(checkpoints_dir, which_epoch):
+    """{name: mtime of its {which_epoch}_net_G.pth} for the experiments under checkpoints_dir that have one."""
+    found = {}
+    if os.path.isdir(checkpoints_dir):
+        for name in sorted(os.listdir(checkpoints_dir)):
+            path = os.path.join(checkpoints_dir, name, f"{which_epoch}_net_G.pth")
+            if os.path.isfile(path):
+                found[name] = os.path.getmtime(path)
+    return found
+
+
+def describe_experiments(checkpoints_dir):
+    """'a (latest, 10), b (latest)' for every experiment folder holding generator checkpoints."""
+    items = []
+    if os.path.isdir(checkpoints_dir):
+        for name in sorted(os.listdir(checkpoints_dir)):
+            folder = os.path.join(checkpoints_dir, name)
+            labels = sorted((f[:-len("_net_G.pth")] for f in os.listdir(folder) if f.endswith("_net_G.pth")),
+                            key=lambda x: (x != "latest", int(x) if x.isdigit() else 0)) if os.path.isdir(
+                folder) else []
+            if labels:
+                items.append(f"{name} ({', '.join(labels)})")
+    return ", ".join(items) or "none"
 
 
 class TestOptions(BaseOptions):
     isTrain = False
+    # test.py and evaluate.py test a trained experiment; tools that build one (the importer) or only need the
+    # test-phase data options set this to False
+    requires_experiment = True
 
     def initialize(self, parser):
         BaseOptions.initialize(self, parser)
@@ -17,6 +48,30 @@ class TestOptions(BaseOptions):
 
     def use_saved_options(self, opt):
         return True
+
+    def resolve_experiment(self, parser, opt):
+        """Without --name: the experiment most recently trained under --checkpoints_dir (that has the
+        --which_epoch checkpoint), said on one line. A --name that was never trained stops here, with the list of
+        experiments, before any data is touched."""
+        if not self.requires_experiment:
+            return
+        if not self.given_on_command_line("--name"):
+            candidates = experiments_with(opt.checkpoints_dir, opt.which_epoch)
+            if not candidates:
+                raise SystemExit(f"no --name given and no experiment under {opt.checkpoints_dir} has a "
+                                 f"{opt.which_epoch}_net_G.pth; experiments there: "
+                                 f"{describe_experiments(opt.checkpoints_dir)}")
+            opt.name = max(candidates, key=candidates.get)
+            parser.set_defaults(name=opt.name)
+            print(f"--name not given: testing '{opt.name}', the experiment most recently trained under "
+                  f"{opt.checkpoints_dir}")
+            return
+        folder = os.path.join(opt.checkpoints_dir, opt.name)
+        has_options = any(os.path.isfile(os.path.join(folder, f)) for f in ("opt.json", "opt.pkl"))
+        if not has_options and not experiments_with(opt.checkpoints_dir, opt.which_epoch).get(opt.name):
+            raise SystemExit(f"no experiment '{opt.name}' under {opt.checkpoints_dir} (no opt.json and no "
+                             f"{opt.which_epoch}_net_G.pth in {folder}); experiments there: "
+                             f"{describe_experiments(opt.checkpoints_dir)}")
 
     def finalize(self, opt):
         BaseOptions.finalize(self, opt)

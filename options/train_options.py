@@ -24,6 +24,11 @@ class TrainOptions(BaseOptions):
 
         # training schedule
         parser.add_argument("--continue_train", action="store_true", help="resume from the saved checkpoint")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="start afresh in an experiment folder that already holds a checkpoint (it is "
+                                 "replaced by the new run's first save)")
+        parser.add_argument("--max_nonfinite_steps", type=int, default=10,
+                            help="stop after this many steps in a row with a NaN/Inf loss (each is skipped)")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
         parser.add_argument("--niter", type=int, default=50, help="epochs at the initial learning rate")
         parser.add_argument("--niter_decay", type=int, default=0, help="epochs of linear decay to zero")
@@ -57,6 +62,15 @@ class TrainOptions(BaseOptions):
 
     def finalize(self, opt):
         BaseOptions.finalize(self, opt)
+        for name in ("display_freq", "print_freq", "save_latest_freq", "save_epoch_freq", "D_steps_per_G",
+                     "max_nonfinite_steps"):
+            if getattr(opt, name) < 1:
+                raise SystemExit(f"--{name} {getattr(opt, name)}: must be at least 1")
+        if opt.niter < 0 or opt.niter_decay < 0:
+            raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: epochs cannot be negative")
+        if opt.niter + opt.niter_decay < 1:
+            raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: nothing to train; give at least "
+                             f"one epoch (e.g. --niter 50)")
         if opt.debug:
             opt.niter, opt.niter_decay = 1, 0
             opt.max_dataset_size = min(opt.max_dataset_size, 4 * opt.batchSize)

@@ -18,10 +18,13 @@ def parse_options(tmp_path):
     from options.test_options import TestOptions
     from options.train_options import TrainOptions
 
+    class DataOnlyTestOptions(TestOptions):
+        requires_experiment = False
+
     def parse(*argv, train=True):
         argv = ["--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1", *map(str, argv)]
         with contextlib.redirect_stdout(io.StringIO()):
-            return (TrainOptions if train else TestOptions)().parse(argv, save=False)
+            return (TrainOptions if train else DataOnlyTestOptions)().parse(argv, save=False)
     return parse
 
 

@@ -136,7 +136,8 @@ def test_coco_portraits_join_training_unless_disabled(tiny_dataset, parse_option
 def test_preprocess_output_size(mode, load, crop, size, train, tiny_dataset, parse_options):
     _, argv = tiny_dataset("custom", n=1, size=(100, 60))
     sizes = [a for k, v in (("--load_size", load), ("--crop_size", crop)) if v for a in (k, v)]
-    dataset = build(parse_options, *argv, "--preprocess_mode", mode, "--aspect_ratio", 2, *sizes, train=train)
+    aspect = ["--aspect_ratio", 2] if mode == "fixed" else []  # the crop modes refuse a non-square aspect
+    dataset = build(parse_options, *argv, "--preprocess_mode", mode, *aspect, *sizes, train=train)
     sample = dataset[0]
     w, h = size
     assert sample["label"].shape == (1, h, w) and sample["image"].shape == (3, h, w)
@@ -149,8 +150,8 @@ def test_scale_shortside_crop_stays_inside_the_resized_image(tiny_dataset, parse
     _, argv = tiny_dataset("custom", n=1, size=(100, 60))
     opt = parse_options(*argv, "--preprocess_mode", "scale_shortside_and_crop", "--load_size", 45,
                         "--crop_size", 40)
-    random.seed(0)
-    corners = np.array([get_params(opt, (100, 60))["crop_pos"] for _ in range(300)])
+    rng = np.random.default_rng(0)
+    corners = np.array([get_params(opt, (100, 60), rng)["crop_pos"] for _ in range(300)])
     assert corners[:, 0].max() == 35 and corners[:, 1].max() == 5 and corners.min() == 0
 
 
@@ -169,10 +170,9 @@ def column_dataset(tiny_dataset, mode="custom", size=(40, 24)):
 def test_crop_and_flip_apply_to_label_and_image_together(tiny_dataset, parse_options):
     argv = column_dataset(tiny_dataset)
     dataset = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16)
-    random.seed(1)
     flipped, corners = 0, set()
-    for _ in range(30):
-        sample = dataset[0]
+    for epoch in range(30):  # the geometry is drawn from (seed, epoch, index)
+        sample = dataset[(0, epoch)]
         label, red = sample["label"][0], (sample["image"][0] + 1) * 127.5
         assert torch.allclose(red, 20 * (label - 1).float() + 10, atol=0.01)
         flipped += int(label[0, 0] > label[0, -1])
@@ -181,9 +181,23 @@ def test_crop_and_flip_apply_to_label_and_image_together(tiny_dataset, parse_opt
     no_flip = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16, "--no_flip")
     test_time = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16, train=False)
     for ds in (no_flip, test_time):
-        for _ in range(10):
-            row = ds[0]["label"][0, 0]
+        for epoch in range(10):
+            row = ds[(0, epoch)]["label"][0, 0]
             assert row[0] < row[-1]
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_dataset, parse_options):
+    """Two runs with one --seed see the same crops and flips, and a resumed epoch sees the same ones again
+    (issue 7): nothing depends on Python's global random state."""
+    argv = column_dataset(tiny_dataset)
+    dataset = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16)
+    again = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16)
+    other_seed = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16, "--seed", 7)
+    labels = [dataset[(0, epoch)]["label"] for epoch in range(12)]
+    random.seed(123)  # the global state plays no part
+    assert all(torch.equal(a, again[(0, epoch)]["label"]) for epoch, a in enumerate(labels))
+    assert len({tuple(a[0, 0].tolist()) for a in labels}) > 2  # the epochs differ among themselves
+    assert any(not torch.equal(a, other_seed[(0, epoch)]["label"]) for epoch, a in enumerate(labels))
 
 
 def test_flip_swaps_flip_label_pairs(tmp_path, parse_options):
@@ -200,10 +214,9 @@ def test_flip_swaps_flip_label_pairs(tmp_path, parse_options):
     dataset = build(parse_options, "--dataset_mode", "celebamaskhq", "--dataroot", root, "--load_size", 8,
                     "--crop_size", 8)
     assert dataset.flip_label_pairs == [(4, 5), (6, 7), (8, 9)] and len(dataset.class_names) == 19
-    random.seed(0)
     seen = set()
-    for _ in range(20):
-        sample = dataset[0]
+    for epoch in range(20):
+        sample = dataset[(0, epoch)]
         label, image = sample["label"][0], sample["image"][0]
         is_flipped = bool(image[0, 0] > 0)  # the red half moved to the left
         seen.add(is_flipped)

@@ -25,9 +25,9 @@ def layout(b, c, h, w):
 @pytest.mark.parametrize("aspect", [1.0, 2.0])
 def test_every_generator_forward_backward(parse_options, name, aspect):
     opt = parse_options("--netG", name, "--dataset_mode", "synthetic", "--ngf", 8, "--crop_size", 64,
-                        "--aspect_ratio", aspect, "--resnet_n_blocks", 2) if name == "pix2pixhd" else \
+                        "--aspect_ratio", aspect, "--preprocess_mode", "fixed", "--resnet_n_blocks", 2) if name == "pix2pixhd" else \
         parse_options("--netG", name, "--dataset_mode", "synthetic", "--ngf", 8, "--crop_size", 64,
-                      "--aspect_ratio", aspect)
+                      "--aspect_ratio", aspect, "--preprocess_mode", "fixed")
     if name == "scgan":
         opt.nrf = opt.nff = 8
     net = networks.define_G(opt, verbose=False)

@@ -1,4 +1,6 @@
 """Option parsing, hooks, presets, saving and reloading (SPEC §3, options/)."""
+import json
+import os
 import pickle
 import sys
 
@@ -146,9 +148,9 @@ def test_training_saves_readable_and_reloadable_options(tmp_path):
     text = (tmp_path / "exp" / "opt.txt").read_text()
     assert "----------------- Options ---------------" in text
     assert "ngf: 8" in text and "[default: 16]" in text  # the synthetic preset's value is the default shown
-    with open(tmp_path / "exp" / "opt.pkl", "rb") as f:
-        saved = pickle.load(f)
-    assert saved.ngf == 8 and saved.semantic_nc == 9 and saved.netG == "scgan"
+    saved = json.loads((tmp_path / "exp" / "opt.json").read_text())
+    assert saved["ngf"] == 8 and saved["semantic_nc"] == 9 and saved["netG"] == "scgan"
+    assert not (tmp_path / "exp" / "opt.pkl").exists()
     assert not list(tmp_path.glob("exp/.*.tmp"))
 
 
@@ -167,7 +169,7 @@ def test_load_from_opt_file_in_training(tmp_path):
     parse(tmp_path, "--name", "exp", "--netG", "pix2pixhd", "--ngf", "8", save=True)
     opt = parse(tmp_path, "--name", "exp", "--load_from_opt_file")
     assert opt.netG == "pix2pixhd" and opt.ngf == 8
-    with pytest.raises(SystemExit, match="--load_from_opt_file: .*opt.pkl does not exist"):
+    with pytest.raises(SystemExit, match="--load_from_opt_file: .*opt.json does not exist"):
         parse(tmp_path, "--name", "other", "--load_from_opt_file")
 
 
@@ -175,3 +177,96 @@ def test_parse_gpu_ids():
     assert base_options.parse_gpu_ids("-1") == []
     with pytest.raises(SystemExit, match="comma-separated integers"):
         base_options.parse_gpu_ids("a,b")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# saved options are data: a crafted opt.pkl never runs (issue 7)
+
+class WritesAMarker:
+    """Unpickling this runs os.system, as a crafted opt.pkl would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_opt_pkl_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "opt.pkl").write_bytes(pickle.dumps(WritesAMarker(marker)))
+    with pytest.raises(SystemExit, match=r"exp/opt.pkl is a pickle .* --trust_pickle") as e:
+        parse(tmp_path, "--name", "exp", cls=TestOptions)
+    assert not marker.exists()
+    # even a trusting user only gets a Namespace of values out of it
+    with pytest.raises(SystemExit, match=r"exp/opt.pkl cannot be read .*os.system|posix.system") as e:
+        parse(tmp_path, "--name", "exp", "--trust_pickle", cls=TestOptions)
+    assert not marker.exists() and "Traceback" not in str(e.value)
+
+
+def test_nvlabs_opt_pkl_is_read_with_trust_pickle(tmp_path):
+    import argparse
+    (tmp_path / "exp").mkdir()
+    saved = argparse.Namespace(netG="spade", ngf=8, label_nc=5, dataset_mode="synthetic", crop_size=32)
+    (tmp_path / "exp" / "opt.pkl").write_bytes(pickle.dumps(saved))
+    opt = parse(tmp_path, "--name", "exp", "--trust_pickle", cls=TestOptions)
+    assert (opt.ngf, opt.label_nc, opt.crop_size) == (8, 5, 32)
+
+
+def test_a_corrupt_opt_json_names_the_file(tmp_path):
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "opt.json").write_text("{not json")
+    with pytest.raises(SystemExit, match=r"exp/opt.json cannot be read as saved options"):
+        parse(tmp_path, "--name", "exp", cls=TestOptions)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--D_steps_per_G", "0"], "--D_steps_per_G 0: must be at least 1"),
+    (["--print_freq", "0"], "--print_freq 0: must be at least 1"),
+    (["--save_epoch_freq", "0"], "--save_epoch_freq 0: must be at least 1"),
+    (["--display_freq", "-1"], "--display_freq -1: must be at least 1"),
+    (["--niter", "0", "--niter_decay", "0"], "--niter 0 --niter_decay 0: nothing to train"),
+    (["--batchSize", "0"], "--batchSize 0: must be at least 1"),
+    (["--aspect_ratio", "1.5"], r"--aspect_ratio 1.5 with --preprocess_mode resize_and_crop: that mode cuts "
+                                r"square"),
+])
+def test_foreseeable_mistakes_get_one_line(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        parse(tmp_path, *argv)
+
+
+def test_aspect_ratio_is_fine_where_the_mode_keeps_it(tmp_path):
+    opt = parse(tmp_path, "--aspect_ratio", "2", "--preprocess_mode", "fixed")
+    assert opt.aspect_ratio == 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# which experiment test.py tests
+
+def fake_experiment(tmp_path, name, mtime, labels=("latest",)):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "opt.json").write_text(json.dumps({"netG": "spade", "ngf": 8, "dataset_mode": "synthetic"}))
+    for label in labels:
+        (folder / f"{label}_net_G.pth").write_bytes(b"")
+        os.utime(folder / f"{label}_net_G.pth", (mtime, mtime))
+
+
+def test_test_options_without_name_take_the_most_recent_experiment(tmp_path, capsys):
+    fake_experiment(tmp_path, "old", 1_000_000)
+    fake_experiment(tmp_path, "new", 2_000_000)
+    fake_experiment(tmp_path, "epochs_only", 3_000_000, labels=("10",))
+    opt = parse(tmp_path, cls=TestOptions)
+    assert opt.name == "new" and opt.ngf == 8  # its saved options were read
+    assert "--name not given: testing 'new'" in capsys.readouterr().out
+    assert parse(tmp_path, "--which_epoch", "10", cls=TestOptions).name == "epochs_only"
+    with pytest.raises(SystemExit, match=r"no --name given and no experiment .* has a 20_net_G.pth; experiments "
+                                         r"there: epochs_only \(10\), new \(latest\), old \(latest\)"):
+        parse(tmp_path, "--which_epoch", "20", cls=TestOptions)
+
+
+def test_test_options_refuse_an_experiment_never_trained(tmp_path):
+    fake_experiment(tmp_path, "trained", 1_000_000)
+    with pytest.raises(SystemExit, match=r"no experiment 'typo' under .*; experiments there: trained \(latest\)"):
+        parse(tmp_path, "--name", "typo", "--dataset_mode", "cityscapes", cls=TestOptions)

@@ -10,6 +10,7 @@ from torch import nn
 
 from models import networks
 from models.networks.base_network import LEGACY_SPECTRAL_SUFFIXES
+from util import checkpoint
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "spade_state_dict_keys.json")))
 TO_LEGACY = {new: old for old, new in LEGACY_SPECTRAL_SUFFIXES.items()}
@@ -37,10 +38,33 @@ def spade_nets(parse_options):
 
 
 @pytest.mark.parametrize("net", ["netG", "netD", "netE"])
-def test_keys_and_shapes_equal_nvlabs_spade(spade_nets, net):
-    ours = {legacy_key(k): list(v.shape) for k, v in spade_nets[net].state_dict().items()}
-    theirs = {k: shape for k, shape in DATA[net]}
-    assert ours == theirs
+def test_saved_files_have_nvlabs_keys_and_shapes(spade_nets, net, tmp_path):
+    """What we save is what NVlabs' code saves (weight_orig/_u/_v, not parametrization keys), so their
+    SPADEGenerator and test.py read our latest_net_G.pth strictly (issue 7)."""
+    checkpoint.save_network(spade_nets[net], str(tmp_path), "latest", net[3:])
+    saved = torch.load(tmp_path / f"latest_net_{net[3:]}.pth", weights_only=True)
+    assert {k: list(v.shape) for k, v in saved.items()} == {k: shape for k, shape in DATA[net]}
+
+
+def test_our_saved_conv_loads_into_hook_based_spectral_norm():
+    """The other direction of the test below: our file into torch.nn.utils.spectral_norm (NVlabs' layer)."""
+    from models.networks.base_network import BaseNetwork
+    from models.networks.normalization import spectral_norm
+
+    class Net(BaseNetwork):
+        def __init__(self):
+            super().__init__()
+            self.conv = spectral_norm(nn.Conv2d(3, 5, 3, padding=1))
+
+    torch.manual_seed(0)
+    ours, x = Net(), torch.randn(2, 3, 8, 8)
+    for _ in range(5):
+        ours.conv(x)  # training-mode power iterations move u and v
+    ours.eval()
+    legacy = torch.nn.utils.spectral_norm(nn.Conv2d(3, 5, 3, padding=1))
+    legacy.load_state_dict({k[len("conv."):]: v for k, v in ours.state_dict().items()}, strict=True)
+    legacy.eval()
+    assert torch.allclose(legacy(x), ours.conv(x), atol=1e-6)
 
 
 @pytest.mark.parametrize("net", ["netG", "netD", "netE"])

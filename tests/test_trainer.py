@@ -21,7 +21,7 @@ def test_ttur_and_betas(parse_options):
     assert t.optimizer_G.param_groups[0]["betas"] == (0.0, 0.9)
     t = trainer(parse_options, "--no_TTUR")
     assert lrs(t) == pytest.approx((2e-4, 2e-4)) and t.optimizer_D.param_groups[0]["betas"] == (0.5, 0.999)
-    t = trainer(parse_options, "--netG", "scgan", "--nrf", 4, "--nff", 4)
+    t = trainer(parse_options, "--netG", "scgan", "--nrf", 4, "--nff", 4, "--crop_size", 64, "--load_size", 64)
     assert lrs(t) == pytest.approx((1e-4, 4e-4)) and t.optimizer_G.param_groups[0]["betas"] == (0.0, 0.999)
 
 
@@ -41,7 +41,8 @@ def test_optimizers_cover_generator_encoder_and_discriminator(parse_options):
 
 
 def test_losses_are_weighted_by_the_lambdas(parse_options):
-    t = trainer(parse_options, "--lambda_feat", 3, "--netG", "scgan", "--lambda_sv", 5, "--nrf", 4, "--nff", 4)
+    t = trainer(parse_options, "--lambda_feat", 3, "--netG", "scgan", "--lambda_sv", 5, "--nrf", 4, "--nff", 4,
+                "--netD", "multiscale")
     assert loss_weights(t.opt)["GAN_Feat"] == 3 and loss_weights(t.opt)["SV"] == 5
     raw = {"GAN_Feat": torch.tensor(2.0), "SV": torch.tensor([1.0, 3.0])}  # two GPUs' copies of SV
     assert {k: v.item() for k, v in t.weighted(raw).items()} == {"GAN_Feat": 6.0, "SV": 10.0}

@@ -1,71 +1,354 @@
-"""Checkpoint I/O in one place. Every file is written to a temporary name in the same folder and renamed
-over the final name (os.replace is atomic), so a crash or a SIGKILL never leaves a half-written file.
+"""Checkpoint I/O in one place: a save is one unit, every load is safe.
 
-Layout (SPADE's names, so released files stay interchangeable), in checkpoints_dir/name/:
-  {label}_net_G.pth, {label}_net_D.pth, {label}_net_E.pth   network state dicts (label: latest or an epoch)
-  {label}_train_state.pth                                      optimizers, epoch, iteration, learning rates
-  iter.txt                                                     epoch and iteration (images), as SPADE writes it
+A save is a unit: all files of one training step, or none. It is written into a staging folder, fsynced,
+closed by a manifest (each file's size and sha256, the save id = images seen, the counters) written last, and
+committed by renaming the folder:
+
+  checkpoints_dir/name/saves/step_000000012345/   net_G.pth, net_D.pth[, net_E.pth, net_G_ema.pth],
+                                                  train_state.pth, manifest.json
+
+Only then are SPADE's file names in the experiment folder pointed at it (hard links, a copy where the file
+system has none), each replaced atomically: {label}_net_{G,D,E}.pth for 'latest' and epoch labels, and iter.txt.
+So `latest_net_G.pth` loads alone in test.py and in NVlabs' scripts, and a resume reads the newest unit whose
+manifest checks out, falling back to the previous one with a warning. The two newest complete units are kept.
+
+Every .pth is read with torch.load(weights_only=True): tensors, numbers, strings and containers only. A file
+that needs full unpickling (which can run code) is refused unless the user passes --trust_pickle.
 """
+import errno
 import glob
+import hashlib
 import io
+import json
 import os
+import pickle
+import shutil
 import tempfile
 
 import torch
 
+UNITS_DIR = "saves"
+MANIFEST = "manifest.json"
+KEEP_UNITS = 2
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or read; the message names the file or folder and what to do."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writing
+
+def _fsync_dir(folder: str):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: str, payload: bytes):
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def explain_write_error(e: OSError, folder: str, needed_bytes: int = 0) -> str:
+    """One line for a failed write: which folder, why, and (for a full disk) how much space a save needs."""
+    if e.errno == errno.ENOSPC:
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
+        return (f"no space left in {folder}: a save needs about {needed_bytes / 2**20:.0f} MiB and "
+                f"{free / 2**20:.0f} MiB are free; free some space (the previous checkpoint is intact)")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to {folder} ({e.strerror}): make it writable or choose another folder"
+    return f"cannot write to {folder}: {e}"
+
 
 def atomic_write_bytes(path: str, payload: bytes):
+    """Write `payload` to a temporary file beside `path` and rename it over `path` (atomic). The file gets the
+    permissions of a plain open() under the user's umask (mkstemp alone would make it 0600)."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise CheckpointError(explain_write_error(e, folder, len(payload))) from None
+    try:
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise CheckpointError(explain_write_error(e, folder, len(payload))) from None
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
 
 
-def atomic_torch_save(obj, path: str):
+def torch_bytes(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def remove_stale_temporaries(folder: str):
-    """Temporary files left by a process killed while writing."""
-    for tmp in glob.glob(os.path.join(folder, ".*.tmp")):
+def atomic_torch_save(obj, path: str):
+    atomic_write_bytes(path, torch_bytes(obj))
+
+
+def check_writable(folder: str):
+    """Fail before training, not at the first save, when the experiment folder cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write_check.", suffix=".tmp", dir=folder)
+        os.close(fd)
         os.remove(tmp)
+    except OSError as e:
+        raise CheckpointError(explain_write_error(e, folder)) from None
 
 
 def network_path(folder: str, label, net_name: str) -> str:
     return os.path.join(folder, f"{label}_net_{net_name}.pth")
 
 
+def cpu_state_dict(net) -> dict:
+    """The network's state dict on the CPU, in the saved key layout (see BaseNetwork's state-dict hook)."""
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+
+
 def save_network(net, folder: str, label, net_name: str):
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    atomic_torch_save(state, network_path(folder, label, net_name))
+    """One network file on its own, atomically (imported or exported models; training saves units)."""
+    atomic_torch_save(cpu_state_dict(net), network_path(folder, label, net_name))
 
 
-def load_network(net, folder: str, label, net_name: str, strict: bool = True):
-    path = network_path(folder, label, net_name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} not found (--name, --checkpoints_dir and --which_epoch "
-                                f"choose it; the folder holds: {', '.join(sorted(os.listdir(folder))) if os.path.isdir(folder) else 'nothing'})")
+def unit_path(folder: str, save_id: int) -> str:
+    return os.path.join(folder, UNITS_DIR, f"step_{save_id:012d}")
+
+
+def save_unit(folder: str, save_id: int, networks: dict, train_state: dict, labels, counters: dict):
+    """Write one checkpoint unit and publish it under SPADE's names.
+
+    networks: name -> state dict ('G', 'D', 'E', 'G_ema'); train_state: optimizers, RNG states, counters;
+    labels: e.g. ['latest'] or ['latest', '10'] (epoch files hold the networks, as SPADE's);
+    counters: {'epoch', 'epoch_iter', 'total_steps'} of the point training goes on from.
+    On any failure the previous complete unit and the published files stay as they were."""
+    payloads = {f"net_{name}.pth": torch_bytes(state) for name, state in networks.items()}
+    payloads["train_state.pth"] = torch_bytes(train_state)
+    needed = sum(len(p) for p in payloads.values())
+    units = os.path.join(folder, UNITS_DIR)
+    final = unit_path(folder, save_id)
+    stage = os.path.join(units, f".{os.path.basename(final)}.tmp")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        os.makedirs(units, exist_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        os.makedirs(stage)
+        manifest = {"save_id": save_id, "labels": [str(label) for label in labels], **counters, "files": {}}
+        for name, payload in payloads.items():
+            _write_file(os.path.join(stage, name), payload)
+            manifest["files"][name] = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+        _write_file(os.path.join(stage, MANIFEST), json.dumps(manifest, indent=1).encode())
+        _fsync_dir(stage)
+        if os.path.isdir(final):  # the same step saved again (end of epoch after a periodic save)
+            old = os.path.join(units, f".{os.path.basename(final)}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(stage, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, final)
+        _fsync_dir(units)
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise CheckpointError(explain_write_error(e, folder, needed)) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    publish_unit(folder, final, manifest)
+    prune_units(folder)
+
+
+def _link_or_copy(src: str, dst: str):
+    """Point `dst` at `src`'s content atomically: a hard link (no extra space) or, failing that, a copy."""
+    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.link.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def publish_unit(folder: str, unit: str, manifest: dict):
+    """Point SPADE's file names at a complete unit: {label}_net_*.pth and, for 'latest', iter.txt."""
+    try:
+        for label in manifest["labels"]:
+            for name in manifest["files"]:
+                if name.startswith("net_"):
+                    _link_or_copy(os.path.join(unit, name), os.path.join(folder, f"{label}_{name}"))
+        if "latest" in manifest["labels"]:
+            write_iter_file(folder, manifest["epoch"], manifest["epoch_iter"])
+    except OSError as e:
+        raise CheckpointError(explain_write_error(e, folder)) from None
+
+
+def list_units(folder: str):
+    """Committed units, newest first: [(save_id, path)]."""
+    found = []
+    for path in glob.glob(os.path.join(folder, UNITS_DIR, "step_*")):
+        try:
+            found.append((int(os.path.basename(path)[len("step_"):]), path))
+        except ValueError:
+            continue
+    return sorted(found, reverse=True)
+
+
+def prune_units(folder: str, keep: int = KEEP_UNITS):
+    """Keep the `keep` newest complete units; remove older ones and staging folders of killed saves."""
+    complete = 0
+    for _, path in list_units(folder):
+        if complete < keep and verify_unit(path, checksums=False) is None:
+            complete += 1
+            continue
+        if complete >= keep:
+            shutil.rmtree(path, ignore_errors=True)
+    remove_stale_temporaries(folder)
+
+
+def remove_units(folder: str, except_id: int):
+    """Remove every unit but `except_id` (a run started afresh with --overwrite, after its first save)."""
+    for save_id, path in list_units(folder):
+        if save_id != except_id:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: str):
+    """Temporary files and staging folders left by a process killed while writing."""
+    for tmp in glob.glob(os.path.join(folder, ".*.tmp")):
+        os.remove(tmp)
+    for tmp in glob.glob(os.path.join(folder, UNITS_DIR, ".*.tmp")) + glob.glob(
+            os.path.join(folder, UNITS_DIR, ".*.old")):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(unit: str) -> dict:
+    with open(os.path.join(unit, MANIFEST)) as f:
+        return json.load(f)
+
+
+def verify_unit(unit: str, checksums: bool = True):
+    """None if the unit is complete (manifest present, every file of its size and checksum), else why not."""
+    try:
+        manifest = read_manifest(unit)
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no readable manifest"
+    for name, entry in files.items():
+        path = os.path.join(unit, name)
+        if not os.path.isfile(path):
+            return f"{name} is missing"
+        if os.path.getsize(path) != entry["bytes"]:
+            return f"{name} has {os.path.getsize(path)} bytes, the manifest says {entry['bytes']}"
+        if checksums and _sha256(path) != entry["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def newest_complete_unit(folder: str, warn=print):
+    """(path, manifest) of the newest unit that checks out, or None. Each newer unit skipped gets one line."""
+    skipped = []
+    for _, path in list_units(folder):
+        problem = verify_unit(path)
+        if problem is None:
+            for bad, why in skipped:
+                warn(f"warning: checkpoint {bad} is incomplete ({why}); resuming from the previous complete "
+                     f"save {path}")
+            return path, read_manifest(path)
+        skipped.append((path, problem))
+    for bad, why in skipped:
+        warn(f"warning: checkpoint {bad} is incomplete ({why}) and no earlier complete save exists")
+    return None
+
+
+def set_aside_units_newer_than(folder: str, save_id: int):
+    """Move incomplete units newer than the one resumed from to saves/broken_step_* (kept for inspection,
+    never read again), so that later saves of the resumed run are the newest."""
+    for newer_id, path in list_units(folder):
+        if newer_id > save_id:
+            os.replace(path, os.path.join(os.path.dirname(path), "broken_" + os.path.basename(path)))
+
+
+def safe_load(path: str, trust_pickle: bool = False):
+    """torch.load with weights_only=True. A file that needs full unpickling is refused (it can run code)
+    unless `trust_pickle`; a truncated or foreign file gets one message naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(
+                f"{path} holds Python objects that only full unpickling can read, and unpickling can run code: "
+                f"refused ({first[:200]}). Pass --trust_pickle only if you trust where the file came "
+                f"from") from None
+    except FileNotFoundError:
+        raise
     except Exception as e:
-        raise ValueError(f"checkpoint {path} cannot be read ({e})") from None
+        raise CheckpointError(f"{path} cannot be read: it is truncated or not a PyTorch file "
+                              f"({type(e).__name__}: {str(e)[:200]})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True):
     try:
         net.load_state_dict(state, strict=strict)
     except RuntimeError as e:
-        raise ValueError(f"checkpoint {path} does not fit --net{net_name} as the options build it "
-                         f"(were the same options used for training?):\n{e}") from None
+        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it (were the same "
+                              f"options used for training? --load_from_opt_file takes them from the "
+                              f"experiment's opt.json):\n{e}") from None
     return net
+
+
+def load_network(net, folder: str, label, net_name: str, strict: bool = True, trust_pickle: bool = False):
+    path = network_path(folder, label, net_name)
+    if not os.path.isfile(path):
+        listing = ", ".join(sorted(f for f in os.listdir(folder) if f.endswith(".pth"))) if os.path.isdir(
+            folder) else "nothing (the folder does not exist)"
+        raise CheckpointError(f"checkpoint {path} not found (--name, --checkpoints_dir and --which_epoch choose "
+                              f"it; the folder holds: {listing or 'no .pth files'})")
+    return load_state_into(net, safe_load(path, trust_pickle), path, net_name, strict)
 
 
 def write_iter_file(folder: str, epoch: int, epoch_iter: int):
@@ -73,22 +356,17 @@ def write_iter_file(folder: str, epoch: int, epoch_iter: int):
 
 
 def read_iter_file(folder: str):
+    """(epoch, images done in it) from SPADE's iter.txt."""
     path = os.path.join(folder, "iter.txt")
     with open(path) as f:
-        values = [int(float(x)) for x in f.read().split()]
-    return values[0], values[1]
-
-
-def train_state_path(folder: str, label) -> str:
-    return os.path.join(folder, f"{label}_train_state.pth")
-
-
-def save_train_state(state: dict, folder: str, label):
-    atomic_torch_save(state, train_state_path(folder, label))
-
-
-def load_train_state(folder: str, label):
-    path = train_state_path(folder, label)
-    if not os.path.isfile(path):
-        return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+        text = f.read()
+    try:
+        values = [int(float(x)) for x in text.split()]
+        epoch, epoch_iter = values[0], values[1]
+    except (ValueError, IndexError):
+        raise CheckpointError(f"{path} should hold two numbers (epoch and images done in it), found "
+                              f"{text[:40]!r}: fix or delete it") from None
+    if epoch < 1 or epoch_iter < 0:
+        raise CheckpointError(f"{path}: epoch {epoch}, image {epoch_iter} is not a point training can go on "
+                              f"from: fix or delete it")
+    return epoch, epoch_iter

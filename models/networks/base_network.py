@@ -1,5 +1,6 @@
-"""BaseNetwork: parameter count print-out, SPADE's weight initialisation, and loading of checkpoints
-written by NVlabs SPADE (hook-based spectral-norm keys) into our parametrized layers."""
+"""BaseNetwork: parameter count print-out, SPADE's weight initialisation, and the state-dict key layout of
+NVlabs SPADE (hook-based spectral-norm keys `weight_orig`, `weight_u`, `weight_v`): our parametrized layers
+save in that layout and load it, so checkpoint files go both ways between the two codebases."""
 import torch
 from torch import nn
 from torch.nn import init
@@ -11,6 +12,7 @@ LEGACY_SPECTRAL_SUFFIXES = {
     "weight_u": "parametrizations.weight.0._u",
     "weight_v": "parametrizations.weight.0._v",
 }
+PARAMETRIZED_SUFFIXES = {v: k for k, v in LEGACY_SPECTRAL_SUFFIXES.items()}
 
 
 def weight_parameter(module):
@@ -29,6 +31,7 @@ class BaseNetwork(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_load_state_dict_pre_hook(map_legacy_spectral_keys)
+        self.register_state_dict_post_hook(save_legacy_spectral_keys)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -82,7 +85,8 @@ def init_tensor(w, init_type, gain):
 def map_legacy_spectral_keys(module, state_dict, prefix, local_metadata, strict, missing_keys,
                              unexpected_keys, error_msgs):
     """Rename `conv.weight_orig/_u/_v` (NVlabs checkpoints) to the parametrization keys, where ours has them."""
-    own = set(module.state_dict().keys())
+    # the module's own names (state_dict() itself reports the legacy layout, see save_legacy_spectral_keys)
+    own = {name for name, _ in module.named_parameters()} | {name for name, _ in module.named_buffers()}
     for key in list(state_dict.keys()):
         if not key.startswith(prefix):
             continue
@@ -91,3 +95,20 @@ def map_legacy_spectral_keys(module, state_dict, prefix, local_metadata, strict,
             new_key = f"{head}.{LEGACY_SPECTRAL_SUFFIXES[last]}" if head else LEGACY_SPECTRAL_SUFFIXES[last]
             if new_key[len(prefix):] in own:
                 state_dict[new_key] = state_dict.pop(key)
+
+
+def save_legacy_spectral_keys(module, state_dict, prefix, local_metadata):
+    """The inverse of `map_legacy_spectral_keys`: `conv.parametrizations.weight.original/0._u/0._v` are saved as
+    `conv.weight_orig/_u/_v`, the keys NVlabs SPADE's (and the SC-GAN authors') torch.nn.utils.spectral_norm
+    writes and reads. The order of the keys is kept."""
+    renamed = {}
+    for key in state_dict:
+        for suffix, legacy in PARAMETRIZED_SUFFIXES.items():
+            if key.startswith(prefix) and key.endswith("." + suffix):
+                renamed[key] = key[:-len(suffix)] + legacy
+                break
+    if not renamed:
+        return
+    items = [(renamed.get(k, k), v) for k, v in state_dict.items()]
+    state_dict.clear()
+    state_dict.update(items)

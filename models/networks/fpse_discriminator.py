@@ -16,6 +16,12 @@ from .normalization import conv_with_norm, parse_norm
 class FPSEDiscriminator(BaseNetwork):
     @classmethod
     def from_opt(cls, opt):
+        height = int(round(opt.crop_size / opt.aspect_ratio))
+        if opt.crop_size % 32 or height % 32 or min(opt.crop_size, height) < 64:
+            raise ValueError(f"--netD fpse needs an image whose sides are multiples of 32 and at least 64 (it "
+                             f"down-samples 32 times); --crop_size {opt.crop_size} --aspect_ratio "
+                             f"{opt.aspect_ratio:g} gives {opt.crop_size}x{height}: choose a --crop_size such as "
+                             f"{max(64, opt.crop_size // 32 * 32)}")
         return cls(semantic_nc=opt.semantic_nc, ndf=opt.ndf, norm=parse_norm(opt.norm_D, "--norm_D"),
                    input_nc=opt.output_nc)
 

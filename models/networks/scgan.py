@@ -153,6 +153,9 @@ class SCGANGenerator(BaseNetwork):
         if spec.conditional != "scc":
             raise ValueError(f"--norm_G {opt.norm_G}: --netG scgan needs an scc norm such as "
                              "spectralsccsyncbatch3x3 (the prefix 'spectral' puts spectral norm on the convs)")
+        if spec.kernel_size != 3:
+            raise ValueError(f"--norm_G {opt.norm_G}: --netG scgan builds 3x3 kernels, as the released code does; "
+                             f"use {opt.norm_G[:-3]}3x3")
         return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, nrf=opt.nrf, nff=opt.nff, crop_size=opt.crop_size,
                    aspect_ratio=opt.aspect_ratio, num_upsampling_layers=opt.num_upsampling_layers,
                    use_vae=opt.use_vae, z_dim=opt.z_dim, n_conv=opt.sc_conv_candidates,

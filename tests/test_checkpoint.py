@@ -1,0 +1,144 @@
+"""util/checkpoint.py: a save is one unit (all files of a step or none), published under SPADE's names in
+NVlabs' key layout; reading is weights-only; failures name the folder and keep the previous save (issue 7)."""
+import errno
+import os
+import pickle
+import stat
+
+import pytest
+import torch
+
+from util import checkpoint
+from util.checkpoint import CheckpointError
+
+
+class WritesAMarker:
+    """Unpickling this runs os.system, as a crafted checkpoint would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def nets(value: float):
+    return {"G": {"w": torch.full((3,), value)}, "D": {"w": torch.full((2,), value)}}
+
+
+def save(folder, step, value, labels=("latest",)):
+    counters = {"epoch": 1, "epoch_iter": step, "total_steps": step}
+    checkpoint.save_unit(str(folder), step, nets(value), {"value": value, **counters}, list(labels), counters)
+
+
+def test_a_unit_is_committed_whole_and_published_under_spade_names(tmp_path):
+    save(tmp_path, 4, 1.0, labels=("latest", "1"))
+    unit = checkpoint.unit_path(str(tmp_path), 4)
+    manifest = checkpoint.read_manifest(unit)
+    assert manifest["save_id"] == 4 and manifest["labels"] == ["latest", "1"]
+    assert set(manifest["files"]) == {"net_G.pth", "net_D.pth", "train_state.pth"}
+    assert checkpoint.verify_unit(unit) is None
+    for name in ("latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth"):
+        assert os.path.samefile(tmp_path / name, os.path.join(unit, "net_" + name.split("_net_")[1]))
+    assert not (tmp_path / "latest_train_state.pth").exists()  # the training state stays inside the unit
+    assert checkpoint.read_iter_file(str(tmp_path)) == (1, 4)
+
+
+def test_only_the_two_newest_units_are_kept(tmp_path):
+    for step in (2, 4, 6):
+        save(tmp_path, step, float(step))
+    assert [s for s, _ in checkpoint.list_units(str(tmp_path))] == [6, 4]
+    assert torch.equal(torch.load(tmp_path / "latest_net_G.pth", weights_only=True)["w"], torch.full((3,), 6.0))
+
+
+def test_a_save_that_fails_half_way_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    save(tmp_path, 2, 1.0)
+    before = {p: (tmp_path / p).read_bytes() for p in ("latest_net_G.pth", "latest_net_D.pth", "iter.txt")}
+    written = []
+    real_write = checkpoint._write_file
+
+    def disk_full_after_one_file(path, payload):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        real_write(path, payload)
+    monkeypatch.setattr(checkpoint, "_write_file", disk_full_after_one_file)
+    with pytest.raises(CheckpointError, match=r"no space left in .*: a save needs about \d+ MiB and \d+ MiB are "
+                                              r"free; free some space \(the previous checkpoint is intact\)"):
+        save(tmp_path, 4, 2.0)
+    assert [s for s, _ in checkpoint.list_units(str(tmp_path))] == [2]
+    assert not [f for f in os.listdir(tmp_path / "saves") if f.startswith(".")]
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+
+
+def test_resume_falls_back_to_the_previous_complete_unit(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    newest = checkpoint.unit_path(str(tmp_path), 4)
+    with open(os.path.join(newest, "train_state.pth"), "r+b") as f:  # truncated by a full disk, say
+        f.truncate(10)
+    warnings = []
+    unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=warnings.append)
+    assert manifest["save_id"] == 2 and unit == checkpoint.unit_path(str(tmp_path), 2)
+    assert len(warnings) == 1 and "step_000000000004 is incomplete (train_state.pth has 10 bytes" in warnings[0]
+    assert "resuming from the previous complete save" in warnings[0]
+    # a damaged file of the right size fails its checksum
+    save(tmp_path, 6, 3.0)
+    other = checkpoint.unit_path(str(tmp_path), 4)
+    data = bytearray(open(os.path.join(other, "net_G.pth"), "rb").read())
+    data[-30] ^= 0xFF
+    open(os.path.join(other, "net_G.pth"), "wb").write(bytes(data))
+    assert "net_G.pth does not match its checksum" in checkpoint.verify_unit(other)
+
+
+def test_a_crafted_pth_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"w": WritesAMarker(marker)}, tmp_path / "latest_net_G.pth")
+    with pytest.raises(CheckpointError, match=r"latest_net_G.pth holds Python objects .* refused .*--trust_pickle"):
+        checkpoint.load_network(torch.nn.Linear(1, 1), str(tmp_path), "latest", "G")
+    assert not marker.exists()
+
+
+def test_truncated_and_foreign_files_get_one_message(tmp_path):
+    (tmp_path / "latest_net_G.pth").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match=r"latest_net_G.pth cannot be read: it is truncated or not a PyTorch"):
+        checkpoint.load_network(torch.nn.Linear(1, 1), str(tmp_path), "latest", "G")
+    (tmp_path / "iter.txt").write_text("garbage\n")
+    with pytest.raises(CheckpointError, match=r"iter.txt should hold two numbers .* found 'garbage\\n'"):
+        checkpoint.read_iter_file(str(tmp_path))
+
+
+def test_files_follow_the_umask(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint, "UMASK", 0o022)
+    checkpoint.atomic_write_bytes(str(tmp_path / "a.txt"), b"x")
+    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == 0o644
+    monkeypatch.setattr(checkpoint, "UMASK", 0o002)
+    checkpoint.atomic_write_bytes(str(tmp_path / "b.txt"), b"x")
+    assert stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode) == 0o664  # the group can read a shared folder
+
+
+def test_an_unwritable_folder_is_named(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", refuse)
+    with pytest.raises(CheckpointError, match=rf"cannot write to {tmp_path / 'exp'} \(Permission denied\): make "
+                                              r"it writable or choose another folder"):
+        checkpoint.check_writable(str(tmp_path / "exp"))
+
+
+def test_saving_the_same_step_again_replaces_the_unit(tmp_path):
+    save(tmp_path, 4, 1.0)
+    save(tmp_path, 4, 1.0, labels=("latest", "2"))
+    assert [s for s, _ in checkpoint.list_units(str(tmp_path))] == [4]
+    assert checkpoint.read_manifest(checkpoint.unit_path(str(tmp_path), 4))["labels"] == ["latest", "2"]
+    assert (tmp_path / "2_net_G.pth").is_file()
+
+
+def test_pickle_refusal_is_about_pickles_only(tmp_path):
+    path = tmp_path / "plain.pth"
+    torch.save({"step": 3, "lr": [0.1], "rng": torch.get_rng_state()}, path)  # what our train state holds
+    assert checkpoint.safe_load(str(path))["step"] == 3
+    path.write_bytes(pickle.dumps(WritesAMarker(tmp_path / "m")))
+    with pytest.raises(CheckpointError):
+        checkpoint.safe_load(str(path))
+    assert not (tmp_path / "m").exists()
