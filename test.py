@@ -1,7 +1,8 @@
 """Synthesize images for a trained model and write results/NAME/test_EPOCH/index.html.
 
 python test.py --name NAME [--which_epoch latest] [--how_many N]. The experiment's saved training options
-are read, so the model is rebuilt as it was trained. From labels alone:
+are read, so the model is rebuilt as it was trained. Without --name, the experiment most recently trained
+under --checkpoints_dir is tested. From labels alone:
 python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
 """
 import os
@@ -15,22 +16,24 @@ import data
 from models import create_model
 from options.test_options import TestOptions
 from util import html
+from util.checkpoint import CheckpointError, check_writable
 from util.visualizer import Visualizer
 
 
 def main(argv=None):
     opt = TestOptions().parse(argv)
     torch.manual_seed(opt.seed)
+    web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
     try:
+        model = create_model(opt)  # the experiment first: a missing checkpoint is the first thing to say
+        check_writable(web_dir)
         dataloader = data.create_dataloader(opt)
-        model = create_model(opt)
-    except (data.DatasetError, FileNotFoundError, ValueError) as e:
+    except (data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     model.eval()
     has_images = dataloader.dataset.has_images
 
     visualizer = Visualizer(opt)
-    web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
     webpage = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}")
 
     done = 0

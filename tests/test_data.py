@@ -355,8 +355,24 @@ def test_missing_folder(tiny_dataset, parse_options, tmp_path):
 
 def test_crop_larger_than_image(tiny_dataset, parse_options):
     _, argv = tiny_dataset("custom", n=1, instance=False)
-    with pytest.raises(DatasetError, match=r"img0\.png: .*smaller than --crop_size 32"):
+    with pytest.raises(DatasetError, match=r"img0\.png: a 16x8 image is smaller than --crop_size 32 and "
+                                           r"--preprocess_mode crop does not resize: lower --crop_size") as e:
         build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 32)[0]
+    assert "raise --load_size" not in str(e.value)  # --load_size plays no part in crop mode
+    with pytest.raises(DatasetError, match=r"becomes 16x8 .*--load_size 16, smaller than --crop_size 32: raise "
+                                           r"--load_size"):
+        build(parse_options, *argv, "--preprocess_mode", "scale_width_and_crop", "--crop_size", 32)[0]
+
+
+def test_pairing_is_checked_before_max_dataset_size(tiny_dataset, parse_options):
+    """A missing partner beyond --max_dataset_size used to shift the cut lists and blame the wrong files."""
+    root, argv = tiny_dataset("custom", n=4, instance=False)
+    os.remove(root / "images" / "img1.png")
+    with pytest.raises(DatasetError, match=r"label map \S*img1\.png has no image named like 'img1'"):
+        build(parse_options, *argv, "--max_dataset_size", 3)
+    os.rename(root / "labels" / "img1.png", root / "img1.png")
+    dataset = build(parse_options, *argv, "--max_dataset_size", 2)
+    assert [os.path.basename(p) for p in dataset.image_paths] == ["img0.png", "img2.png"]
 
 
 def test_custom_without_images(tiny_dataset, parse_options):

@@ -1,5 +1,7 @@
 """The SC-GAN generator: SVG, semantic vectors, SRG wiring, gradients and the ablation switches
 (models/networks/scgan.py; paper §3.1-3.2, Tables 3-6)."""
+import math
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -155,9 +157,20 @@ def test_every_ablation_switch_builds_and_trains_one_step(parse_options, vgg_wei
     trainer.run_generator_one_step(data)
     trainer.run_discriminator_one_step(data)
     losses = trainer.get_latest_losses()
-    assert all(v == v for v in losses.values())  # finite, not NaN
+    assert all(math.isfinite(v) for v in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters()))
     assert ("SV" in losses) == (opt.sv_loss != "none")
+    # the wiring: the built modules carry what the switch asked for (an ignored option fails here)
+    model = trainer.pix2pix_model_on_one_gpu
+    expected_activation = switch[1] if switch[0] == "--sv_activation" else "softmax"
+    assert (g.sv_activation, g.sv_tau) == (expected_activation, 0.5 if switch[0] == "--sv_tau" else 0.05)
+    assert g.sv_detach == (switch == ["--sv_detach"])
+    if opt.sv_loss != "none":
+        assert model.criterionSV.kind == (switch[1] if switch[0] == "--sv_loss" else "l1")
+    else:
+        assert not model.use_sv_loss
+    assert type(model.netD).__name__ == ("MultiscaleDiscriminator" if "multiscale" in switch else "FPSEDiscriminator")
+    assert (model.netE is not None) == ("--use_vae" in switch) == ("KLD" in losses)
     if "--sc_conv_candidates" in switch:
         assert g.up_0.conv_0.n_candidates == int(switch[1])
     if "--sc_norm_candidates" in switch:

@@ -33,11 +33,14 @@ def run_train(tmp_path, name, *extra):
 def test_two_iterations_write_checkpoints_and_the_page(tmp_path, netG, capsys):
     folder = run_train(tmp_path, netG, "--netG", netG, "--num_synthetic", "4", *SIZES[netG])
     out = capsys.readouterr().out
-    for name in ["latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth", "latest_train_state.pth",
-                 "iter.txt", "opt.txt", "opt.pkl", "loss_log.txt", "web/index.html", "web/loss_curves.png"]:
+    for name in ["latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth", "iter.txt", "opt.txt",
+                 "opt.json", "loss_log.txt", "web/index.html", "web/loss_curves.png"]:
         assert (folder / name).is_file(), name
+    assert not (folder / "opt.pkl").exists()
     assert checkpoint.read_iter_file(str(folder)) == (2, 0)  # epoch 1 done: go on at epoch 2, image 0
-    state = torch.load(folder / "latest_train_state.pth", weights_only=False)
+    unit, manifest = checkpoint.newest_complete_unit(str(folder))
+    assert manifest["save_id"] == 4 and manifest["labels"] == ["latest", "1"]
+    state = torch.load(os.path.join(unit, "train_state.pth"), weights_only=True)
     assert (state["epoch"], state["total_steps"]) == (2, 4) and state["optimizer_G"]["state"]
     log = (folder / "loss_log.txt").read_text().splitlines()
     assert log[0].startswith("================ Training Loss (")
@@ -54,39 +57,55 @@ def final_weights(folder):
     return torch.load(folder / "latest_net_G.pth", weights_only=True)
 
 
-def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
-    args = ["--netG", "spade", *SIZES["spade"], "--num_synthetic", "8", "--niter", "2", "--no_flip"]
+def test_interrupted_run_resumes_exactly_with_flips_on(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of a step: the step finishes, `latest` is saved at that boundary, and the resumed
+    run ends with the weights of an uninterrupted one (random crops and flips included, issue 7)."""
+    args = ["--netG", "spade", "--crop_size", "32", "--load_size", "40", "--preprocess_mode", "resize_and_crop",
+            "--num_synthetic", "8", "--niter", "2"]
     straight = final_weights(run_train(tmp_path, "straight", *args))
 
     calls = {"n": 0}
     original = train_script.Pix2PixTrainer.run_generator_one_step
 
-    def interrupt_at_the_sixth_step(self, data):
+    def ctrl_c_during_the_sixth_step(self, data):
         calls["n"] += 1
-        if calls["n"] == 6:  # epoch 2, second batch, before it starts
-            raise KeyboardInterrupt
+        if calls["n"] == 6:  # epoch 2, second batch
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self, data)
 
-    monkeypatch.setattr(train_script.Pix2PixTrainer, "run_generator_one_step", interrupt_at_the_sixth_step)
-    with pytest.raises(SystemExit, match="interrupted: saved the latest checkpoint at epoch 2, image 2"):
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "run_generator_one_step", ctrl_c_during_the_sixth_step)
+    with pytest.raises(SystemExit) as e:
         run_train(tmp_path, "resumed", *args)
+    assert e.value.code == 128 + signal.SIGINT
     monkeypatch.setattr(train_script.Pix2PixTrainer, "run_generator_one_step", original)
+    folder = tmp_path / "checkpoints" / "resumed"
+    assert checkpoint.read_iter_file(str(folder)) == (2, 4)  # the sixth step finished before the save
     folder = run_train(tmp_path, "resumed", *args, "--continue_train")
     resumed = final_weights(folder)
     assert straight.keys() == resumed.keys()
     for k in straight:
-        assert torch.allclose(straight[k], resumed[k], atol=1e-6), k
+        assert torch.equal(straight[k], resumed[k]), k
     assert checkpoint.read_iter_file(str(folder)) == (3, 0)
 
 
+def test_two_runs_with_one_seed_are_identical_with_flips_on(tmp_path):
+    args = ["--netG", "spade", "--crop_size", "32", "--load_size", "40", "--preprocess_mode", "resize_and_crop",
+            "--num_synthetic", "4"]
+    a = final_weights(run_train(tmp_path, "a", *args))
+    b = final_weights(run_train(tmp_path, "b", *args))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def start_training(tmp_path, name, *extra):
+    """A long run (it cannot finish before the tests below signal it) in a subprocess, output line by line."""
     argv = [sys.executable, "-u", "train.py", "--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"),
-            *TINY, "--netG", "spade", *SIZES["spade"], "--num_synthetic", "400", "--save_latest_freq", "8",
-            "--print_freq", "1000", "--display_freq", "1000", *extra]
+            *TINY, "--netG", "spade", *SIZES["spade"], "--num_synthetic", "40", "--niter", "1000",
+            "--save_latest_freq", "8", "--print_freq", "1000", "--display_freq", "1000", *extra]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_for_saves(proc, count):
+    """Read the run's output until it announced `count` saves (no wall-clock budget: a slow machine waits)."""
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -95,35 +114,42 @@ def wait_for_saves(proc, count):
     raise AssertionError("training ended before saving:\n" + "".join(seen))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_continue_train(tmp_path):
     proc = start_training(tmp_path, "killed")
     wait_for_saves(proc, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     folder = tmp_path / "checkpoints" / "killed"
-    epoch, epoch_iter = checkpoint.read_iter_file(str(folder))
-    assert epoch == 1 and epoch_iter in (8, 16)  # the kill may land while the second save is written
-    for name in ["latest_net_G.pth", "latest_net_D.pth"]:  # complete files, never half-written ones
-        torch.load(folder / name, weights_only=True)
-
-    proc = start_training(tmp_path, "killed", "--continue_train", "--num_synthetic", str(epoch_iter + 4))
-    out, _ = proc.communicate(timeout=300)
+    unit, manifest = checkpoint.newest_complete_unit(str(folder))
+    assert manifest["save_id"] in (8, 16)  # the kill may land while the second save is written
+    epoch_iter = manifest["epoch_iter"]
+    proc = start_training(tmp_path, "killed", "--continue_train", "--niter", "1",
+                          "--num_synthetic", str(epoch_iter + 4))
+    out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert f"resuming at epoch 1, image {epoch_iter} of the epoch" in out
     assert "Training was successfully finished." in out
-    assert not list(folder.glob(".*.tmp"))
+    assert not list(folder.glob(".*.tmp")) and not list(folder.glob("saves/.*"))
 
 
-def test_ctrl_c_saves_latest(tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_save_latest_and_say_one_line(tmp_path, sig):
     proc = start_training(tmp_path, "interrupted")
     wait_for_saves(proc, 1)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert "interrupted: saved the latest checkpoint at epoch 1, image" in out
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + sig, out
+    name = signal.Signals(sig).name
+    lines = [line for line in out.splitlines() if line.startswith(name)]
+    assert len(lines) == 1 and re.fullmatch(rf"{name}: saved the latest checkpoint at epoch 1, image \d+; resume "
+                                            r"with --continue_train", lines[0]), out
     assert "Traceback" not in out
-    epoch_iter = int(re.search(r"at epoch 1, image (\d+)", out).group(1))
-    assert checkpoint.read_iter_file(str(tmp_path / "checkpoints" / "interrupted")) == (1, epoch_iter)
+    epoch_iter = int(re.search(r"at epoch 1, image (\d+)", lines[0]).group(1))
+    folder = tmp_path / "checkpoints" / "interrupted"
+    assert checkpoint.read_iter_file(str(folder)) == (1, epoch_iter)
+    assert checkpoint.newest_complete_unit(str(folder))[1]["epoch_iter"] == epoch_iter
 
 
 def test_missing_vgg_weights_stop_before_training(tmp_path):

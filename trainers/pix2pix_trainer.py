@@ -132,7 +132,7 @@ class Pix2PixTrainer:
             return True
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
-        values = ", ".join(f"{k}: {float(v):.3f}" for k, v in losses.items())
+        values = ", ".join(f"{k}: {float(v.detach()):.3f}" for k, v in losses.items())
         print(f"warning: non-finite {which} loss ({values}): update skipped ({self.nonfinite_in_a_row} in a row, "
               f"{self.nonfinite_total} in all)")
         if self.nonfinite_in_a_row >= self.opt.max_nonfinite_steps:

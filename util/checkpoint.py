@@ -188,6 +188,8 @@ def save_unit(folder: str, save_id: int, networks: dict, train_state: dict, labe
 
 def _link_or_copy(src: str, dst: str):
     """Point `dst` at `src`'s content atomically: a hard link (no extra space) or, failing that, a copy."""
+    if os.path.isfile(dst) and os.path.samefile(src, dst):
+        return  # already published (rename() between two links of one file would do nothing)
     tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.link.tmp")
     if os.path.lexists(tmp):
         os.remove(tmp)

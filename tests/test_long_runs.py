@@ -1,0 +1,222 @@
+"""What happens when a long run meets trouble (issue 7): NaN/Inf losses and weights, a fresh run over a trained
+experiment, a resumed run with options that do not fit, crafted or damaged checkpoint files, a full disk, and
+foreseeable option mistakes. Each ends with one line naming the option, file or value, and loses nothing."""
+import hashlib
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+import test as test_script
+import train as train_script
+from util import checkpoint
+
+TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
+        "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2", "--netG", "spade",
+        "--crop_size", "32", "--load_size", "32", "--num_synthetic", "4"]
+
+
+def train(tmp_path, name, *extra):
+    train_script.main(["--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY, *extra])
+    return tmp_path / "checkpoints" / name
+
+
+def fails(tmp_path, name, *extra):
+    with pytest.raises(SystemExit) as e:
+        train(tmp_path, name, *extra)
+    return str(e.value)
+
+
+def digest(folder, options=True):
+    """sha256 of every file of an experiment folder (web pages and logs aside; the option files too unless
+    `options`: a resumed run records the options it ran with)."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            path = os.path.join(root, f)
+            if "/web" not in path and not f.endswith("loss_log.txt") and (options or not f.startswith("opt.")):
+                out[os.path.relpath(path, folder)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def trained(tmp_path):
+    return train(tmp_path, "exp")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NaN / Inf
+
+def test_nan_losses_are_skipped_then_stop_without_touching_the_checkpoint(trained, tmp_path, monkeypatch, capsys):
+    before = digest(trained, options=False)
+    original = train_script.Pix2PixTrainer.weighted
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "weighted",
+                        lambda self, losses: {k: v * float("nan") for k, v in original(self, losses).items()})
+    model = None
+
+    def remember_weights(self, *args, **kwargs):
+        nonlocal model
+        model = self.networks_to_save()["G"]
+        return original_save(self, *args, **kwargs)
+    original_save = train_script.Pix2PixTrainer.save
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "save", remember_weights)
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "3", "--max_nonfinite_steps", "3")
+    assert "3 steps in a row had a NaN/Inf loss (--max_nonfinite_steps 3); last finite losses: none yet" in message
+    assert "Nothing was saved: the last complete checkpoint is intact" in message
+    out = capsys.readouterr().out
+    assert out.count("update skipped") == 3 and "non-finite G loss (GAN: nan" in out
+    assert digest(trained, options=False) == before
+
+
+def test_a_few_nan_steps_are_skipped_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    original = train_script.Pix2PixTrainer.weighted
+    calls = {"n": 0}
+
+    def second_step_is_nan(self, losses):
+        calls["n"] += 1
+        weighted = original(self, losses)
+        return {k: v * float("nan") for k, v in weighted.items()} if calls["n"] == 2 else weighted
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "weighted", second_step_is_nan)
+    folder = train(tmp_path, "exp")
+    out = capsys.readouterr().out
+    assert "non-finite D loss" in out and "(1 in a row, 1 in all)" in out
+    assert "Training was successfully finished." in out
+    weights = torch.load(folder / "latest_net_G.pth", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_a_nan_weight_is_never_saved(trained, tmp_path):
+    from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
+    from options.train_options import TrainOptions
+    before = digest(trained)
+    opt = TrainOptions().parse(["--name", "exp", "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY,
+                                "--continue_train"], save=False, verbose=False)
+    trainer = Pix2PixTrainer(opt)
+    trainer.resume()
+    with torch.no_grad():
+        next(trainer.pix2pix_model.netG.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"netG holds NaN/Inf values \(.*\): not saved, the last complete "
+                                             r"checkpoint is intact"):
+        trainer.save(2, 0, 99)
+    assert digest(trained) == before
+
+
+def test_lr_1e10_stops_instead_of_saving_nan(tmp_path):
+    message = fails(tmp_path, "big", "--lr", "1e10", "--niter", "20", "--max_nonfinite_steps", "2")
+    assert "NaN/Inf" in message
+    folder = tmp_path / "checkpoints" / "big"
+    for _, unit in checkpoint.list_units(str(folder)):
+        for name in ("net_G.pth", "net_D.pth"):
+            state = torch.load(os.path.join(unit, name), weights_only=True)
+            assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# experiments are not destroyed
+
+def test_a_fresh_run_refuses_a_trained_folder_unless_overwrite(trained, tmp_path):
+    before = digest(trained)
+    message = fails(tmp_path, "exp", "--ngf", "16")
+    assert "already holds a trained model (1_net_G.pth, latest_net_G.pth, saves/step_000000000004)" in message
+    assert "--continue_train" in message and "--overwrite" in message
+    assert digest(trained) == before
+    train(tmp_path, "exp", "--overwrite", "--ngf", "16", "--niter", "2", "--save_epoch_freq", "2")
+    assert sorted(f for f in os.listdir(trained) if f.endswith(".pth")) == [
+        "2_net_D.pth", "2_net_G.pth", "latest_net_D.pth", "latest_net_G.pth"]  # the old run's 1_net_* went
+    assert json.loads((trained / "opt.json").read_text())["ngf"] == 16
+
+
+def test_continue_train_with_other_options_changes_nothing(trained, tmp_path):
+    before = digest(trained)
+    message = fails(tmp_path, "exp", "--continue_train", "--ngf", "16")
+    assert "net_G.pth does not fit --netG as the options build it" in message and "--load_from_opt_file" in message
+    assert digest(trained) == before  # opt.json included
+
+
+def test_a_crafted_train_state_never_runs(trained, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class WritesAMarker:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+    unit, manifest = checkpoint.newest_complete_unit(str(trained))
+    payload = pickle.dumps({"optimizer_G": WritesAMarker()})
+    with open(os.path.join(unit, "train_state.pth"), "wb") as f:
+        f.write(payload)
+    manifest["files"]["train_state.pth"] = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    with open(os.path.join(unit, "manifest.json"), "w") as f:
+        json.dump(manifest, f)  # a consistent, crafted folder
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert "train_state.pth holds Python objects that only full unpickling can read" in message
+    assert "--trust_pickle" in message and not marker.exists()
+
+
+def test_a_truncated_train_state_falls_back_to_the_previous_save(tmp_path, capsys):
+    folder = train(tmp_path, "exp", "--save_latest_freq", "2")
+    units = checkpoint.list_units(str(folder))
+    assert [s for s, _ in units] == [4, 2]
+    with open(os.path.join(units[0][1], "train_state.pth"), "r+b") as f:
+        f.truncate(100)
+    train(tmp_path, "exp", "--continue_train", "--niter", "2")
+    out = capsys.readouterr().out
+    assert "step_000000000004 is incomplete (train_state.pth has 100 bytes" in out
+    assert "resuming at epoch 1, image 2 of the epoch" in out
+    assert os.path.isdir(folder / "saves" / "broken_step_000000000004")  # kept aside, never read again
+
+
+def test_a_full_disk_at_a_save_keeps_the_previous_one(trained, tmp_path, monkeypatch):
+    import errno
+    before = digest(trained, options=False)
+
+    def full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoint, "_write_file", full)
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert "no space left in" in message and "a save needs about" in message
+    assert digest(trained, options=False) == before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# foreseeable mistakes: one line each
+
+def test_fpse_crop_must_be_a_multiple_of_32(tmp_path):
+    message = fails(tmp_path, "f", "--netG", "pix2pixhd", "--netD", "fpse", "--crop_size", "80", "--load_size",
+                    "80", "--resnet_n_blocks", "1")
+    assert "--netD fpse needs an image whose sides are multiples of 32" in message and "--crop_size 80" in message
+
+
+def test_a_norm_kernel_scgan_cannot_build_is_refused(tmp_path):
+    message = fails(tmp_path, "k", "--netG", "scgan", "--crop_size", "64", "--load_size", "64", "--norm_G",
+                    "spectralsccsyncbatch5x5")
+    assert "--norm_G spectralsccsyncbatch5x5: --netG scgan builds 3x3 kernels" in message
+
+
+def test_a_finished_run_says_so(trained, tmp_path):
+    message = fails(tmp_path, "exp", "--continue_train")
+    assert "the run already finished its 1 epochs" in message and "--niter" in message
+
+
+def test_test_py_on_a_name_never_trained(trained, tmp_path):
+    with pytest.raises(SystemExit, match=r"no experiment 'nope' under .*; experiments there: exp \(latest, 1\)"):
+        test_script.main(["--name", "nope", "--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1",
+                          "--dataset_mode", "cityscapes"])
+
+
+def test_test_py_without_name_tests_the_latest_experiment(trained, tmp_path, capsys):
+    test_script.main(["--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1", "--how_many", "1",
+                      "--results_dir", str(tmp_path / "results")])
+    assert "--name not given: testing 'exp'" in capsys.readouterr().out
+    assert (tmp_path / "results" / "exp" / "test_latest" / "index.html").is_file()
+
+
+def test_test_py_with_an_unwritable_results_folder(trained, tmp_path, monkeypatch):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", refuse)
+    with pytest.raises(SystemExit, match=r"cannot write to .*results/exp/test_latest \(Permission denied\)"):
+        test_script.main(["--name", "exp", "--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1",
+                          "--results_dir", str(tmp_path / "results")])
