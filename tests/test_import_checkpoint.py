@@ -75,8 +75,8 @@ def calibrate(G, seg, z=None):
 
 
 def options(tmp_path, family, *argv, train=False):
-    return build_options(family, [*(SMALL if family == "scgan" else SPADE_SMALL), "--checkpoints_dir", str(tmp_path / "checkpoints"), *argv],
-                         train=train)[1]
+    small = SMALL if family == "scgan" else SPADE_SMALL
+    return build_options(family, [*small, "--checkpoints_dir", str(tmp_path / "checkpoints"), *argv], train=train)[1]
 
 
 # ---------------------------------------------------------------------------------------------------------
