@@ -14,6 +14,7 @@ from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import first_features, latent_size
 from .normalization import parse_norm, spectral_norm
+from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
 from .semantic_composition import SCResBlock
 
 SV_ACTIVATIONS = ("softmax", "sigmoid", "tanh", "relu", "none")
@@ -59,9 +60,16 @@ class SemanticVectorGenerator(nn.Module):
     """The SVG: layout pyramid -> raw semantic vectors at every SRG resolution, plus the predicted image."""
 
     def __init__(self, semantic_nc: int, nrf: int, num_levels: int, n_conv: int, n_norm: int,
-                 spectral: bool = True, output_nc: int = 3):
+                 spectral: bool = True, output_nc: int = 3, position: str = "none",
+                 position_blurred_levels: int = 2, edge_channel: bool = False):
         super().__init__()
+        if position not in POSITION_MODES:
+            raise ValueError(f"--sv_position {position}: expected one of {', '.join(POSITION_MODES)}")
         self.num_levels = num_levels
+        self.position, self.position_blurred_levels = position, position_blurred_levels
+        self.edge_channel = edge_channel
+        # the authors' CelebAMask-HQ "position" encoding of the layout (window 7, sigma 1.5, one step, absolute)
+        self.position_encoding = IterativeGaussian() if position != "none" else None
         sn = spectral_norm if spectral else (lambda m: m)
         widths = [w * nrf for w in SVG_WIDTHS[:num_levels]]
         stages = [nn.Sequential(sn(nn.Conv2d(semantic_nc, widths[0], 3, padding=1)), nn.LeakyReLU(0.2),
@@ -79,12 +87,10 @@ class SemanticVectorGenerator(nn.Module):
                                  persistent=False)
 
     def layout_pyramid(self, seg):
-        """seg: (B, C, H, W) -> [S at H/2^(L-1), ..., S at H]; each level the exact 2x2 mean (bilinear x0.5)
-        of the next, so the coarse levels hold soft one-hot maps."""
-        levels = [seg]
-        for _ in range(self.num_levels - 1):
-            levels.insert(0, F.interpolate(levels[0], scale_factor=0.5, mode="bilinear", align_corners=False))
-        return levels
+        """seg: (B, C, H, W) -> [S at H/2^(L-1), ..., S at H]. Without a position encoding each level is the
+        exact 2x2 mean (bilinear x0.5) of the next, so the coarse levels hold soft one-hot maps."""
+        return layout_pyramid(seg, self.num_levels, self.position, self.position_encoding,
+                              self.position_blurred_levels, self.edge_channel)
 
     def forward(self, seg):
         """seg: (B, semantic_nc, H, W) -> (raw_conv, raw_norm, image): lists of (B, n_conv|n_norm, h_t, w_t)
@@ -140,6 +146,12 @@ class SCGANGenerator(BaseNetwork):
                             help="stop the SRG's gradients into the SVG (the SVG then learns from L_s only)")
         parser.add_argument("--no_spectral_on_routing", action="store_true",
                             help="no spectral norm on the SVG's convolutions (the CelebAMask-HQ config)")
+        parser.add_argument("--sv_position", choices=POSITION_MODES, default="none",
+                            help="Gaussian 'position' encoding of the SVG's layout pyramid (the authors' "
+                                 "CelebAMask-HQ model: pyramid); see models/networks/position_encoding.py")
+        parser.add_argument("--sv_position_blurred_levels", type=int, default=2,
+                            help="with --sv_position pyramid: how many levels below full resolution are "
+                                 "encoded as the pyramid is built (their pyr_rng minus 2)")
         if is_train:
             parser.add_argument("--lambda_sv", type=float, default=2.0, help="weight of the semantic-vector loss L_s")
             parser.add_argument("--sv_loss", choices=("l1", "l2", "vgg", "none"), default="l1",
@@ -162,12 +174,15 @@ class SCGANGenerator(BaseNetwork):
                    n_norm=opt.sc_norm_candidates, sv_activation=opt.sv_activation, sv_tau=opt.sv_tau,
                    sv_detach=opt.sv_detach, spectral=spec.spectral,
                    spectral_svg=spec.spectral and not opt.no_spectral_on_routing, param_free=spec.param_free,
-                   sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc)
+                   sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc,
+                   position=opt.sv_position, position_blurred_levels=opt.sv_position_blurred_levels,
+                   edge_channel=not opt.no_instance)
 
     def __init__(self, semantic_nc, ngf=32, nrf=32, nff=32, crop_size=256, aspect_ratio=1.0,
                  num_upsampling_layers="normal", use_vae=False, z_dim=256, n_conv=3, n_norm=3,
                  sv_activation="softmax", sv_tau=0.05, sv_detach=False, spectral=True, spectral_svg=True,
-                 param_free="syncbatch", sc_conv="scc", sc_norm="scn", output_nc=3):
+                 param_free="syncbatch", sc_conv="scc", sc_norm="scn", output_nc=3, position="none",
+                 position_blurred_levels=2, edge_channel=False):
         super().__init__()
         if num_upsampling_layers not in NUM_LEVELS:
             raise ValueError(f"--num_upsampling_layers {num_upsampling_layers}: scgan supports normal and more")
@@ -179,7 +194,8 @@ class SCGANGenerator(BaseNetwork):
         num_levels = NUM_LEVELS[num_upsampling_layers]
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_levels - 1)
 
-        self.svg = SemanticVectorGenerator(semantic_nc, nrf, num_levels, n_conv, n_norm, spectral_svg, output_nc)
+        self.svg = SemanticVectorGenerator(semantic_nc, nrf, num_levels, n_conv, n_norm, spectral_svg, output_nc,
+                                           position, position_blurred_levels, edge_channel)
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nff * self.sh * self.sw)
         else:
