@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 
@@ -317,11 +318,12 @@ def safe_load(path: str, trust_pickle: bool = False):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if not trust_pickle:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+            what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
-                f"{path} holds Python objects that only full unpickling can read, and unpickling can run code: "
-                f"refused ({first[:200]}). Pass --trust_pickle only if you trust where the file came "
-                f"from") from None
+                f"{path} holds Python objects{what} that only full unpickling can read, and unpickling can run code: "
+                f"torch.load(weights_only=True) refused it. Pass --trust_pickle only if you trust where the file "
+                f"came from") from None
     except FileNotFoundError:
         raise
     except Exception as e:

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import io
 import os
-import pickle
 import sys
 
 import torch
@@ -35,16 +34,12 @@ from models.networks.generator import SPADEGenerator
 from models.networks.normalization import SPADE
 from models.networks.scgan import SCGANGenerator
 from models.networks.semantic_composition import SCConv2d, SCNorm
-from util.checkpoint import atomic_torch_save, load_network, save_network
+from util.checkpoint import CheckpointError, atomic_torch_save, load_network, safe_load, save_network
 from util.checkpoint_layouts import (LABEL_ORDER, RELEASED_OPTIONS, SCC_CANDIDATES, SCGAN_PREFIXES,
                                      SCN_PARAMETERS, SPECTRAL_SUFFIXES)
 
 FAMILIES = ("scgan", "spade")
 ORIGINAL = "parametrizations.weight.original"
-
-
-class CheckpointError(ValueError):
-    """A released file that cannot be read or does not fit the networks the options build."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -211,15 +206,9 @@ def read_state_dict(path: str, trust_pickle: bool = False, option: str = "--src"
     if not os.path.isfile(path):
         raise CheckpointError(f"{option} {path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{option} {path} cannot be loaded with torch.load(weights_only=True): it holds Python objects "
-            f"besides tensors ({first_line}). Unpickling them could run code stored in the file, so it was not "
-            f"done; if you trust where the file comes from, pass --trust_pickle.") from None
-    except Exception as e:
-        raise CheckpointError(f"{option} {path} cannot be read as a PyTorch file ({e})") from None
+        state = safe_load(path, trust_pickle)
+    except CheckpointError as e:
+        raise CheckpointError(f"{option} {e}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{option} {path} is not a state dict (a mapping of names to tensors) but a "
                               f"{type(state).__name__}; pass the file saved from the network itself")
@@ -253,6 +242,7 @@ def build_options(family: str, user_argv, train: bool = False, released: bool = 
         train_parser = TrainOptions()
         train_parser.parse(argv, save=False, verbose=False)
         options = TestOptions()
+        options.requires_experiment = released is False  # an import creates the experiment
         opt = options.parse(_drop_unknown(argv, train_parser.parser, _test_option_strings(argv)),
                             save=False, verbose=False)
     return options, opt
@@ -271,6 +261,7 @@ def _test_option_strings(argv):
         if getattr(known, name) is not None:
             minimal += [f"--{name}", getattr(known, name)]
     options = TestOptions()
+    options.requires_experiment = False  # only the option names are wanted
     options.parse(minimal, save=False, verbose=False)
     return {s for action in options.parser._actions for s in action.option_strings}
 
