@@ -1,10 +1,15 @@
 """Train a semantic image synthesis model: python train.py --name NAME --netG scgan|spade|pix2pixhd ...
 
+One process per device: `--gpu_ids 0,1,2,3` starts four DDP processes itself; `torchrun --nproc_per_node 4
+train.py ...` (and multi-node torchrun) does the same from outside; `--gpu_ids -1` is one CPU process.
+--batchSize is the global batch. Rank 0 writes logs, pages and checkpoints.
+
 Ctrl-C or SIGTERM (what Slurm sends before it kills a job) finishes the current step, saves the latest
 checkpoint and exits; so does a bad data file met mid-epoch. --continue_train goes on from the last complete
 save (network weights, optimizers, RNG state, epoch and iteration). A run without --continue_train refuses an
 experiment folder that already holds a checkpoint unless --overwrite is given.
 """
+import itertools
 import os
 import signal
 import sys
@@ -17,6 +22,7 @@ from models.networks.loss import MissingWeightsError
 from options.train_options import TrainOptions
 from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer, check_fresh_start
 from util.checkpoint import CheckpointError, check_writable
+from util.distributed import any_rank, cleanup, launch, launched_by_torchrun, setup
 from util.iter_counter import IterationCounter
 from util.visualizer import Visualizer
 
@@ -47,19 +53,49 @@ class StopRequest:
     def __bool__(self):
         return self.signal_name is not None
 
+    def agree(self):
+        """Another rank received the signal: stop here too."""
+        self.signal_name = self.signal_name or "SIGTERM"
+
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     options = TrainOptions()
-    opt = options.parse(argv, save=False)
-    torch.manual_seed(opt.seed)
+    opt = options.parse(argv, save=False, verbose=os.environ.get("RANK", "0") == "0")
+    if len(opt.gpu_ids) > 1 and not launched_by_torchrun():  # SPADE's habit: one process per listed GPU
+        launch_processes(argv, len(opt.gpu_ids))
+        return
+    ctx = setup(opt.gpu_ids)
+    try:
+        train(options, opt, ctx)
+    finally:
+        cleanup()
+
+
+def launch_processes(argv, world_size):
+    """`python train.py --gpu_ids 0,1,...`: start the DDP processes and wait; Ctrl-C and SIGTERM reach them
+    (they save and stop together), this process only waits."""
+    print(f"starting {world_size} training processes (DDP, one per GPU of --gpu_ids)", flush=True)
+    try:
+        launch(main, (argv,), world_size)
+    except Exception as e:  # a process failed; it printed its own error line
+        sys.exit(f"error: a training process failed ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+
+
+def train(options, opt, ctx):
+    if not ctx.is_main:  # progress, losses and messages are printed once, by rank 0
+        sys.stdout = open(os.devnull, "w")
+    torch.manual_seed(opt.seed + ctx.rank)
     folder = os.path.join(opt.checkpoints_dir, opt.name)
     try:
-        check_fresh_start(opt)
-        check_writable(folder)
-        trainer = Pix2PixTrainer(opt)
+        if ctx.is_main:
+            check_fresh_start(opt)
+            check_writable(folder)
+        trainer = Pix2PixTrainer(opt, ctx)
         start = trainer.resume() if opt.continue_train else (1, 0, 0)
-        dataloader = data.create_dataloader(opt)
-        options.save_options(opt)  # only now: the networks were built and loaded with these options
+        dataloader = data.create_dataloader(opt, rank=ctx.rank, world_size=ctx.world_size)
+        if ctx.is_main:
+            options.save_options(opt)  # only now: the networks were built and loaded with these options
     except (MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
 
@@ -67,18 +103,21 @@ def main(argv=None):
     if iter_counter.first_epoch > iter_counter.total_epochs:
         sys.exit(f"error: the run already finished its {iter_counter.total_epochs} epochs (it would resume at epoch "
                  f"{iter_counter.first_epoch}): raise --niter or --niter_decay to train longer")
-    visualizer = Visualizer(opt)
+    visualizer = Visualizer(opt) if ctx.is_main else None
     if opt.continue_train:
         print(f"resuming at epoch {iter_counter.first_epoch}, image {iter_counter.epoch_iter} of the epoch")
+    ema_loader = (data.create_dataloader(opt, dataloader.dataset, rank=ctx.rank, world_size=ctx.world_size)
+                  if opt.ema_decay > 0 else None)
 
     def save(epoch, epoch_iter, epoch_label=None):
-        trainer.save(epoch, epoch_iter, iter_counter.total_steps_so_far, epoch_label)
+        bn_batches = itertools.islice(ema_loader, opt.ema_bn_batches) if ema_loader is not None else ()
+        trainer.save(epoch, epoch_iter, iter_counter.total_steps_so_far, epoch_label, bn_batches)
 
     with StopRequest() as stop:
-        train_loop(opt, trainer, dataloader, iter_counter, visualizer, stop, save)
+        train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save)
 
 
-def train_loop(opt, trainer, dataloader, iter_counter, visualizer, stop, save):
+def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save):
     try:
         for epoch in iter_counter.training_epochs():
             iter_counter.record_epoch_start(epoch)
@@ -92,19 +131,21 @@ def train_loop(opt, trainer, dataloader, iter_counter, visualizer, stop, save):
                 iter_counter.record_one_iteration()
 
                 if iter_counter.needs_printing():
-                    losses = trainer.get_latest_losses()
+                    losses = trainer.get_latest_losses()  # averaged over ranks: every rank takes part
                     progress, seconds_per_image = iter_counter.progress()
-                    visualizer.print_current_errors(epoch, iter_counter.epoch_iter, losses, seconds_per_image,
-                                                    progress)
-                    visualizer.plot_current_errors(losses, iter_counter.total_steps_so_far)
-                if iter_counter.needs_displaying():
+                    if ctx.is_main:
+                        visualizer.print_current_errors(epoch, iter_counter.epoch_iter, losses, seconds_per_image,
+                                                        progress)
+                        visualizer.plot_current_errors(losses, iter_counter.total_steps_so_far)
+                if iter_counter.needs_displaying() and ctx.is_main:
                     visuals = OrderedDict([("input_label", data_i["label"]),
                                            ("synthesized_image", trainer.get_latest_generated()),
                                            ("real_image", data_i["image"])])
                     for name, image in trainer.aux_images.items():
                         visuals[name] = image
                     visualizer.display_current_results(visuals, epoch, iter_counter.total_steps_so_far)
-                if stop:
+                if any_rank(bool(stop), ctx):  # the ranks stop together, after the same step
+                    stop.agree()
                     break
                 if iter_counter.needs_saving():
                     print(f"saving the latest model (epoch {epoch}, total_steps {iter_counter.total_steps_so_far})",
@@ -138,8 +179,9 @@ def train_loop(opt, trainer, dataloader, iter_counter, visualizer, stop, save):
             save(iter_counter.epoch, iter_counter.epoch_iter)
         except (NonFiniteError, CheckpointError) as e:
             sys.exit(f"{stop.signal_name}: stopped, but the checkpoint was not saved: {e}")
-        print(f"{stop.signal_name}: saved the latest checkpoint at epoch {iter_counter.epoch}, image "
-              f"{iter_counter.epoch_iter}; resume with --continue_train", file=sys.stderr, flush=True)
+        if ctx.is_main:
+            print(f"{stop.signal_name}: saved the latest checkpoint at epoch {iter_counter.epoch}, image "
+                  f"{iter_counter.epoch_iter}; resume with --continue_train", file=sys.stderr, flush=True)
         sys.exit(128 + signal.Signals[stop.signal_name].value)
     print("Training was successfully finished.")
 

@@ -24,10 +24,16 @@ def create_dataset(opt):
 class EpochSampler(Sampler):
     """The sample order of one epoch: a permutation fixed by (--seed, epoch), or 0..N-1 with
     --serial_batches. It can start part-way, so a resumed run sees exactly the samples it had not seen, with
-    the same augmentation (it yields (index, epoch), see Pix2pixDataset.__getitem__)."""
+    the same augmentation (it yields (index, epoch), see Pix2pixDataset.__getitem__).
 
-    def __init__(self, num_samples: int, shuffle: bool, seed: int = 0):
+    Under DDP (world_size > 1) every rank cuts the same order into global batches of `global_batch` and takes
+    its contiguous share of each (global_batch / world_size samples), so the ranks together see exactly the
+    batches one process would, and `start` (images of the epoch already seen) means the same on every rank."""
+
+    def __init__(self, num_samples: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 global_batch: int = 1):
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
+        self.rank, self.world_size, self.global_batch = rank, world_size, global_batch
         self.epoch, self.start = 1, 0
 
     def set_epoch(self, epoch: int, start: int = 0):
@@ -39,21 +45,32 @@ class EpochSampler(Sampler):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return torch.randperm(self.num_samples, generator=g).tolist()
 
+    def indices(self):
+        remaining = self.order()[self.start:]
+        if self.world_size == 1:
+            return remaining
+        share = self.global_batch // self.world_size
+        full = len(remaining) // self.global_batch * self.global_batch
+        return [remaining[b + self.rank * share + i] for b in range(0, full, self.global_batch) for i in range(share)]
+
     def __iter__(self):
         """Yields (index, epoch): the dataset seeds the sample's augmentation with both."""
-        return iter([(index, self.epoch) for index in self.order()[self.start:]])
+        return iter([(index, self.epoch) for index in self.indices()])
 
     def __len__(self):
-        return max(0, self.num_samples - self.start)
+        return len(self.indices())
 
 
-def create_dataloader(opt, dataset=None):
+def create_dataloader(opt, dataset=None, rank: int = 0, world_size: int = 1):
     """The loader over `dataset` (built from options when not given). Training drops the last partial batch;
-    its sampler is `loader.sampler` (an EpochSampler)."""
+    its sampler is `loader.sampler` (an EpochSampler). --batchSize is the global batch: under DDP each of the
+    `world_size` ranks loads batchSize / world_size samples of it."""
     dataset = dataset if dataset is not None else create_dataset(opt)
     if opt.isTrain and len(dataset) < opt.batchSize:
         raise DatasetError(f"the {opt.dataset_mode} dataset has {len(dataset)} samples, fewer than --batchSize "
                            f"{opt.batchSize}: lower --batchSize or add data")
-    sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed)
-    return DataLoader(dataset, batch_size=opt.batchSize, sampler=sampler, num_workers=int(opt.nThreads),
-                      drop_last=opt.isTrain, persistent_workers=False)
+    sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed, rank=rank,
+                           world_size=world_size, global_batch=opt.batchSize)
+    return DataLoader(dataset, batch_size=opt.batchSize // world_size, sampler=sampler,
+                      num_workers=int(opt.nThreads), drop_last=opt.isTrain, persistent_workers=False,
+                      pin_memory=bool(opt.gpu_ids))

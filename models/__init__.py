@@ -6,7 +6,9 @@ MODELS = Registry("model", "--model")
 from . import pix2pix_model  # noqa: E402,F401  (registration)
 
 
-def create_model(opt):
-    model = MODELS.get(opt.model)(opt)
-    print(f"model [{type(model).__name__}] was created")
+def create_model(opt, device=None, verbose=True):
+    """The --model wrapper with its networks on `device` (by default the first of --gpu_ids, or the CPU)."""
+    model = MODELS.get(opt.model)(opt, device=device)
+    if verbose:
+        print(f"model [{type(model).__name__}] was created")
     return model

@@ -1,22 +1,24 @@
-"""Pix2PixModel: the wrapper that turns a data batch into the losses of one step (SPADE's API).
+"""Pix2PixModel: SPADE's wrapper API over the networks, the input preprocessing and the losses.
 
-forward(data, mode) runs the input preprocessing (one-hot layout + instance edges) and then one of:
-  'generator'     -> (G losses, generated image, aux images)   losses: GAN, GAN_Feat, VGG, KLD, SV
-  'discriminator' -> D losses                                   D_Fake, D_real
+The trainer (trainers/pix2pix_trainer.py) runs the steps: it calls `generator_losses` and
+`discriminator_losses` with its own (possibly DistributedDataParallel-wrapped) networks, under its autocast,
+and weights the named losses. For users' scripts, SPADE's `forward(data, mode)` remains:
+  'generator'     -> (G losses, generated image, extra images)   losses: GAN, GAN_Feat, VGG, KLD + the
+                                                                  generator's own (SC-GAN: SV)
+  'discriminator' -> D losses                                     D_Fake, D_real
   'encode_only'   -> (mu, logvar)
   'inference'     -> generated image (no gradients)
-Losses are unweighted here; the trainer applies the --lambda_* weights. Everything runs inside forward so
-that DataParallel can split the batch.
+Losses are unweighted here; the trainer applies the --lambda_* weights.
 """
 import os
 
 import torch
 from torch import nn
 
-from util.checkpoint import load_network
+from util.checkpoint import load_network, network_path
 from . import MODELS
 from . import networks
-from .networks.loss import GANLoss, SemanticVectorLoss, VGGLoss, feature_matching_loss, kld_loss
+from .networks.loss import GANLoss, VGGLoss, feature_matching_loss, kld_loss
 
 
 def one_hot_layout(label, num_channels: int):
@@ -45,10 +47,11 @@ class Pix2PixModel(nn.Module):
     def modify_commandline_options(parser, is_train):
         return parser
 
-    def __init__(self, opt):
+    def __init__(self, opt, device=None):
         super().__init__()
         self.opt = opt
-        device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+        if device is None:
+            device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
         self.netG = networks.define_G(opt, device)
         self.netD = networks.define_D(opt, device) if opt.isTrain else None
         self.netE = networks.define_E(opt, device) if opt.use_vae else None
@@ -56,22 +59,32 @@ class Pix2PixModel(nn.Module):
 
         if opt.isTrain:
             self.criterionGAN = GANLoss(opt.gan_mode)
-            generator_cls = networks.GENERATORS.get(opt.netG)
-            self.use_sv_loss = generator_cls.has_semantic_vectors and opt.sv_loss != "none"
             self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
-            needs_vgg = self.use_vgg_loss or (self.use_sv_loss and opt.sv_loss == "vgg")
-            self.criterionVGG = VGGLoss(opt.vgg_weights).to(device) if needs_vgg else None
-            if self.use_sv_loss:
-                self.criterionSV = SemanticVectorLoss(opt.sv_loss, self.criterionVGG)
+            self.criterionVGG = self.vgg_loss() if self.use_vgg_loss else None
+            # the generator's own terms: {name: (aux image, criterion, weight)}
+            self.extra_criteria = networks.GENERATORS.get(opt.netG).extra_criteria(opt, self.vgg_loss)
+            for name, (_, criterion, _) in self.extra_criteria.items():
+                self.add_module(f"criterion{name}", criterion)
+
+    def vgg_loss(self):
+        """The VGG perceptual loss, built once and shared (the VGG loss and, e.g., SC-GAN's --sv_loss vgg)."""
+        if getattr(self, "criterionVGG", None) is None:
+            device = next(self.netG.parameters()).device
+            self.criterionVGG = VGGLoss(self.opt.vgg_weights).to(device)
+        return self.criterionVGG
 
     def load_networks_if_asked(self):
-        """Testing loads the --which_epoch networks from the experiment folder; training with --continue_train
-        is resumed by the trainer, which reads a whole checkpoint unit (util/checkpoint.py)."""
+        """Testing loads the --which_epoch networks from the experiment folder (the EMA generator when the
+        experiment has one, unless --no_ema); training with --continue_train is resumed by the trainer, which
+        reads a whole checkpoint unit (util/checkpoint.py)."""
         opt = self.opt
         if opt.isTrain:
             return
         folder = os.path.join(opt.checkpoints_dir, opt.name)
-        load_network(self.netG, folder, opt.which_epoch, "G", trust_pickle=opt.trust_pickle)
+        ema = os.path.isfile(network_path(folder, opt.which_epoch, "G_ema")) and not opt.no_ema
+        load_network(self.netG, folder, opt.which_epoch, "G_ema" if ema else "G", trust_pickle=opt.trust_pickle)
+        if ema:
+            print(f"using the EMA generator {network_path(folder, opt.which_epoch, 'G_ema')} (--no_ema for netG)")
         if self.netE is not None:
             load_network(self.netE, folder, opt.which_epoch, "E", trust_pickle=opt.trust_pickle)
 
@@ -79,9 +92,9 @@ class Pix2PixModel(nn.Module):
     def forward(self, data, mode):
         input_semantics, real_image = self.preprocess_input(data)
         if mode == "generator":
-            return self.compute_generator_loss(input_semantics, real_image)
+            return self.generator_losses(input_semantics, real_image)
         if mode == "discriminator":
-            return self.compute_discriminator_loss(input_semantics, real_image)
+            return self.discriminator_losses(input_semantics, real_image)
         if mode == "encode_only":
             return self.netE(real_image)
         if mode == "inference":
@@ -93,32 +106,36 @@ class Pix2PixModel(nn.Module):
 
     def preprocess_input(self, data):
         """data['label']: (B, 1, H, W) ids; data['instance']: (B, 1, H, W) ids or 0; data['image']: (B, 3, H, W)
-        or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image."""
+        or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image, on the device of
+        the networks."""
         opt = self.opt
-        device = next(self.netG.parameters()).device  # under DataParallel, this replica's GPU
-        label = data["label"].long().to(device)
+        device = next(self.netG.parameters()).device
+        label = data["label"].long().to(device, non_blocking=True)
         layout = one_hot_layout(label, opt.label_nc + int(opt.contain_dontcare_label))
         if not opt.no_instance:
             layout = torch.cat([layout, instance_edges(data["instance"].to(device))], dim=1)
         image = data.get("image")
-        return layout, (image.to(device) if image is not None else None)
+        return layout, (image.to(device, non_blocking=True) if image is not None else None)
 
-    def generate_fake(self, input_semantics, real_image):
+    def generate_fake(self, input_semantics, real_image, netG=None, netE=None):
         """-> (fake, aux dict of the generator, KLD or None). With the VAE, z is encoded from the real image
-        when there is one (as SPADE does, also at test time), else drawn from N(0, I)."""
+        when there is one (as SPADE does, also at test time), else drawn from N(0, I). netG / netE: the
+        networks to run (the trainer passes its DDP-wrapped ones), by default the model's."""
+        netG, netE = netG or self.netG, netE or self.netE
         z, kld = None, None
         if self.netE is not None and real_image is not None:
-            mu, logvar = self.netE(real_image)
+            mu, logvar = netE(real_image)
             z = mu + torch.randn_like(logvar) * torch.exp(0.5 * logvar)
             if self.opt.isTrain:
                 kld = kld_loss(mu, logvar)
-        fake, aux = self.netG(input_semantics, z=z, return_aux=True)
+        fake, aux = netG(input_semantics, z=z, return_aux=True)
         return fake, aux, kld
 
-    def discriminate(self, input_semantics, fake_image, real_image):
+    def discriminate(self, input_semantics, fake_image, real_image, netD=None):
         """Fake and real go through D in one batch (so normalization sees both); outputs split back."""
-        scores, features = self.netD(torch.cat([input_semantics, input_semantics], dim=0),
-                                     torch.cat([fake_image, real_image], dim=0))
+        netD = netD or self.netD
+        scores, features = netD(torch.cat([input_semantics, input_semantics], dim=0),
+                                torch.cat([fake_image, real_image], dim=0))
         half = fake_image.size(0)
         pred_fake = [s[:half] for s in scores]
         pred_real = [s[half:] for s in scores]
@@ -126,26 +143,27 @@ class Pix2PixModel(nn.Module):
         feat_real = [[f[half:] for f in group] for group in features]
         return pred_fake, pred_real, feat_fake, feat_real
 
-    def compute_generator_loss(self, input_semantics, real_image):
+    def generator_losses(self, input_semantics, real_image, netG=None, netE=None, netD=None):
+        """-> ({name: unweighted loss}, fake (detached), {extra image name: image (detached)})."""
         losses = {}
-        fake, aux, kld = self.generate_fake(input_semantics, real_image)
+        fake, aux, kld = self.generate_fake(input_semantics, real_image, netG, netE)
         if kld is not None:
             losses["KLD"] = kld
-        pred_fake, _, feat_fake, feat_real = self.discriminate(input_semantics, fake, real_image)
+        pred_fake, _, feat_fake, feat_real = self.discriminate(input_semantics, fake, real_image, netD)
         losses["GAN"] = self.criterionGAN(pred_fake, True, for_discriminator=False)
         if not self.opt.no_ganFeat_loss:
             losses["GAN_Feat"] = feature_matching_loss(feat_fake, feat_real)
         if self.use_vgg_loss:
             losses["VGG"] = self.criterionVGG(fake, real_image)
-        if self.use_sv_loss:
-            losses["SV"] = self.criterionSV(aux["svg_image"], real_image)
-        images = {"svg_image": aux["svg_image"].detach()} if "svg_image" in aux else {}
+        for name, (key, criterion, _) in self.extra_criteria.items():
+            losses[name] = criterion(aux[key], real_image)
+        images = {name: aux[name].detach() for name in self.netG.extra_images if name in aux}
         return losses, fake.detach(), images
 
-    def compute_discriminator_loss(self, input_semantics, real_image):
+    def discriminator_losses(self, input_semantics, real_image, netD=None):
         with torch.no_grad():
             fake, _, _ = self.generate_fake(input_semantics, real_image)
         fake = fake.detach().requires_grad_()
-        pred_fake, pred_real, _, _ = self.discriminate(input_semantics, fake, real_image)
+        pred_fake, pred_real, _, _ = self.discriminate(input_semantics, fake, real_image, netD)
         return {"D_Fake": self.criterionGAN(pred_fake, False, for_discriminator=True),
                 "D_real": self.criterionGAN(pred_real, True, for_discriminator=True)}

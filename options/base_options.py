@@ -20,6 +20,7 @@ import torch
 import data
 import models
 from models import networks
+from util.distributed import launched_by_torchrun, world_size_from_environment
 from util.registry import RegistryError
 
 
@@ -37,14 +38,15 @@ class BaseOptions:
                        "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
                        "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
                        "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug", "trust_pickle",
-                       "overwrite")
+                       "overwrite", "no_ema")
 
     def initialize(self, parser):
         # experiment
         parser.add_argument("--name", type=str, default="label2coco",
                             help="name of the experiment; checkpoints go to checkpoints_dir/name")
         parser.add_argument("--gpu_ids", type=str, default=default_gpu_ids(),
-                            help="GPU ids, e.g. 0 or 0,1,2; -1 runs on the CPU (the default without CUDA)")
+                            help="GPU ids, e.g. 0 or 0,1,2 (one training process per GPU, DDP); -1 runs on the CPU "
+                                 "(the default without CUDA)")
         parser.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
         parser.add_argument("--model", type=str, default="pix2pix", help="which model wraps the networks")
         parser.add_argument("--norm_G", type=str, default="spectralinstance",
@@ -221,12 +223,12 @@ class BaseOptions:
                              f"mode cuts square {opt.crop_size}x{opt.crop_size} crops; use --aspect_ratio 1, or "
                              f"--preprocess_mode fixed for {opt.crop_size}-wide images of that aspect ratio")
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
-        if opt.gpu_ids:
-            torch.cuda.set_device(opt.gpu_ids[0])
-        if len(opt.gpu_ids) > 1 and opt.batchSize % len(opt.gpu_ids) != 0:
-            raise SystemExit(f"--batchSize {opt.batchSize} is not divisible by the {len(opt.gpu_ids)} GPUs in "
-                             f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: choose a multiple of "
-                             f"{len(opt.gpu_ids)}")
+        world = world_size_from_environment(opt.gpu_ids) if self.isTrain else 1
+        if opt.batchSize % world != 0:
+            where = (f"the {world} processes of this torchrun" if launched_by_torchrun() else
+                     f"the {world} GPUs in --gpu_ids {','.join(map(str, opt.gpu_ids))}")
+            raise SystemExit(f"--batchSize {opt.batchSize} (the global batch) is not divisible by {where}: choose a "
+                             f"multiple of {world}")
         return opt
 
     def given_on_command_line(self, option):

@@ -27,6 +27,17 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--overwrite", action="store_true",
                             help="start afresh in an experiment folder that already holds a checkpoint (it is "
                                  "replaced by the new run's first save)")
+        parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                            help="mixed precision: autocast to bf16 or fp16 (fp16 with a GradScaler); spectral "
+                                 "norms and batch-norm statistics stay in fp32")
+        parser.add_argument("--channels_last", action="store_true", help="channels-last memory format (speed)")
+        parser.add_argument("--compile", action="store_true", help="torch.compile the networks (speed)")
+        parser.add_argument("--ema_decay", type=float, default=0.0,
+                            help="keep an exponential moving average of G with this decay (e.g. 0.999), saved as "
+                                 "*_net_G_ema.pth and used by test.py; 0 keeps none")
+        parser.add_argument("--ema_bn_batches", type=int, default=10,
+                            help="batches over which the EMA generator's batch-norm statistics are recomputed "
+                                 "before each save")
         parser.add_argument("--max_nonfinite_steps", type=int, default=10,
                             help="stop after this many steps in a row with a NaN/Inf loss (each is skipped)")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
@@ -66,6 +77,8 @@ class TrainOptions(BaseOptions):
                      "max_nonfinite_steps"):
             if getattr(opt, name) < 1:
                 raise SystemExit(f"--{name} {getattr(opt, name)}: must be at least 1")
+        if not 0.0 <= opt.ema_decay < 1.0:
+            raise SystemExit(f"--ema_decay {opt.ema_decay:g}: must be in [0, 1) (0.999 is usual; 0 keeps no EMA)")
         if opt.niter < 0 or opt.niter_decay < 0:
             raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: epochs cannot be negative")
         if opt.niter + opt.niter_decay < 1:

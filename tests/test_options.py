@@ -78,10 +78,23 @@ def test_batch_size_must_divide_over_gpus(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
-    with pytest.raises(SystemExit, match=r"--batchSize 6 is not divisible by the 4 GPUs in --gpu_ids 0,1,2,3"):
+    with pytest.raises(SystemExit, match=r"--batchSize 6 \(the global batch\) is not divisible by the 4 GPUs in "
+                                         r"--gpu_ids 0,1,2,3: choose a multiple of 4"):
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
         parse(tmp_path, "--gpu_ids", "0,1,2,3", "--batchSize", "6")
     assert parse(tmp_path, "--gpu_ids", "0,1,2", "--batchSize", "6").gpu_ids == [0, 1, 2]
+    fake_experiment(tmp_path, "exp", 1_000_000)
+    assert parse(tmp_path, "--name", "exp", "--gpu_ids", "0,1,2,3", "--batchSize", "6",
+                 cls=TestOptions).batchSize == 6  # testing is one process
+
+
+def test_batch_size_must_divide_over_torchrun_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    with pytest.raises(SystemExit, match=r"--batchSize 12 \(the global batch\) is not divisible by the 8 processes "
+                                         r"of this torchrun: choose a multiple of 8"):
+        parse(tmp_path, "--gpu_ids", "-1", "--batchSize", "12")
+    assert parse(tmp_path, "--gpu_ids", "-1", "--batchSize", "16").batchSize == 16
 
 
 def test_unknown_registered_names_list_the_valid_ones(tmp_path, capsys):

@@ -151,7 +151,7 @@ def test_every_ablation_switch_builds_and_trains_one_step(parse_options, vgg_wei
     opt = parse_options("--netG", "scgan", "--dataset_mode", "synthetic", "--crop_size", 64, "--ngf", 4,
                         "--nrf", 4, "--nff", 4, "--ndf", 4, "--vgg_weights", vgg_weights, *switch)
     trainer = Pix2PixTrainer(opt)
-    g = trainer.pix2pix_model_on_one_gpu.netG
+    g = trainer.model.netG
     data = {"label": torch.randint(0, 9, (2, 1, 64, 64)), "instance": 0, "image": torch.rand(2, 3, 64, 64) * 2 - 1}
     before = [p.detach().clone() for p in g.parameters()]
     trainer.run_generator_one_step(data)
@@ -161,14 +161,14 @@ def test_every_ablation_switch_builds_and_trains_one_step(parse_options, vgg_wei
     assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters()))
     assert ("SV" in losses) == (opt.sv_loss != "none")
     # the wiring: the built modules carry what the switch asked for (an ignored option fails here)
-    model = trainer.pix2pix_model_on_one_gpu
+    model = trainer.model
     expected_activation = switch[1] if switch[0] == "--sv_activation" else "softmax"
     assert (g.sv_activation, g.sv_tau) == (expected_activation, 0.5 if switch[0] == "--sv_tau" else 0.05)
     assert g.sv_detach == (switch == ["--sv_detach"])
     if opt.sv_loss != "none":
         assert model.criterionSV.kind == (switch[1] if switch[0] == "--sv_loss" else "l1")
     else:
-        assert not model.use_sv_loss
+        assert "SV" not in model.extra_criteria
     assert type(model.netD).__name__ == ("MultiscaleDiscriminator" if "multiscale" in switch else "FPSEDiscriminator")
     assert (model.netE is not None) == ("--use_vae" in switch) == ("KLD" in losses)
     if "--sc_conv_candidates" in switch:

@@ -33,7 +33,7 @@ def test_linear_decay(parse_options):
 
 def test_optimizers_cover_generator_encoder_and_discriminator(parse_options):
     t = trainer(parse_options, "--use_vae", "--optimizer", "adamw")
-    model = t.pix2pix_model_on_one_gpu
+    model = t.model
     g_params = {id(p) for group in t.optimizer_G.param_groups for p in group["params"]}
     assert {id(p) for p in model.netE.parameters()} <= g_params
     assert {id(p) for p in model.netG.parameters()} <= g_params
@@ -43,15 +43,16 @@ def test_optimizers_cover_generator_encoder_and_discriminator(parse_options):
 def test_losses_are_weighted_by_the_lambdas(parse_options):
     t = trainer(parse_options, "--lambda_feat", 3, "--netG", "scgan", "--lambda_sv", 5, "--nrf", 4, "--nff", 4,
                 "--netD", "multiscale")
-    assert loss_weights(t.opt)["GAN_Feat"] == 3 and loss_weights(t.opt)["SV"] == 5
-    raw = {"GAN_Feat": torch.tensor(2.0), "SV": torch.tensor([1.0, 3.0])}  # two GPUs' copies of SV
-    assert {k: v.item() for k, v in t.weighted(raw).items()} == {"GAN_Feat": 6.0, "SV": 10.0}
+    assert t.weights["GAN_Feat"] == 3 and t.weights["SV"] == 5  # SC-GAN declares its own term
+    assert "SV" not in loss_weights(t.opt)  # the generic weights know nothing of SC-GAN
+    raw = {"GAN_Feat": torch.tensor(2.0), "SV": torch.tensor(2.0), "KLD": torch.tensor(1.0)}
+    assert {k: v.item() for k, v in t.weighted(raw).items()} == pytest.approx({"GAN_Feat": 6.0, "SV": 10.0, "KLD": 0.05})
 
 
 def test_one_step_each_changes_only_its_network(parse_options):
     t = trainer(parse_options)
     data = {"label": torch.randint(0, 9, (2, 1, 32, 32)), "instance": 0, "image": torch.rand(2, 3, 32, 32)}
-    model = t.pix2pix_model_on_one_gpu
+    model = t.model
     g0 = [p.detach().clone() for p in model.netG.parameters()]
     d0 = [p.detach().clone() for p in model.netD.parameters()]
     t.run_generator_one_step(data)
@@ -60,3 +61,4 @@ def test_one_step_each_changes_only_its_network(parse_options):
     t.run_discriminator_one_step(data)
     assert any(not torch.equal(a, b) for a, b in zip(d0, model.netD.parameters()))
     assert set(t.get_latest_losses()) == {"GAN", "GAN_Feat", "D_Fake", "D_real"}
+    assert all(p.requires_grad for p in model.netD.parameters())  # unfrozen again after the G step

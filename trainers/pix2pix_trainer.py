@@ -1,6 +1,8 @@
-"""Pix2PixTrainer: optimizers, one generator step, one discriminator step, the learning-rate schedule, the
-guard against non-finite losses, and saving/resuming the whole training state as one checkpoint unit
-(SPEC §5, util/checkpoint.py).
+"""Pix2PixTrainer: it owns the training step (SPEC §5, §7). It holds netG, netD (and netE, netG_ema), each
+wrapped in its own DistributedDataParallel when the run has several processes; runs the generator and
+discriminator passes under autocast (--amp bf16|fp16, with a GradScaler for fp16); weights the named losses;
+keeps the EMA generator; guards against non-finite losses; and saves/resumes the whole training state as one
+checkpoint unit (util/checkpoint.py). It reads one RunContext (rank, world size, device) for all of this.
 
 TTUR (default): G at lr/2, D at 2*lr with Adam (beta1, beta2); --no_TTUR: both at lr. The rate is constant
 for --niter epochs, then falls linearly over --niter_decay epochs (epoch niter+k runs at
@@ -9,27 +11,34 @@ lr * (1 - (k-1)/niter_decay)), computed from the epoch number so a resumed run g
 A step whose summed loss is NaN or Inf is skipped (no update) and counted; --max_nonfinite_steps of them in a
 row stop training with NonFiniteError, and weights that are not finite are never saved.
 """
+import contextlib
+import copy
 import glob
 import os
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from models import create_model, networks
-from util import checkpoint
+from models import create_model
+from util import checkpoint, distributed
 from util.checkpoint import CheckpointError
+from util.distributed import RunContext
+
+# losses summed (not averaged) over the batch: under DDP each rank's share is scaled back to the whole batch
+BATCH_SUM_LOSSES = ("KLD",)
 
 
 class NonFiniteError(RuntimeError):
     """Training cannot go on: losses or weights are NaN/Inf. The last complete checkpoint is untouched."""
 
 
-def loss_weights(opt):
-    """name -> weight of every loss the model can return; the log shows the weighted terms."""
+def loss_weights(opt, extra_criteria=None):
+    """name -> weight of every loss the model can return (the generator's own terms with theirs); the log
+    shows the weighted terms."""
     weights = {"GAN": 1.0, "GAN_Feat": opt.lambda_feat, "VGG": opt.lambda_vgg, "KLD": opt.lambda_kld,
                "D_Fake": 1.0, "D_real": 1.0}
-    if networks.GENERATORS.get(opt.netG).has_semantic_vectors:
-        weights["SV"] = opt.lambda_sv
+    weights.update({name: weight for name, (_, _, weight) in (extra_criteria or {}).items()})
     return weights
 
 
@@ -50,14 +59,31 @@ def check_fresh_start(opt):
 
 
 class Pix2PixTrainer:
-    def __init__(self, opt):
+    def __init__(self, opt, ctx: RunContext = None):
         self.opt = opt
-        self.pix2pix_model = create_model(opt)
-        self.pix2pix_model_on_one_gpu = self.pix2pix_model
-        if len(opt.gpu_ids) > 1:
-            self.pix2pix_model = nn.DataParallel(self.pix2pix_model, device_ids=opt.gpu_ids)
+        self.ctx = ctx or RunContext(device=torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids
+                                     else torch.device("cpu"))
+        self.model = create_model(opt, device=self.ctx.device)
+        self.pix2pix_model = self.model  # SPADE's name for it
+        model = self.model
+        if opt.channels_last:
+            for net in (model.netG, model.netD, model.netE):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        self.netG_ema = self.make_ema(model.netG) if opt.ema_decay > 0 else None
+        if self.ctx.distributed:
+            model.netG, model.netD, model.netE = (distributed.convert_sync_batchnorm(n, self.ctx) if n is not None
+                                                  else None for n in (model.netG, model.netD, model.netE))
+        unused = set(model.netG.extra_images) - {key for key, _, _ in model.extra_criteria.values()}
+        self.netG = self.wrap(model.netG, find_unused_parameters=bool(unused))
+        self.netD = self.wrap(model.netD)
+        self.netE = self.wrap(model.netE) if model.netE is not None else None
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opt.amp]
+        self.scaler_G = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")
+        self.scaler_D = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")
+
         self.folder = os.path.join(opt.checkpoints_dir, opt.name)
-        self.weights = loss_weights(opt)
+        self.weights = loss_weights(opt, model.extra_criteria)
         self.g_losses, self.d_losses = {}, {}
         self.generated, self.aux_images = None, {}
         self.nonfinite_in_a_row, self.nonfinite_total = 0, 0
@@ -65,12 +91,25 @@ class Pix2PixTrainer:
         self.last_save_id = None
         # after a fresh start with --overwrite, the old run's files go once the new run has a complete save
         self.replace_old_run = bool(opt.overwrite and not opt.continue_train and existing_checkpoints(self.folder))
-        if opt.isTrain:
-            self.optimizer_G, self.optimizer_D = self.create_optimizers(opt)
+        self.optimizer_G, self.optimizer_D = self.create_optimizers(opt)
 
     # ------------------------------------------------------------------------------------------------
+    def wrap(self, net, find_unused_parameters=False):
+        """DDP for several processes (gradients averaged over ranks in backward), torch.compile when asked."""
+        if self.ctx.distributed:
+            net = DistributedDataParallel(net, device_ids=[self.ctx.device] if self.ctx.device.type == "cuda"
+                                          else None, find_unused_parameters=find_unused_parameters)
+        if self.opt.compile:
+            net = torch.compile(net)
+        return net
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
+
     def generator_parameters(self):
-        model = self.pix2pix_model_on_one_gpu
+        model = self.model
         params = list(model.netG.parameters())
         if model.netE is not None:
             params += list(model.netE.parameters())
@@ -81,7 +120,7 @@ class Pix2PixTrainer:
         lr_G, lr_D = self.learning_rates(1)
         betas = (opt.beta1, opt.beta2)
         optimizer_G = optimizer_cls(self.generator_parameters(), lr=lr_G, betas=betas)
-        optimizer_D = optimizer_cls(self.pix2pix_model_on_one_gpu.netD.parameters(), lr=lr_D, betas=betas)
+        optimizer_D = optimizer_cls(self.model.netD.parameters(), lr=lr_D, betas=betas)
         return optimizer_G, optimizer_D
 
     def learning_rates(self, epoch: int):
@@ -102,39 +141,53 @@ class Pix2PixTrainer:
 
     # ------------------------------------------------------------------------------------------------
     def weighted(self, losses):
-        # .mean() merges the copies DataParallel gathers from several GPUs
-        return {name: value.mean() * self.weights[name] for name, value in losses.items()}
+        """{name: loss} -> {name: weight * loss}; batch-summed losses count the whole global batch."""
+        scale = {name: self.ctx.world_size for name in BATCH_SUM_LOSSES}
+        return {name: value * (self.weights[name] * scale.get(name, 1)) for name, value in losses.items()}
 
     def run_generator_one_step(self, data):
+        """One G (and E) update: D scores the fake with its gradients off (its raw module, so DDP does not
+        synchronize D here), G's gradients are averaged over ranks by its DDP wrapper."""
+        seg, real = self.model.preprocess_input(data)
         self.optimizer_G.zero_grad(set_to_none=True)
-        losses, generated, aux_images = self.pix2pix_model(data, mode="generator")
+        with self.autocast(), frozen(self.model.netD):
+            losses, generated, extra_images = self.model.generator_losses(seg, real, self.netG, self.netE,
+                                                                          self.model.netD)
         losses = self.weighted(losses)
-        self.generated, self.aux_images = generated, aux_images
+        self.generated, self.aux_images = generated, extra_images
         if self.finite(losses, "G"):
-            sum(losses.values()).backward()
-            self.optimizer_G.step()
+            self.scaler_G.scale(sum(losses.values())).backward()
+            self.scaler_G.step(self.optimizer_G)
+            self.scaler_G.update()
+            self.update_ema()
         self.g_losses = {k: v.detach() for k, v in losses.items()}
 
     def run_discriminator_one_step(self, data):
+        seg, real = self.model.preprocess_input(data)
         self.optimizer_D.zero_grad(set_to_none=True)
-        losses = self.weighted(self.pix2pix_model(data, mode="discriminator"))
+        with self.autocast():
+            losses = self.weighted(self.model.discriminator_losses(seg, real, self.netD))
         if self.finite(losses, "D"):
-            sum(losses.values()).backward()
-            self.optimizer_D.step()
+            self.scaler_D.scale(sum(losses.values())).backward()
+            self.scaler_D.step(self.optimizer_D)
+            self.scaler_D.update()
         self.d_losses = {k: v.detach() for k, v in losses.items()}
 
     def finite(self, losses, which: str) -> bool:
-        """One isfinite on the summed loss. A non-finite step is skipped (its update is not applied) and
-        counted; --max_nonfinite_steps in a row raise NonFiniteError."""
-        if bool(torch.isfinite(sum(losses.values()))):
+        """One isfinite on the summed loss (ranks agree: one rank's NaN skips the step everywhere). A
+        non-finite step is skipped (its update is not applied) and counted; --max_nonfinite_steps in a row
+        raise NonFiniteError."""
+        bad = not bool(torch.isfinite(sum(losses.values()).detach()))
+        if not distributed.any_rank(bad, self.ctx):
             self.nonfinite_in_a_row = 0
             self.last_finite_losses.update({k: v.detach() for k, v in losses.items()})
             return True
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         values = ", ".join(f"{k}: {float(v.detach()):.3f}" for k, v in losses.items())
-        print(f"warning: non-finite {which} loss ({values}): update skipped ({self.nonfinite_in_a_row} in a row, "
-              f"{self.nonfinite_total} in all)")
+        if self.ctx.is_main:
+            print(f"warning: non-finite {which} loss ({values}): update skipped ({self.nonfinite_in_a_row} in a "
+                  f"row, {self.nonfinite_total} in all)")
         if self.nonfinite_in_a_row >= self.opt.max_nonfinite_steps:
             last = ", ".join(f"{k}: {float(v):.3f}" for k, v in self.last_finite_losses.items()) or "none yet"
             raise NonFiniteError(
@@ -144,42 +197,102 @@ class Pix2PixTrainer:
         return False
 
     def get_latest_losses(self):
-        return {k: float(v) for k, v in {**self.g_losses, **self.d_losses}.items()}
+        """The latest weighted losses, averaged over ranks (every rank must call it)."""
+        return {k: float(v) for k, v in distributed.mean_over_ranks({**self.g_losses, **self.d_losses},
+                                                                    self.ctx).items()}
 
     def get_latest_generated(self):
         return self.generated
 
     # ------------------------------------------------------------------------------------------------
+    # EMA generator
+    @staticmethod
+    def make_ema(netG):
+        ema = copy.deepcopy(netG).eval()
+        for p in ema.parameters():
+            p.requires_grad_(False)
+        return ema
+
+    @torch.no_grad()
+    def update_ema(self):
+        """netG_ema = decay * netG_ema + (1 - decay) * netG for the parameters; buffers (spectral-norm u, v,
+        batch-norm statistics) are copied."""
+        if self.netG_ema is None:
+            return
+        for ema, p in zip(self.netG_ema.parameters(), self.model.netG.parameters()):
+            ema.lerp_(p.detach(), 1.0 - self.opt.ema_decay)
+        for ema, b in zip(self.netG_ema.buffers(), self.model.netG.buffers()):
+            ema.copy_(b)
+
+    @torch.no_grad()
+    def refresh_ema_batchnorm(self, batches):
+        """Recompute the EMA generator's batch-norm statistics as a plain average over `batches` (OASIS does
+        this before saving: the copied statistics belong to netG's weights, not to the averaged ones). The
+        global RNG is left as it was, so saving never changes the course of training."""
+        norms = [m for m in self.netG_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats]
+        if not norms or not batches:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.netG_ema.train()
+        with torch.random.fork_rng(devices=[self.ctx.device] if self.ctx.device.type == "cuda" else []):
+            for data in batches:
+                seg, real = self.model.preprocess_input(data)
+                with self.autocast():
+                    self.model.generate_fake(seg, real, netG=self.netG_ema)
+        self.netG_ema.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
+    # ------------------------------------------------------------------------------------------------
     def networks_to_save(self):
-        model = self.pix2pix_model_on_one_gpu
+        """The raw networks (not their DDP wrappers), by the name of their files."""
+        model = self.model
         nets = {"G": model.netG, "D": model.netD}
         if model.netE is not None:
             nets["E"] = model.netE
+        if self.netG_ema is not None:
+            nets["G_ema"] = self.netG_ema
         return nets
 
-    def save(self, epoch: int, epoch_iter: int, total_steps: int, epoch_label=None):
+    def save(self, epoch: int, epoch_iter: int, total_steps: int, epoch_label=None, ema_bn_batches=()):
         """One checkpoint unit at the point training goes on from (`epoch`, with `epoch_iter` of its images
-        done; `total_steps` images seen, the save id): the networks, the optimizers and the RNG state, published
-        as latest_net_*.pth (and {epoch_label}_net_*.pth, as SPADE's epoch files). Non-finite weights are
-        never saved. A save at the step of the previous one replaces that unit."""
+        done; `total_steps` images seen, the save id): the networks (netG_ema too, its batch-norm statistics
+        first recomputed over `ema_bn_batches`), the optimizers, the GradScalers and every rank's RNG state,
+        published as latest_net_*.pth (and {epoch_label}_net_*.pth, as SPADE's epoch files). Every rank calls
+        it; rank 0 writes. Non-finite weights are never saved. A save at the step of the previous one replaces
+        that unit."""
+        if self.netG_ema is not None:
+            self.refresh_ema_batchnorm(ema_bn_batches)
         nets = self.networks_to_save()
         for name, net in nets.items():
             for key, value in net.state_dict().items():
                 if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                     raise NonFiniteError(f"net{name} holds NaN/Inf values ({key}): not saved, the last complete "
                                          f"checkpoint is intact. Lower --lr, or check the data and the weights")
-        labels = ["latest"] + ([str(epoch_label)] if epoch_label is not None else [])
-        counters = {"epoch": epoch, "epoch_iter": epoch_iter, "total_steps": total_steps}
-        train_state = {**counters, "optimizer_G": self.optimizer_G.state_dict(),
-                       "optimizer_D": self.optimizer_D.state_dict(), "rng_torch": torch.get_rng_state(),
-                       "nonfinite_in_a_row": self.nonfinite_in_a_row, "nonfinite_total": self.nonfinite_total}
-        if torch.cuda.is_available():
-            train_state["rng_cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint.save_unit(self.folder, total_steps, {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
-                             train_state, labels, counters)
+        rng_states = distributed.gather_objects(torch.get_rng_state(), self.ctx)
         self.last_save_id = total_steps
-        if self.replace_old_run:
-            self.remove_old_run(labels)
+        if self.ctx.is_main:
+            labels = ["latest"] + ([str(epoch_label)] if epoch_label is not None else [])
+            counters = {"epoch": epoch, "epoch_iter": epoch_iter, "total_steps": total_steps}
+            train_state = {**counters, "optimizer_G": self.optimizer_G.state_dict(),
+                           "optimizer_D": self.optimizer_D.state_dict(), "scaler_G": self.scaler_G.state_dict(),
+                           "scaler_D": self.scaler_D.state_dict(), "rng_torch": rng_states,
+                           "world_size": self.ctx.world_size, "nonfinite_in_a_row": self.nonfinite_in_a_row,
+                           "nonfinite_total": self.nonfinite_total}
+            if self.ctx.device.type == "cuda":
+                train_state["rng_cuda"] = distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
+            checkpoint.save_unit(self.folder, total_steps,
+                                 {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
+                                 train_state, labels, counters)
+            if self.replace_old_run:
+                self.remove_old_run(labels)
+        elif self.ctx.device.type == "cuda":
+            distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
+        distributed.barrier(self.ctx)
 
     def remove_old_run(self, labels):
         """--overwrite: the new run has a complete save, so the old run's units and network files go."""
@@ -196,7 +309,9 @@ class Pix2PixTrainer:
         incomplete newer one is set aside with a warning); an epoch label, or a folder of NVlabs SPADE (no
         units), loads SPADE's network files and starts the optimizers afresh."""
         opt, folder = self.opt, self.folder
-        checkpoint.remove_stale_temporaries(folder)
+        if self.ctx.is_main:
+            checkpoint.remove_stale_temporaries(folder)
+        distributed.barrier(self.ctx)
         nets = self.networks_to_save()
         if opt.which_epoch == "latest" and checkpoint.list_units(folder):
             found = checkpoint.newest_complete_unit(folder)
@@ -204,22 +319,37 @@ class Pix2PixTrainer:
                 raise CheckpointError(f"no complete checkpoint under {os.path.join(folder, checkpoint.UNITS_DIR)} "
                                       f"(see the warnings above): start afresh with --overwrite")
             unit, manifest = found
-            checkpoint.set_aside_units_newer_than(folder, manifest["save_id"])
+            distributed.barrier(self.ctx)  # every rank has chosen its unit before rank 0 moves any aside
+            if self.ctx.is_main:
+                checkpoint.set_aside_units_newer_than(folder, manifest["save_id"])
             for name, net in nets.items():
                 path = os.path.join(unit, f"net_{name}.pth")
+                if name == "G_ema" and not os.path.isfile(path):  # --ema_decay turned on for a resumed run
+                    net.load_state_dict(self.model.netG.state_dict())
+                    continue
                 checkpoint.load_state_into(net, checkpoint.safe_load(path, opt.trust_pickle), path, name)
             state = checkpoint.safe_load(os.path.join(unit, "train_state.pth"), opt.trust_pickle)
             self.optimizer_G.load_state_dict(state["optimizer_G"])
             self.optimizer_D.load_state_dict(state["optimizer_D"])
-            torch.set_rng_state(state["rng_torch"])
-            if "rng_cuda" in state and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            self.scaler_G.load_state_dict(state["scaler_G"])
+            self.scaler_D.load_state_dict(state["scaler_D"])
+            if state["world_size"] == self.ctx.world_size:  # each rank goes on with its own random stream
+                torch.set_rng_state(state["rng_torch"][self.ctx.rank])
+                if "rng_cuda" in state and self.ctx.device.type == "cuda":
+                    torch.cuda.set_rng_state(state["rng_cuda"][self.ctx.rank])
+            else:
+                print(f"note: the checkpoint was written by {state['world_size']} processes and this run has "
+                      f"{self.ctx.world_size}: random streams (VAE noise) start afresh from --seed")
             self.nonfinite_in_a_row, self.nonfinite_total = state["nonfinite_in_a_row"], state["nonfinite_total"]
-            checkpoint.publish_unit(folder, unit, manifest)  # repairs links a kill left half-updated
+            if self.ctx.is_main:
+                checkpoint.publish_unit(folder, unit, manifest)  # repairs links a kill left half-updated
             self.last_save_id = manifest["save_id"]
             return state["epoch"], state["epoch_iter"], state["total_steps"]
 
         for name, net in nets.items():
+            if name == "G_ema" and not os.path.isfile(checkpoint.network_path(folder, opt.which_epoch, name)):
+                net.load_state_dict(self.model.netG.state_dict())
+                continue
             checkpoint.load_network(net, folder, opt.which_epoch, name, trust_pickle=opt.trust_pickle)
         if opt.which_epoch.isdigit():
             epoch = int(opt.which_epoch) + 1
@@ -227,6 +357,20 @@ class Pix2PixTrainer:
             epoch, _ = checkpoint.read_iter_file(folder)
         else:
             epoch = 1
-        print(f"no training state for --which_epoch {opt.which_epoch} (SPADE's files hold the networks only): "
-              f"optimizers start afresh at epoch {epoch}")
+        if self.ctx.is_main:
+            print(f"no training state for --which_epoch {opt.which_epoch} (SPADE's files hold the networks only): "
+                  f"optimizers start afresh at epoch {epoch}")
         return epoch, 0, 0
+
+
+@contextlib.contextmanager
+def frozen(net):
+    """No gradients for `net`'s parameters inside (the graph built here never reaches them)."""
+    flags = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(net.parameters(), flags):
+            p.requires_grad_(flag)

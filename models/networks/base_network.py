@@ -25,8 +25,9 @@ def weight_parameter(module):
 class BaseNetwork(nn.Module):
     # Per-dataset option defaults applied when this network is chosen (see options/base_options.py).
     dataset_presets = {}
-    # Generators that predict semantic vectors (SC-GAN) also return the SVG's image for the loss L_s.
-    has_semantic_vectors = False
+    # Images a generator returns besides its output with return_aux=True, shown on the training page
+    # (SC-GAN: the SVG's image).
+    extra_images = ()
 
     def __init__(self):
         super().__init__()
@@ -36,6 +37,13 @@ class BaseNetwork(nn.Module):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         return parser
+
+    @staticmethod
+    def extra_criteria(opt, vgg):
+        """A generator's own loss terms: {name: (aux image compared with the real image, criterion, weight)}.
+        `vgg()` returns the shared VGG perceptual loss (built on first use). Generic code names and weights them
+        like the others; the default has none."""
+        return {}
 
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import first_features, latent_size
+from .loss import SemanticVectorLoss
 from .normalization import parse_norm, spectral_norm
 from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
 from .semantic_composition import SCResBlock
@@ -109,7 +110,15 @@ class SCGANGenerator(BaseNetwork):
     """SVG + SRG. forward(seg) -> image; with return_aux=True also {'svg_image', 'semantic_vectors',
     'semantic_vectors_norm'} (the V_t and Vn_t after the activation, coarsest first)."""
 
-    has_semantic_vectors = True
+    extra_images = ("svg_image",)
+
+    @staticmethod
+    def extra_criteria(opt, vgg):
+        """L_s (Eq. 10, Table 4): the SVG's image against the real one, weighted by --lambda_sv."""
+        if opt.sv_loss == "none":
+            return {}
+        return {"SV": ("svg_image", SemanticVectorLoss(opt.sv_loss, vgg() if opt.sv_loss == "vgg" else None),
+                       opt.lambda_sv)}
 
     # Released configurations (SPEC §6), applied when --netG scgan is chosen and not overridden.
     dataset_presets = {

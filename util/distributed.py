@@ -1,0 +1,157 @@
+"""The run context: which process this is, on which device, and the few collective operations training needs,
+all on torch.distributed (NCCL on GPUs, gloo on CPUs; SPEC §7).
+
+Three ways a run starts:
+- one process (`--gpu_ids -1` on the CPU, or `--gpu_ids 0` on one GPU): no process group;
+- `torchrun --nnodes N --nproc_per_node K train.py ...`: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
+  MASTER_ADDR and MASTER_PORT; each process takes the GPU LOCAL_RANK (or the CPU with `--gpu_ids -1`);
+- `python train.py --gpu_ids 0,1,...` (SPADE's habit): `launch` starts one process per listed GPU with
+  torch.multiprocessing and a free local port, and each calls the same main function as torchrun's would.
+"""
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class RunContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes logs, pages and checkpoints and prints progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def world_size_from_environment(gpu_ids) -> int:
+    """The number of processes this run will have: torchrun's WORLD_SIZE, else one per listed GPU."""
+    if launched_by_torchrun():
+        return int(os.environ["WORLD_SIZE"])
+    return max(1, len(gpu_ids))
+
+
+def setup(gpu_ids) -> RunContext:
+    """Join the process group when there is one and pick this process's device. gpu_ids: the parsed
+    --gpu_ids ([] for the CPU). Under torchrun each process takes gpu_ids[LOCAL_RANK] (or GPU LOCAL_RANK when
+    --gpu_ids lists fewer)."""
+    if not launched_by_torchrun():
+        device = torch.device(f"cuda:{gpu_ids[0]}") if gpu_ids else torch.device("cpu")
+        if gpu_ids:
+            torch.cuda.set_device(device)
+        return RunContext(device=device)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if gpu_ids:
+        gpu = gpu_ids[local_rank] if local_rank < len(gpu_ids) else local_rank
+        device = torch.device(f"cuda:{gpu}")
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend=backend, rank=rank, world_size=world,
+                                **({"device_id": device} if backend == "nccl" else {}))
+    return RunContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
+
+
+def cleanup():
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned(index, fn, args, world_size, env):
+    os.environ.update(env)
+    os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(world_size))
+    fn(*args)
+
+
+def launch(fn, args, world_size: int):
+    """Run fn(*args) in `world_size` local processes that find each other as torchrun's would (a free port on
+    127.0.0.1). Returns when all have finished; a failing process fails the launch. Ctrl-C reaches the
+    processes from the terminal and SIGTERM is passed on to them: they stop together after saving, while this
+    process only waits."""
+    import signal
+
+    import torch.multiprocessing as mp
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    context = mp.start_processes(_spawned, args=(fn, args, world_size, env), nprocs=world_size, join=False,
+                                 start_method="spawn")
+
+    def pass_on(signum, frame):
+        for process in context.processes:
+            if process.is_alive() and signum == signal.SIGTERM:
+                os.kill(process.pid, signum)
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not context.join():
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# collectives (no-ops in one process)
+
+def mean_over_ranks(values: dict, ctx: RunContext) -> dict:
+    """{name: scalar tensor} averaged over the processes (every rank must call it)."""
+    if not ctx.distributed or not values:
+        return values
+    names = sorted(values)
+    stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(ctx.device)
+    dist.all_reduce(stacked)
+    stacked /= ctx.world_size
+    return dict(zip(names, stacked.unbind()))
+
+
+def any_rank(flag: bool, ctx: RunContext) -> bool:
+    """True on every rank if `flag` is true on any (every rank must call it): ranks agree on skipping a step
+    or on stopping, so that no rank waits for another in a collective."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def gather_objects(obj, ctx: RunContext) -> list:
+    """[obj of rank 0, obj of rank 1, ...] on every rank."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: RunContext):
+    if ctx.distributed:
+        dist.barrier()
+
+
+def convert_sync_batchnorm(net, ctx: RunContext):
+    """Under DDP on CUDA, every `syncbatch` norm (SyncBatchNorm2d) becomes torch.nn.SyncBatchNorm; plain
+    `batch` norms stay per-GPU. On the CPU (gloo) SyncBatchNorm2d synchronizes its statistics itself."""
+    if ctx.device.type != "cuda":
+        return net
+    from models.networks.sync_batchnorm import convert_sync_batchnorm as convert
+    return convert(net)
