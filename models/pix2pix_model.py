@@ -60,7 +60,7 @@ class Pix2PixModel(nn.Module):
             self.use_sv_loss = generator_cls.has_semantic_vectors and opt.sv_loss != "none"
             self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
             needs_vgg = self.use_vgg_loss or (self.use_sv_loss and opt.sv_loss == "vgg")
-            self.criterionVGG = VGGLoss(opt.vgg_weights).to(device) if needs_vgg else None
+            self.criterionVGG = VGGLoss(opt.vgg_weights, opt.vgg_net).to(device) if needs_vgg else None
             if self.use_sv_loss:
                 self.criterionSV = SemanticVectorLoss(opt.sv_loss, self.criterionVGG)
 
