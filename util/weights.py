@@ -188,6 +188,12 @@ def convert_lpips(checkpoint, net):
     return backbone, heads
 
 
+def vgg16_or_alexnet_features(net):
+    """torchvision's `features` of AlexNet (net 'alex') or VGG16 ('vgg'), without weights."""
+    import torchvision
+    return (torchvision.models.alexnet if net == "alex" else torchvision.models.vgg16)(weights=None).features
+
+
 def lpips_backbone_keys(lpips_net):
     """lpips' backbone keys (`sliceK.N.weight`) -> torchvision's (`features.N.weight`)."""
     return {k: "features." + k.split(".", 1)[1] for k in lpips_net.state_dict()}
