@@ -70,7 +70,7 @@ class Pix2PixModel(nn.Module):
         """The VGG perceptual loss, built once and shared (the VGG loss and, e.g., SC-GAN's --sv_loss vgg)."""
         if getattr(self, "criterionVGG", None) is None:
             device = next(self.netG.parameters()).device
-            self.criterionVGG = VGGLoss(self.opt.vgg_weights).to(device)
+            self.criterionVGG = VGGLoss(self.opt.vgg_weights, self.opt.vgg_net).to(device)
         return self.criterionVGG
 
     def load_networks_if_asked(self):

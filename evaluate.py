@@ -1,0 +1,74 @@
+"""Evaluate a trained model: FID, KID, LPIPS, mIoU / pixel accuracy on the validation set (issue 9).
+
+python evaluate.py --name NAME [--which_epoch latest] [--metrics fid,kid,lpips,miou] [--seg_model seg.pt]
+                   [--from_results] [--how_many N] [dataset options]
+runs the generator on the test phase of the dataset (or reads the images test.py wrote, --from_results), prints
+the metrics and writes results/NAME/eval_EPOCH/metrics.json and index.html with the numbers, the protocol and
+example rows. Weights come from local files only (--inception_weights, --lpips_weights, --seg_model; see
+util/weights.py and the README's 'Evaluation').
+"""
+import os
+import sys
+from collections import OrderedDict
+
+import torch
+from tqdm import tqdm
+
+import data
+from models import create_model
+from options.eval_options import EvalOptions
+from util import evaluation
+from util.metrics import MetricSetupError
+from util.visualizer import Visualizer
+
+
+def main(argv=None):
+    opt = EvalOptions().parse(argv)
+    torch.manual_seed(opt.seed)
+    device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+    try:
+        run = evaluation.Evaluation(opt, device)   # weights files are checked before any image is made
+        dataloader = data.create_dataloader(opt)
+        model = None if opt.from_results else create_model(opt).eval()
+    except (MetricSetupError, data.DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if not dataloader.dataset.has_images:
+        sys.exit("error: evaluation compares with the real images: give the dataset's images (--image_dir)")
+
+    web_dir = os.path.join(opt.results_dir, opt.name, f"eval_{opt.which_epoch}")
+    visualizer = Visualizer(opt)
+    examples, total = [], int(min(opt.how_many, len(dataloader.dataset)))
+    progress = tqdm(total=total, unit="image", desc="evaluate", dynamic_ncols=True)
+    try:
+        for data_i in dataloader:
+            keep = int(min(data_i["label"].shape[0], total - run.count))
+            if keep <= 0:
+                break
+            real, label, paths = data_i["image"][:keep], data_i["label"][:keep], data_i["path"][:keep]
+            if opt.from_results:
+                fake = evaluation.read_result_images(evaluation.results_folder(opt), paths, real.shape[2:])
+            else:
+                fake = model(data_i, mode="inference")[:keep].cpu()
+            extras = run.add(fake, real, label)
+            for b in range(min(keep, opt.num_examples - len(examples))):
+                visuals = OrderedDict([("input_label", label[b:b + 1]), ("synthesized_image", fake[b:b + 1]),
+                                       ("real_image", real[b:b + 1])])
+                visuals.update((k, v[b:b + 1]) for k, v in extras.items())
+                examples.append(evaluation.save_example(visualizer, web_dir, visuals, paths[b]))
+            progress.update(keep)
+    except (data.DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    finally:
+        progress.close()
+
+    summary = run.finish()
+    for name, value in summary["metrics"].items():
+        print(f"{name}: {value:.4f}")
+    page = evaluation.write(web_dir, f"Evaluation: {opt.name}, epoch {opt.which_epoch}, {run.count} images",
+                            summary, examples)
+    print(f"wrote {os.path.join(web_dir, 'metrics.json')} and {page}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Evaluation options (evaluate.py): the test options plus the metrics and their local weights files.
+
+Every weights file is local (nothing is downloaded); the defaults are where `.ci/prepare_weights.sh` and the
+README's `python -m util.weights ...` commands put them, under <repo>/.weights/.
+"""
+import os
+
+from util.metrics import DEFAULT_WEIGHTS_DIR
+from .test_options import TestOptions
+
+METRICS = ("fid", "kid", "lpips", "miou")
+
+
+class EvalOptions(TestOptions):
+    def initialize(self, parser):
+        TestOptions.initialize(self, parser)
+        parser.add_argument("--metrics", type=str, default="fid,kid,lpips",
+                            help=f"comma-separated, from {','.join(METRICS)} (miou needs --seg_model)")
+        parser.add_argument("--from_results", action="store_true",
+                            help="read the synthesized images test.py wrote under --results_dir "
+                                 "(NAME/PHASE_EPOCH/images/synthesized_image) instead of running the generator")
+        parser.add_argument("--inception_weights", type=str,
+                            default=os.path.join(DEFAULT_WEIGHTS_DIR, "inception.pth"),
+                            help="FID Inception for torch-fidelity (python -m util.weights inception)")
+        parser.add_argument("--kid_subsets", type=int, default=100, help="KID: number of random subsets")
+        parser.add_argument("--kid_subset_size", type=int, default=1000,
+                            help="KID: images per subset (capped at the number of images)")
+        parser.add_argument("--lpips_net", type=str, default="alex", choices=("alex", "vgg"),
+                            help="LPIPS backbone")
+        parser.add_argument("--lpips_weights", type=str, default="",
+                            help="LPIPS backbone file (python -m util.weights lpips); default "
+                                 ".weights/lpips_NET.pth")
+        parser.add_argument("--seg_model", type=str, default="",
+                            help="TorchScript segmenter: (B, 3, H, W) image in [-1, 1] -> (B, C, H, W) logits")
+        parser.add_argument("--seg_label_map", type=str, default="",
+                            help="DATASET_ID:SEG_ID pairs (or a file of them) when the segmenter's classes "
+                                 "differ from the dataset's; unlisted ids are ignored")
+        parser.add_argument("--num_examples", type=int, default=8, help="example rows on the page")
+        return parser
+
+    def finalize(self, opt):
+        TestOptions.finalize(self, opt)
+        opt.metrics = [m.strip() for m in opt.metrics.split(",") if m.strip()]
+        unknown = [m for m in opt.metrics if m not in METRICS]
+        if unknown or not opt.metrics:
+            raise SystemExit(f"--metrics {','.join(opt.metrics)}: unknown {unknown}; choose from {','.join(METRICS)}")
+        if not opt.lpips_weights:
+            opt.lpips_weights = os.path.join(DEFAULT_WEIGHTS_DIR, f"lpips_{opt.lpips_net}.pth")
+        return opt

@@ -1,0 +1,213 @@
+"""The evaluation run behind evaluate.py: metrics over the validation set, metrics.json and an HTML page.
+
+`Evaluation(opt)` sets up the asked metrics (each from a local weights file, checked before any image is made),
+`add(fake, real, label, paths)` takes one batch, `finish()` returns {'metrics', 'protocol'}, and `write(...)`
+writes results_dir/NAME/eval_EPOCH/metrics.json and index.html. The protocol (image size given to each metric,
+resize filters, label mapping, number of images, sha256 of every weights file) goes into both.
+"""
+import json
+import ntpath
+import os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from PIL import Image
+
+from util import metrics as M
+from util import util
+from util.checkpoint import atomic_write_bytes, network_path
+from util.html import HTML
+
+FID_COUNT_NOTE = ("FID depends on the number of images: it is biased upwards for small sets (two disjoint samples "
+                  "of one distribution, real 64x64 synthetic-dataset images, give FID 65 at 64 + 64 images and 44 at "
+                  "128 + 128), so compare FIDs only at equal image counts and protocols.")
+
+
+def library_version(name):
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def sample_name(path):
+    return os.path.splitext(ntpath.basename(str(path)))[0]
+
+
+def results_folder(opt):
+    """Where test.py wrote the synthesized images of this experiment."""
+    return os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}", "images", "synthesized_image")
+
+
+def read_result_images(folder, paths, size):
+    """The synthesized PNGs named after the samples in `paths` -> (B, 3, H, W) in [-1, 1]."""
+    images = []
+    for path in paths:
+        file = os.path.join(folder, sample_name(path) + ".png")
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"--from_results: {file} not found (run test.py with the same --name, "
+                                    f"--which_epoch and --results_dir first)")
+        picture = np.asarray(Image.open(file).convert("RGB"))
+        if picture.shape[:2] != tuple(size):
+            raise ValueError(f"--from_results: {file} is {picture.shape[1]}x{picture.shape[0]}, the real images "
+                             f"are {size[1]}x{size[0]} (same --crop_size as test.py?)")
+        images.append(torch.from_numpy(picture.copy()).permute(2, 0, 1).float() / 127.5 - 1)
+    return torch.stack(images)
+
+
+class Evaluation:
+    def __init__(self, opt, device="cpu"):
+        self.opt, self.device = opt, device
+        self.count, self.image_size = 0, None
+        self.weights = OrderedDict()
+        self.protocol = OrderedDict()
+        self.lpips_values = []
+        self.real_features = self.fake_features = self.lpips = self.segmenter = None
+        asked = set(opt.metrics)
+
+        if asked & {"fid", "kid"}:
+            extractor = M.load_inception(opt.inception_weights, device)
+            self.weights["inception"] = opt.inception_weights
+            self.real_features, self.fake_features = M.InceptionFeatures(extractor), M.InceptionFeatures(extractor)
+        if "lpips" in asked:
+            self.lpips = M.load_lpips(opt.lpips_net, opt.lpips_weights, device)
+            self.weights[f"lpips_{opt.lpips_net}"] = opt.lpips_weights
+        if "miou" in asked:
+            if not opt.seg_model:
+                raise M.MetricSetupError(f"--metrics miou needs --seg_model PATH. {M.SEG_HOW}")
+            self.segmenter = M.load_segmenter(opt.seg_model, device)
+            self.weights["seg_model"] = opt.seg_model
+            self.label_map = None
+            self.seg_scores = self.real_seg_scores = None   # sized at the first batch, from the logits
+        if not opt.from_results:
+            generator = network_path(os.path.join(opt.checkpoints_dir, opt.name), opt.which_epoch, "G")
+            if os.path.isfile(generator):
+                self.weights["generator"] = generator
+
+    # -------------------------------------------------------------------------------------------------
+    def _setup_segmentation(self, num_classes):
+        opt = self.opt
+        mapping = M.parse_label_map(opt.seg_label_map, num_classes) if opt.seg_label_map else None
+        dontcare = opt.label_nc if opt.contain_dontcare_label else None
+        self.lookup = M.label_lookup(opt.label_nc + int(opt.contain_dontcare_label), num_classes, mapping, dontcare)
+        self.label_map = mapping
+        self.seg_scores, self.real_seg_scores = M.SegmentationScores(num_classes), M.SegmentationScores(num_classes)
+
+    @torch.no_grad()
+    def segment(self, images):
+        """images: (B, 3, H, W) in [-1, 1] -> (B, H, W) predicted class ids."""
+        logits = self.segmenter(images.to(self.device))
+        if logits.dim() != 4 or logits.shape[0] != images.shape[0] or logits.shape[2:] != images.shape[2:]:
+            raise M.MetricSetupError(f"--seg_model {self.opt.seg_model}: returned shape {tuple(logits.shape)} for "
+                                     f"images {tuple(images.shape)}; expected (B, C, H, W) logits")
+        if self.seg_scores is None:
+            self._setup_segmentation(logits.shape[1])
+        return logits.argmax(1).cpu()
+
+    def add(self, fake, real, label):
+        """fake, real: (B, 3, H, W) in [-1, 1]; label: (B, 1, H, W) dataset class ids. -> {name: (B, ...)}
+        of extra pictures for the example rows (the segmentation of the synthesized image)."""
+        self.count += fake.shape[0]
+        self.image_size = list(fake.shape[2:])
+        extras = {}
+        if self.real_features is not None:
+            self.fake_features.update(M.to_uint8(fake))
+            self.real_features.update(M.to_uint8(real))
+        if self.lpips is not None:
+            self.lpips_values.append(M.lpips_distance(self.lpips, fake, real))
+        if self.segmenter is not None:
+            predicted_fake, predicted_real = self.segment(fake), self.segment(real)
+            target = self.lookup[label[:, 0].long().clamp(0, len(self.lookup) - 1)]
+            self.seg_scores.update(predicted_fake, target)
+            self.real_seg_scores.update(predicted_real, target)
+            extras["segmented_label"] = predicted_fake[:, None]
+        return extras
+
+    # -------------------------------------------------------------------------------------------------
+    def finish(self):
+        opt = self.opt
+        results, protocol = OrderedDict(), self.protocol
+        protocol["num_images"] = self.count
+        protocol["image_size_hw"] = self.image_size
+        protocol["data"] = OrderedDict(
+            dataset_mode=opt.dataset_mode, dataroot=opt.dataroot, phase=opt.phase, preprocess_mode=opt.preprocess_mode,
+            load_size=opt.load_size, crop_size=opt.crop_size, aspect_ratio=opt.aspect_ratio,
+            image_resize_filter="bicubic (PIL) at loading", label_resize_filter="nearest (PIL) at loading",
+            synthesized_images=("read from " + results_folder(opt)) if opt.from_results else
+            f"generator {opt.netG}, checkpoint {opt.which_epoch}")
+        if self.real_features is not None:
+            real, fake = self.real_features.features(), self.fake_features.features()
+            protocol["inception"] = OrderedDict(
+                library=f"torch-fidelity {library_version('torch-fidelity')}", extractor=M.INCEPTION_EXTRACTOR,
+                feature="2048 (pool3)", input=f"uint8 {self.image_size[0]}x{self.image_size[1]}, rounded from [-1, 1]",
+                resize="TF1-compatible bilinear to 299x299 (torch-fidelity), then (x - 128) / 128",
+                compared="synthesized vs real images of the same label maps")
+            if "fid" in opt.metrics:
+                results["fid"] = M.fid(fake, real)
+            if "kid" in opt.metrics:
+                mean, std, size = M.kid(fake, real, opt.kid_subsets, opt.kid_subset_size, seed=opt.seed)
+                results["kid"], results["kid_std"] = mean, std
+                protocol["kid"] = OrderedDict(subsets=opt.kid_subsets, subset_size=size, seed=opt.seed,
+                                              kernel="polynomial (x.y / 2048 + 1)^3, unbiased MMD^2")
+            protocol["fid_note"] = FID_COUNT_NOTE
+        if self.lpips is not None:
+            values = torch.cat(self.lpips_values)
+            results["lpips"] = float(values.mean())
+            protocol["lpips"] = OrderedDict(
+                library=f"lpips {library_version('lpips')}", net=opt.lpips_net, version="0.1",
+                input=f"[-1, 1] {self.image_size[0]}x{self.image_size[1]}, no resize",
+                compared="each synthesized image vs the real image of its label map, averaged")
+        if self.segmenter is not None:
+            fake_scores, real_scores = self.seg_scores.compute(), self.real_seg_scores.compute()
+            results["miou"], results["pixel_accuracy"] = fake_scores["miou"], fake_scores["pixel_accuracy"]
+            results["miou_real"], results["pixel_accuracy_real"] = real_scores["miou"], real_scores["pixel_accuracy"]
+            protocol["segmentation"] = OrderedDict(
+                library=f"torchmetrics {library_version('torchmetrics')} (confusion matrix)",
+                input=f"[-1, 1] {self.image_size[0]}x{self.image_size[1]}, no resize",
+                classes=len(fake_scores["per_class_iou"]),
+                label_map={str(k): v for k, v in self.label_map.items()} if self.label_map else "identity",
+                ignored="dontcare" + (" and unmapped ids" if self.label_map else ""),
+                averaging="one confusion matrix over all pixels; IoU per class occurring in target or "
+                          "prediction, then the mean; *_real: the same segmenter on the real images",
+                per_class_iou=fake_scores["per_class_iou"])
+        protocol["weights_sha256"] = OrderedDict((k, {"path": os.path.abspath(p), "sha256": M.sha256(p)})
+                                                 for k, p in self.weights.items())
+        return {"metrics": results, "protocol": protocol}
+
+
+def save_example(visualizer, web_dir, visuals, path):
+    """Save one sample's pictures under web_dir/images/<visual>/<name>.png -> (name, [(caption, file)])."""
+    name = sample_name(path)
+    cells = []
+    for caption, picture in visualizer.convert_visuals_to_numpy(visuals).items():
+        file = os.path.join(caption, name + ".png")
+        util.save_image(picture, os.path.join(web_dir, "images", file))
+        cells.append((caption, file))
+    return name, cells
+
+
+def write(web_dir, title, summary, example_rows):
+    """web_dir/metrics.json and web_dir/index.html (numbers, protocol, FID note, example rows).
+
+    example_rows: [(name, [(caption, file relative to web_dir/images)])]."""
+    from dominate.tags import p, pre, table, td, th, tr
+
+    atomic_write_bytes(os.path.join(web_dir, "metrics.json"), (json.dumps(summary, indent=2) + "\n").encode())
+    page = HTML(web_dir, title)
+    page.add_header("Metrics")
+    with page.doc:
+        with table(border=1, style="border-collapse: collapse;"):
+            tr(th("metric"), th("value"))
+            for name, value in summary["metrics"].items():
+                tr(td(name), td(f"{value:.4f}" if isinstance(value, float) else str(value)))
+        p(f"{summary['protocol']['num_images']} images. " + (FID_COUNT_NOTE if "fid_note" in summary["protocol"]
+                                                             else ""))
+    page.add_header("Protocol (also in metrics.json)")
+    with page.doc:
+        pre(json.dumps(summary["protocol"], indent=2))
+    for name, cells in example_rows:
+        page.add_header(name)
+        page.add_images([f for _, f in cells], [c for c, _ in cells], [f for _, f in cells], width=192)
+    return page.save()
