@@ -12,13 +12,14 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from .normalization import SPADE, spectral_norm
+from .normalization import SPADE, autocast_off, batch_norm, spectral_norm
 from .normalization import param_free_norm as make_param_free_norm
 
 
 class CandidateSpectralNorm(nn.Module):
     """Parametrization of a stack of n kernels (n, C_out, C_in, k, k): each candidate divided by its own
-    largest singular value, estimated by one batched power iteration per training step."""
+    largest singular value, estimated by one batched power iteration per training step. AMP-safe: the
+    iteration and sigma run in fp32 with autocast off (bmm and einsum would otherwise run in half precision)."""
 
     def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, eps: float = 1e-12):
         super().__init__()
@@ -37,12 +38,13 @@ class CandidateSpectralNorm(nn.Module):
                                       dim=1, eps=self.eps))
 
     def forward(self, weight):
-        mats = weight.flatten(2)  # (n, C_out, C_in*k*k)
-        if self.training:
-            self._power_method(mats.detach(), self.n_power_iterations)
-        u, v = self._u.clone(), self._v.clone()  # clones: the buffers change in place at the next step
-        sigma = torch.einsum("no,nok,nk->n", u, mats, v)
-        return weight / sigma.view(-1, 1, 1, 1, 1)
+        with autocast_off(weight):
+            mats = weight.flatten(2)  # (n, C_out, C_in*k*k)
+            if self.training:
+                self._power_method(mats.detach(), self.n_power_iterations)
+            u, v = self._u.clone(), self._v.clone()  # clones: the buffers change in place at the next step
+            sigma = torch.einsum("no,nok,nk->n", u, mats, v)
+            return weight / sigma.view(-1, 1, 1, 1, 1)
 
 
 class CandidateSum(torch.autograd.Function):
@@ -146,7 +148,7 @@ class AffineNorm(nn.Module):
         if param_free_norm == "instance":
             self.norm = nn.InstanceNorm2d(channels, affine=True)
         else:
-            self.norm = nn.BatchNorm2d(channels, affine=True)
+            self.norm = batch_norm(param_free_norm, channels, affine=True)
 
     def forward(self, x, v):
         return self.norm(x)
