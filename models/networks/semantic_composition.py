@@ -49,11 +49,17 @@ class CandidateSpectralNorm(nn.Module):
 
 class CandidateSum(torch.autograd.Function):
     """out = sum_i y[:, i] * v[:, i, None]: the per-pixel mix of the candidates' conv outputs, with a hand-written
-    backward (about 2.5x faster on the CPU than autograd's broadcast multiply-and-sum)."""
+    backward (about 2.5x faster on the CPU than autograd's broadcast multiply-and-sum).
+
+    AMP-safe by explicit casts: the mix runs in y's dtype (the conv's, chosen by autocast) with v cast to it,
+    so the (B, n, C, H, W) products are never promoted to fp32 by an fp32 v; each gradient returns in the
+    dtype of its input."""
 
     @staticmethod
     def forward(ctx, y, v):
-        """y: (B, n, C, H, W) candidate outputs; v: (B, n, H, W) -> (B, C, H, W)."""
+        """y: (B, n, C, H, W) candidate outputs; v: (B, n, H, W) -> (B, C, H, W) in y's dtype."""
+        ctx.v_dtype = v.dtype
+        v = v.to(y.dtype)
         ctx.save_for_backward(y, v)
         return (y * v.unsqueeze(2)).sum(dim=1)
 
@@ -61,9 +67,9 @@ class CandidateSum(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         y, v = ctx.saved_tensors
-        grad = grad.unsqueeze(1)
+        grad = grad.to(y.dtype).unsqueeze(1)
         grad_y = grad * v.unsqueeze(2) if ctx.needs_input_grad[0] else None
-        grad_v = (y * grad).sum(dim=2) if ctx.needs_input_grad[1] else None
+        grad_v = (y * grad).sum(dim=2).to(ctx.v_dtype) if ctx.needs_input_grad[1] else None
         return grad_y, grad_v
 
 
