@@ -89,7 +89,9 @@ def median_ms(fn, device, warmup, repeats):
 
 
 def measure(model_name, args, phase):
-    """Build one model and measure `phase`: 'memory' (G fwd+bwd peak only, nothing before it) or 'all'."""
+    """Build one model and measure `phase`: 'generator' (peak memory of the first G forward+backward, then the
+    G and inference times) or 'train' (training iterations: time and peak memory). Each phase runs in a fresh
+    process: after training steps the same G forward+backward ran up to 1.5x slower on our CPU."""
     from models import create_model
     from options.train_options import TrainOptions
 
@@ -115,10 +117,20 @@ def measure(model_name, args, phase):
         netG.zero_grad(set_to_none=True)
         g_forward().float().mean().backward()
 
-    if phase == "memory":
+    result = {"g_params": sum(p.numel() for p in netG.parameters()) / 1e6,
+              "d_params": sum(p.numel() for p in netD.parameters()) / 1e6}
+    if phase == "generator":
         start_meter()
         g_forward_backward()
-        return {"g_peak_mib": peak_mib()}
+        result["g_peak_mib"] = peak_mib()
+        with torch.no_grad():
+            result["g_forward_ms"] = median_ms(g_forward, device, args.warmup, args.repeats)
+        result["g_forward_backward_ms"] = median_ms(g_forward_backward, device, args.warmup, args.repeats)
+        model.eval()
+        with torch.no_grad():
+            ms = median_ms(lambda: model(data, mode="inference"), device, args.warmup, args.repeats)
+        result["inference_images_per_s"] = 1e3 * args.batch / ms
+        return result
 
     weights = {"GAN": 1.0, "GAN_Feat": opt.lambda_feat, "KLD": opt.lambda_kld, "SV": getattr(opt, "lambda_sv", 0),
                "D_Fake": 1.0, "D_real": 1.0}
@@ -140,18 +152,9 @@ def measure(model_name, args, phase):
         step("generator", optimizer_G)
         step("discriminator", optimizer_D)
 
-    result = {"g_params": sum(p.numel() for p in netG.parameters()) / 1e6,
-              "d_params": sum(p.numel() for p in netD.parameters()) / 1e6}
-    start_meter()  # first: the peak covers the optimizer states' allocation, as in real training
+    start_meter()  # the peak covers the optimizer states' allocation, as in real training
     result["train_iteration_ms"] = median_ms(train_iteration, device, args.warmup, args.repeats)
     result["train_peak_mib"] = peak_mib()
-    with torch.no_grad():
-        result["g_forward_ms"] = median_ms(g_forward, device, args.warmup, args.repeats)
-    result["g_forward_backward_ms"] = median_ms(g_forward_backward, device, args.warmup, args.repeats)
-    model.eval()
-    with torch.no_grad():
-        ms = median_ms(lambda: model(data, mode="inference"), device, args.warmup, args.repeats)
-    result["inference_images_per_s"] = 1e3 * args.batch / ms
     return result
 
 
@@ -196,7 +199,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--_child", choices=tuple(MODELS), help=argparse.SUPPRESS)
-    parser.add_argument("--_phase", choices=("all", "memory"), default="all", help=argparse.SUPPRESS)
+    parser.add_argument("--_phase", choices=("generator", "train"), default="generator", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this PyTorch sees no GPU; use --device cpu")
@@ -209,7 +212,7 @@ def main():
         return
     results = {}
     for model in args.models:
-        results[model] = {**run_in_subprocess(model, args, "all"), **run_in_subprocess(model, args, "memory")}
+        results[model] = {**run_in_subprocess(model, args, "generator"), **run_in_subprocess(model, args, "train")}
     h = round(args.crop_size / args.aspect_ratio)
     print(f"ade20k settings, {h}x{args.crop_size}, batch {args.batch}, {args.precision}, {args.device} "
           f"({torch.get_num_threads()} threads), median of {args.repeats} after {args.warmup} warm-up; "
