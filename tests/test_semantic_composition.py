@@ -164,3 +164,28 @@ def test_scconv_parameter_count():
     assert sum(p.numel() for p in SCConv2d(16, 32, 3, 4).parameters()) == 4 * 32 * 16 * 9
     assert sum(p.numel() for p in SCNorm(32, 3).parameters()) == 2 * 3 * 32
     assert isinstance(SCNorm(8, 2).param_free_norm, nn.BatchNorm2d)
+
+
+def test_candidate_spectral_division_gradients():
+    """The hand-written backward of weight / sigma(weight) against autograd's (and gradcheck)."""
+    from models.networks.semantic_composition import DivideBySigma
+    torch.manual_seed(0)
+    weight = torch.randn(3, 4, 2, 3, 3, dtype=torch.double, requires_grad=True)
+    u = F.normalize(torch.randn(3, 4, dtype=torch.double), dim=1)
+    v = F.normalize(torch.randn(3, 18, dtype=torch.double), dim=1)
+    assert torch.autograd.gradcheck(DivideBySigma.apply, (weight, u, v))
+    grad = torch.randn(3, 4, 2, 3, 3, dtype=torch.double)
+    ours = torch.autograd.grad(DivideBySigma.apply(weight, u, v), weight, grad)[0]
+    sigma = torch.einsum("no,nok,nk->n", u, weight.flatten(2), v)
+    reference = torch.autograd.grad(weight / sigma.view(-1, 1, 1, 1, 1), weight, grad)[0]
+    assert torch.allclose(ours, reference, atol=1e-12)
+
+
+def test_scnorm_gradients_equal_autograd_of_eq5():
+    from models.networks.semantic_composition import SpatialModulation
+    torch.manual_seed(0)
+    args = (torch.randn(2, 3, 4, 5, dtype=torch.double, requires_grad=True),
+            torch.rand(2, 4, 4, 5, dtype=torch.double, requires_grad=True),
+            torch.randn(4, 3, dtype=torch.double, requires_grad=True),
+            torch.randn(4, 3, dtype=torch.double, requires_grad=True))
+    assert torch.autograd.gradcheck(SpatialModulation.apply, args)

@@ -5,12 +5,17 @@ parameter-free part is synchronized batch norm, SPADE's MLP kernels 3x3. ``parse
 into a NormSpec with named parts; nothing else in the code looks inside the strings.
 """
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.parametrizations import spectral_norm as _torch_spectral_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
+
+from .sync_batchnorm import SyncBatchNorm2d
 
 PARAM_FREE_NORMS = ("instance", "batch", "syncbatch", "none")
 CONDITIONAL_NORMS = ("spade", "scc")
@@ -45,18 +50,53 @@ def parse_norm(text: str, option: str = "--norm_G") -> NormSpec:
     return NormSpec(spectral, param_free, None, None)
 
 
+def autocast_off(tensor):
+    """A context with autocast disabled on `tensor`'s device (nothing to disable where autocast is unavailable,
+    e.g. the meta device used to count parameters)."""
+    device = tensor.device.type
+    return torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext()
+
+
+class SpectralNormFP32(_SpectralNorm):
+    """torch's spectral-norm parametrization (same buffers `_u`, `_v`, same state-dict keys) with the power
+    iteration and sigma always in fp32: under CUDA fp16 autocast torch.mv would run in half precision
+    (and torch's vdot then meets mixed dtypes). The normalized weight stays fp32; autocast casts it at the conv."""
+
+    def _power_method(self, weight_mat, n_power_iterations):
+        with autocast_off(weight_mat):
+            super()._power_method(weight_mat.float(), n_power_iterations)
+
+    def forward(self, weight):
+        with autocast_off(weight):
+            return super().forward(weight)
+
+
 def spectral_norm(module):
-    """Spectral norm (one power iteration per training step) as a parametrization of `module.weight`."""
-    return _torch_spectral_norm(module)
+    """Spectral norm (one power iteration per training step) as a parametrization of `module.weight`, as
+    torch.nn.utils.parametrizations.spectral_norm but AMP-safe (SpectralNormFP32). Transposed convs are
+    normalized over their output dimension (dim 1), as torch does."""
+    transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+    parametrization = SpectralNormFP32(module.weight, dim=1 if transposed else 0)
+    parametrize.register_parametrization(module, "weight", parametrization)
+    return module
+
+
+def batch_norm(kind: str, channels: int, affine: bool) -> nn.Module:
+    """'batch' -> nn.BatchNorm2d; 'syncbatch' -> SyncBatchNorm2d (global-batch statistics across processes,
+    plain batch norm in one process; converted to torch.nn.SyncBatchNorm for DDP on CUDA)."""
+    if kind == "syncbatch":
+        return SyncBatchNorm2d(channels, affine=affine)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=affine)
+    raise ValueError(f"unknown batch norm '{kind}'; expected batch or syncbatch")
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
-    """Normalization without learned affine parameters. 'syncbatch' is batch norm whose statistics are
-    synchronized across processes once the trainer converts it for DDP; in one process it is batch norm."""
+    """Normalization without learned affine parameters: instance, batch, syncbatch (see batch_norm), none."""
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False)
     if kind in ("batch", "syncbatch"):
-        return nn.BatchNorm2d(channels, affine=False)
+        return batch_norm(kind, channels, affine=False)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown parameter-free norm '{kind}'; expected one of {', '.join(PARAM_FREE_NORMS)}")
@@ -76,7 +116,7 @@ def conv_with_norm(conv: nn.Module, spec: NormSpec) -> nn.Module:
     if spec.param_free == "instance":
         norm = nn.InstanceNorm2d(channels, affine=False)
     else:
-        norm = nn.BatchNorm2d(channels, affine=True)
+        norm = batch_norm(spec.param_free, channels, affine=True)
     return nn.Sequential(conv, norm)
 
 

@@ -72,14 +72,17 @@ class SemanticVectorGenerator(nn.Module):
         # the authors' CelebAMask-HQ "position" encoding of the layout (window 7, sigma 1.5, one step, absolute)
         self.position_encoding = IterativeGaussian() if position != "none" else None
         sn = spectral_norm if spectral else (lambda m: m)
+        # In-place activations: each follows a conv or a concatenation, so the tensor it saves for backward is
+        # the one the next conv saves anyway.
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
         widths = [w * nrf for w in SVG_WIDTHS[:num_levels]]
-        stages = [nn.Sequential(sn(nn.Conv2d(semantic_nc, widths[0], 3, padding=1)), nn.LeakyReLU(0.2),
+        stages = [nn.Sequential(sn(nn.Conv2d(semantic_nc, widths[0], 3, padding=1)), act(),
                                 sn(nn.Conv2d(widths[0], widths[0], 3, padding=1)))]
         for prev, width in zip(widths[:-1], widths[1:]):
-            stages.append(nn.Sequential(nn.LeakyReLU(0.2), sn(nn.Conv2d(prev + semantic_nc, width, 3, padding=1)),
-                                        nn.LeakyReLU(0.2), sn(nn.Conv2d(width, width, 3, padding=1))))
+            stages.append(nn.Sequential(act(), sn(nn.Conv2d(prev + semantic_nc, width, 3, padding=1)),
+                                        act(), sn(nn.Conv2d(width, width, 3, padding=1))))
         self.stages = nn.ModuleList(stages)
-        self.to_image = nn.Sequential(nn.Conv2d(nrf, nrf // 2, 3, padding=1), nn.LeakyReLU(0.2),
+        self.to_image = nn.Sequential(nn.Conv2d(nrf, nrf // 2, 3, padding=1), act(),
                                       nn.Conv2d(nrf // 2, output_nc, 3, padding=1), nn.Hardtanh())
         for i, width in enumerate(widths):  # fixed channel-pooling weights, not learned, not saved
             self.register_buffer(f"pool_conv_{i}", channel_pool_matrix(width, n_conv)[:, :, None, None],

@@ -12,13 +12,38 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from .normalization import SPADE, spectral_norm
+from .normalization import SPADE, autocast_off, batch_norm, spectral_norm
 from .normalization import param_free_norm as make_param_free_norm
+
+
+class DivideBySigma(torch.autograd.Function):
+    """weight / sigma_i per candidate, sigma_i = u_i^T W_i v_i (u, v constants), with the exact gradient
+    (g - <g, W_i / sigma_i> u_i v_i^T) / sigma_i written as two passes over the kernels: autograd's division
+    and einsum backward make several kernel-sized temporaries (outer products, negations) instead."""
+
+    @staticmethod
+    def forward(ctx, weight, u, v):
+        """weight: (n, C_out, C_in, k, k); u: (n, C_out); v: (n, C_in*k*k) -> weight / sigma, same shape."""
+        sigma = torch.einsum("no,nok,nk->n", u, weight.flatten(2), v)
+        ctx.save_for_backward(weight, u, v, sigma)
+        return weight / sigma.view(-1, 1, 1, 1, 1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        weight, u, v, sigma = ctx.saved_tensors
+        n = weight.shape[0]
+        grad_mats, mats = grad.reshape(n, 1, -1), weight.reshape(n, -1, 1)
+        inner = torch.bmm(grad_mats, mats).view(n) / sigma.square()  # <g, W_i> / sigma_i^2
+        grad_weight = grad / sigma.view(-1, 1, 1, 1, 1)
+        grad_weight.view(n, u.shape[1], -1).baddbmm_((u * -inner.view(n, 1)).unsqueeze(2), v.unsqueeze(1))
+        return grad_weight, None, None
 
 
 class CandidateSpectralNorm(nn.Module):
     """Parametrization of a stack of n kernels (n, C_out, C_in, k, k): each candidate divided by its own
-    largest singular value, estimated by one batched power iteration per training step."""
+    largest singular value, estimated by one batched power iteration per training step. AMP-safe: the
+    iteration and sigma run in fp32 with autocast off (bmm and einsum would otherwise run in half precision)."""
 
     def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, eps: float = 1e-12):
         super().__init__()
@@ -37,21 +62,26 @@ class CandidateSpectralNorm(nn.Module):
                                       dim=1, eps=self.eps))
 
     def forward(self, weight):
-        mats = weight.flatten(2)  # (n, C_out, C_in*k*k)
-        if self.training:
-            self._power_method(mats.detach(), self.n_power_iterations)
-        u, v = self._u.clone(), self._v.clone()  # clones: the buffers change in place at the next step
-        sigma = torch.einsum("no,nok,nk->n", u, mats, v)
-        return weight / sigma.view(-1, 1, 1, 1, 1)
+        with autocast_off(weight):
+            if self.training:
+                self._power_method(weight.detach().flatten(2), self.n_power_iterations)
+            # clones: the buffers change in place at the next step
+            return DivideBySigma.apply(weight, self._u.clone(), self._v.clone())
 
 
 class CandidateSum(torch.autograd.Function):
     """out = sum_i y[:, i] * v[:, i, None]: the per-pixel mix of the candidates' conv outputs, with a hand-written
-    backward (about 2.5x faster on the CPU than autograd's broadcast multiply-and-sum)."""
+    backward (about 2.5x faster on the CPU than autograd's broadcast multiply-and-sum).
+
+    AMP-safe by explicit casts: the mix runs in y's dtype (the conv's, chosen by autocast) with v cast to it,
+    so the (B, n, C, H, W) products are never promoted to fp32 by an fp32 v; each gradient returns in the
+    dtype of its input."""
 
     @staticmethod
     def forward(ctx, y, v):
-        """y: (B, n, C, H, W) candidate outputs; v: (B, n, H, W) -> (B, C, H, W)."""
+        """y: (B, n, C, H, W) candidate outputs; v: (B, n, H, W) -> (B, C, H, W) in y's dtype."""
+        ctx.v_dtype = v.dtype
+        v = v.to(y.dtype)
         ctx.save_for_backward(y, v)
         return (y * v.unsqueeze(2)).sum(dim=1)
 
@@ -59,9 +89,9 @@ class CandidateSum(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         y, v = ctx.saved_tensors
-        grad = grad.unsqueeze(1)
+        grad = grad.to(y.dtype).unsqueeze(1)
         grad_y = grad * v.unsqueeze(2) if ctx.needs_input_grad[0] else None
-        grad_v = (y * grad).sum(dim=2) if ctx.needs_input_grad[1] else None
+        grad_v = (y * grad).sum(dim=2).to(ctx.v_dtype) if ctx.needs_input_grad[1] else None
         return grad_y, grad_v
 
 
@@ -97,6 +127,42 @@ class SCConv2d(nn.Module):
                 f"n_candidates={self.n_candidates}, bias={self.bias is not None}")
 
 
+class SpatialModulation(torch.autograd.Function):
+    """out = normalized * (1 + s_hat) + m_hat with s_hat = sum_i V_i s_i, m_hat = sum_i V_i m_i (Eq. 5 after the
+    norm). Saves only the normalized input and V for backward and recomputes s_hat there (a rank-n product,
+    cheap): autograd would also keep the (B, C, H, W) tensor 1 + s_hat alive until backward."""
+
+    @staticmethod
+    def forward(ctx, normalized, v, scale, shift):
+        """normalized: (B, C, H, W); v: (B, n, H, W); scale, shift: (n, C) -> (B, C, H, W)."""
+        s_hat = torch.einsum("bnhw,nc->bchw", v, scale)
+        m_hat = torch.einsum("bnhw,nc->bchw", v, shift)
+        ctx.save_for_backward(normalized, v, scale, shift)
+        ctx.compute_dtype = s_hat.dtype  # autocast's choice for the einsum, reused when recomputing it
+        return normalized * (1 + s_hat) + m_hat
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        normalized, v, scale, shift = ctx.saved_tensors
+        dt = ctx.compute_dtype
+        grad = grad.to(dt)
+        grad_normalized = grad_v = grad_scale = grad_shift = None
+        if ctx.needs_input_grad[0]:
+            s_hat = torch.einsum("bnhw,nc->bchw", v.to(dt), scale.to(dt))
+            grad_normalized = (grad * (1 + s_hat)).to(normalized.dtype)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            grad_x = grad * normalized.to(dt)
+            if ctx.needs_input_grad[2]:
+                grad_scale = torch.einsum("bnhw,bchw->nc", v.to(dt), grad_x).to(scale.dtype)
+            if ctx.needs_input_grad[1]:
+                grad_v = (torch.einsum("bchw,nc->bnhw", grad_x, scale.to(dt))
+                          + torch.einsum("bchw,nc->bnhw", grad, shift.to(dt))).to(v.dtype)
+        if ctx.needs_input_grad[3]:
+            grad_shift = torch.einsum("bnhw,bchw->nc", v.to(dt), grad).to(shift.dtype)
+        return grad_normalized, grad_v, grad_scale, grad_shift
+
+
 class SCNorm(nn.Module):
     """Spatially conditional normalization (Eq. 5, Alg. 2): parameter-free norm, then a per-pixel scale and
     shift mixed from n learnable candidates by the semantic vectors. Candidates start at 0 in the (1 + s)
@@ -110,11 +176,7 @@ class SCNorm(nn.Module):
 
     def forward(self, x, v):
         """x: (B, C, H, W); v: (B, n, H, W) -> (B, C, H, W)."""
-        normalized = self.param_free_norm(x)
-        s_hat = torch.einsum("bnhw,nc->bchw", v, self.scale)
-        m_hat = torch.einsum("bnhw,nc->bchw", v, self.shift)
-        return normalized * (1 + s_hat) + m_hat
-
+        return SpatialModulation.apply(self.param_free_norm(x), v, self.scale, self.shift)
 
 
 class VConcatConv(nn.Module):
@@ -146,7 +208,7 @@ class AffineNorm(nn.Module):
         if param_free_norm == "instance":
             self.norm = nn.InstanceNorm2d(channels, affine=True)
         else:
-            self.norm = nn.BatchNorm2d(channels, affine=True)
+            self.norm = batch_norm(param_free_norm, channels, affine=True)
 
     def forward(self, x, v):
         return self.norm(x)
@@ -187,6 +249,7 @@ class SCResBlock(nn.Module):
         """x: (B, fin, H, W); v_conv: (B, n_conv, H, W); v_norm: (B, n_norm, H, W); seg: (B, semantic_nc, H', W')
         -> (B, fout, H, W)."""
         x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, v_norm), 0.2), v_conv)
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, v_norm), 0.2), v_conv)
+        # In place: the activation then saves for backward the same tensor as the conv after it.
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, v_norm), 0.2, inplace=True), v_conv)
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, v_norm), 0.2, inplace=True), v_conv)
         return x_s + dx
