@@ -79,6 +79,8 @@ def test_tool_end_to_end_on_a_tiny_scgan(tiny_scgan, tmp_path):
 
 
 def test_tool_refuses_a_generator_without_semantic_vectors(parse_options, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "opt.json").write_text('{"netG": "spade"}')  # an experiment of another generator
     with pytest.raises(SystemExit, match="--netG spade has no semantic vectors"):
         A.main(["--name", "x", "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1", "--netG", "spade",
                 "--dataset_mode", "synthetic"])

@@ -247,14 +247,15 @@ def main(argv=None):
     from models import create_model
     from models.networks import GENERATORS
     from options.test_options import TestOptions
+    from util.checkpoint import CheckpointError
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TestOptions().parse(rest, verbose=False)
-    if not GENERATORS.get(opt.netG).has_semantic_vectors:
+    if not hasattr(GENERATORS.get(opt.netG), "semantic_vectors"):
         sys.exit(f"error: --netG {opt.netG} has no semantic vectors: analyze an scgan model")
     try:
         loader = data.create_dataloader(opt)
         model = create_model(opt).eval()
-    except (data.DatasetError, FileNotFoundError, ValueError) as e:
+    except (data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     names = list(loader.dataset.class_names or [f"class {k}" for k in range(opt.label_nc)])
     names += ["dontcare"] if opt.contain_dontcare_label else []

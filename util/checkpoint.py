@@ -33,7 +33,7 @@ MANIFEST = "manifest.json"
 KEEP_UNITS = 2
 
 
-class CheckpointError(Exception):
+class CheckpointError(ValueError):
     """A checkpoint that cannot be written or read; the message names the file or folder and what to do."""
 
 
