@@ -70,7 +70,6 @@ class Pix2PixTrainer:
             for net in (model.netG, model.netD, model.netE):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        self.netG_ema = self.make_ema(model.netG) if opt.ema_decay > 0 else None
         if self.ctx.distributed:
             model.netG, model.netD, model.netE = (distributed.convert_sync_batchnorm(n, self.ctx) if n is not None
                                                   else None for n in (model.netG, model.netD, model.netE))
@@ -78,6 +77,8 @@ class Pix2PixTrainer:
         self.netG = self.wrap(model.netG, find_unused_parameters=bool(unused))
         self.netD = self.wrap(model.netD)
         self.netE = self.wrap(model.netE) if model.netE is not None else None
+        # after wrapping: DDP has given every rank rank 0's weights
+        self.netG_ema = self.make_ema(model.netG) if opt.ema_decay > 0 else None
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opt.amp]
         self.scaler_G = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")
         self.scaler_D = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")

@@ -117,7 +117,7 @@ def mean_over_ranks(values: dict, ctx: RunContext) -> dict:
     """{name: scalar tensor} averaged over the processes (every rank must call it)."""
     if not ctx.distributed or not values:
         return values
-    names = sorted(values)
+    names = list(values)  # the same order on every rank: the losses are computed in one order
     stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(ctx.device)
     dist.all_reduce(stacked)
     stacked /= ctx.world_size

@@ -48,22 +48,25 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         """x: (B_local, C, H, W). Statistics in fp32 at least, whatever the input dtype (autocast)."""
         c = x.shape[1]
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
-        local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.square().sum(dim=(0, 2, 3)),
-                           xf.new_full((1,), x.numel() // c)])
-        # Autograd-aware: the backward all-reduces the gradients of the sums, so every process's input gets the
-        # gradient through the global statistics from the losses of all processes.
+        # Two autograd-aware all-reduces (their backward all-reduces the gradients of the sums, so every process's
+        # input gets the gradient through the global statistics from the losses of all processes): the mean,
+        # then the centered sum of squares. Centering first keeps fp32 exact where E[x^2] - E[x]^2 would cancel.
+        local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.new_full((1,), x.numel() // c)])
         total = dist_nn.all_reduce(local, op=dist.ReduceOp.SUM, group=self.process_group)
-        count = total[2 * c]
+        count = total[c]
         mean = total[:c] / count
-        var = (total[c:2 * c] / count - mean.square()).clamp_min(0)  # biased, as BatchNorm normalizes with
+        centered = xf - mean.view(1, c, 1, 1)
+        squares = dist_nn.all_reduce(centered.square().sum(dim=(0, 2, 3)), op=dist.ReduceOp.SUM,
+                                     group=self.process_group)
+        var = squares / count  # biased, as BatchNorm normalizes with
         if self.track_running_stats:
             self._update_running_stats(mean.detach(), var.detach(), count.detach())
         scale = torch.rsqrt(var + self.eps)
-        shift = -mean * scale
         if self.affine:
             scale = scale * self.weight.to(xf.dtype)
-            shift = shift * self.weight.to(xf.dtype) + self.bias.to(xf.dtype)
-        out = xf * scale.view(1, c, 1, 1) + shift.view(1, c, 1, 1)
+        out = centered * scale.view(1, c, 1, 1)
+        if self.affine:
+            out = out + self.bias.to(xf.dtype).view(1, c, 1, 1)
         return out.to(x.dtype)
 
     @torch.no_grad()
