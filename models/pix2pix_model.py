@@ -121,7 +121,8 @@ class Pix2PixModel(nn.Module):
         """-> (fake, aux dict of the generator, KLD or None). With the VAE, z is encoded from the real image
         when there is one (as SPADE does, also at test time), else drawn from N(0, I). netG / netE: the
         networks to run (the trainer passes its DDP-wrapped ones), by default the model's."""
-        netG, netE = netG or self.netG, netE or self.netE
+        netG = self.netG if netG is None else netG
+        netE = self.netE if netE is None else netE
         z, kld = None, None
         if self.netE is not None and real_image is not None:
             mu, logvar = netE(real_image)
@@ -133,7 +134,7 @@ class Pix2PixModel(nn.Module):
 
     def discriminate(self, input_semantics, fake_image, real_image, netD=None):
         """Fake and real go through D in one batch (so normalization sees both); outputs split back."""
-        netD = netD or self.netD
+        netD = self.netD if netD is None else netD
         scores, features = netD(torch.cat([input_semantics, input_semantics], dim=0),
                                 torch.cat([fake_image, real_image], dim=0))
         half = fake_image.size(0)
