@@ -3,8 +3,7 @@
 For scgan+fpse, spade+multiscale and pix2pixhd+multiscale built by models.create_model from the options
 train.py would parse (`--dataset_mode ade20k` settings, `--no_vgg_loss` so no VGG weights are needed, no data:
 random layouts and images): G and D parameters; G forward ms and G forward+backward ms (train mode, on the
-one-hot layout); one full training iteration ms (G step then D step as the trainer runs them:
-model(data, 'generator') -> weighted loss sum -> backward -> Adam step, then the same for 'discriminator');
+one-hot layout); one full training iteration ms (Pix2PixTrainer's G step then D step, as train.py runs them);
 inference images/s (eval mode, no gradients); peak memory of G forward+backward and of a training iteration.
 Every time is the median over --repeats runs after --warmup runs. Each model is measured in a fresh
 subprocess (peak memory on the CPU is the peak resident set size added by the phase, read from
@@ -43,7 +42,8 @@ def option_argv(model, args, checkpoints_dir):
     return ["--dataset_mode", "ade20k", "--dataroot", "unused", "--netG", netG, "--netD", netD,
             "--crop_size", str(args.crop_size), "--load_size", str(args.crop_size),
             "--aspect_ratio", str(args.aspect_ratio), "--batchSize", str(args.batch), "--no_vgg_loss",
-            "--gpu_ids", "0" if args.device == "cuda" else "-1", "--checkpoints_dir", checkpoints_dir]
+            "--gpu_ids", "0" if args.device == "cuda" else "-1", "--checkpoints_dir", checkpoints_dir,
+            "--amp", {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}[args.precision]]
 
 
 def peak_memory_meter(device):
@@ -94,12 +94,15 @@ def measure(model_name, args, phase):
     process: after training steps the same G forward+backward ran up to 1.5x slower on our CPU."""
     from models import create_model
     from options.train_options import TrainOptions
+    from trainers.pix2pix_trainer import Pix2PixTrainer
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(option_argv(model_name, args, tmp), save=False, verbose=False)
-        model = create_model(opt)
+        # training runs through the trainer's own step: autocast, GradScaler, D frozen in the G step
+        trainer = Pix2PixTrainer(opt) if phase == "train" else None
+        model = trainer.model if trainer is not None else create_model(opt)
     netG, netD = model.netG, model.netD
     h, w = round(args.crop_size / args.aspect_ratio), args.crop_size
     label = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (args.batch, 1, h, w))
@@ -132,25 +135,9 @@ def measure(model_name, args, phase):
         result["inference_images_per_s"] = 1e3 * args.batch / ms
         return result
 
-    weights = {"GAN": 1.0, "GAN_Feat": opt.lambda_feat, "KLD": opt.lambda_kld, "SV": getattr(opt, "lambda_sv", 0),
-               "D_Fake": 1.0, "D_real": 1.0}
-    lr_G, lr_D = (opt.lr, opt.lr) if opt.no_TTUR else (opt.lr / 2, opt.lr * 2)
-    optimizer_G = torch.optim.Adam(netG.parameters(), lr=lr_G, betas=(opt.beta1, opt.beta2))
-    optimizer_D = torch.optim.Adam(netD.parameters(), lr=lr_D, betas=(opt.beta1, opt.beta2))
-    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-
-    def step(mode, optimizer):
-        optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            out = model(data, mode=mode)
-        losses = out[0] if mode == "generator" else out
-        scaler.scale(sum(v.float().mean() * weights[k] for k, v in losses.items())).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
     def train_iteration():
-        step("generator", optimizer_G)
-        step("discriminator", optimizer_D)
+        trainer.run_generator_one_step(data)
+        trainer.run_discriminator_one_step(data)
 
     start_meter()  # the peak covers the optimizer states' allocation, as in real training
     result["train_iteration_ms"] = median_ms(train_iteration, device, args.warmup, args.repeats)
