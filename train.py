@@ -78,7 +78,10 @@ def launch_processes(argv, world_size):
     print(f"starting {world_size} training processes (DDP, one per GPU of --gpu_ids)", flush=True)
     try:
         launch(main, (argv,), world_size)
-    except Exception as e:  # a process failed; it printed its own error line
+    except Exception as e:  # a process failed or stopped; it printed its own line
+        code = getattr(e, "exit_code", None)  # torch.multiprocessing.ProcessExitedException
+        if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            sys.exit(code)  # stopped by a signal after saving, as a single process would
         sys.exit(f"error: a training process failed ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
 
 

@@ -9,6 +9,7 @@ passes when every resumed weight equals the uninterrupted run's bit for bit. Pri
 summary; exits non-zero if any trial fails.
 """
 import argparse
+import glob
 import os
 import random
 import shutil
@@ -33,6 +34,11 @@ def command(out, name, *extra):
 
 def weights(out, name):
     return torch.load(os.path.join(out, name, "latest_net_G.pth"), weights_only=True)
+
+
+def mid_save(folder):
+    """Whether a kill left a save half-written: a staging folder of a unit, or a temporary file."""
+    return bool(glob.glob(os.path.join(folder, "saves", ".step_*.tmp")) or glob.glob(os.path.join(folder, ".*.tmp")))
 
 
 def run_killed(cmd, rng):
@@ -65,14 +71,16 @@ def main():
     subprocess.run(command(args.out, "straight"), cwd=ROOT, check=True, capture_output=True)
     reference = weights(args.out, "straight")
 
-    failures, kills = 0, 0
+    failures, kills, during_save = 0, 0, 0
     for trial in range(args.trials):
         name = f"trial{trial}"
         started = time.time()
         killed_here = 0
         for _ in range(rng.randint(1, 3)):
             extra = ["--continue_train"] if os.path.isdir(os.path.join(args.out, name, "saves")) else []
-            killed_here += run_killed(command(args.out, name, *extra), rng)
+            killed = run_killed(command(args.out, name, *extra), rng)
+            killed_here += killed
+            during_save += killed and mid_save(os.path.join(args.out, name))
         extra = ["--continue_train"] if os.path.isdir(os.path.join(args.out, name, "saves")) else []
         done = subprocess.run(command(args.out, name, *extra), cwd=ROOT, capture_output=True, text=True)
         finished = done.returncode == 0 or "already finished" in done.stdout + done.stderr
@@ -83,7 +91,7 @@ def main():
               f"{'identical' if same else 'DIFFER'} ({time.time() - started:.0f} s)", flush=True)
         shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)
     print(f"{args.trials - failures} of {args.trials} trials identical to the uninterrupted run after {kills} "
-          f"kill -9 in all")
+          f"kill -9 in all, {during_save} of them during a save (a staging folder or temporary file left behind)")
     sys.exit(1 if failures else 0)
 
 
