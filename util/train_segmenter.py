@@ -50,8 +50,10 @@ class UNet(nn.Module):
 
 def dataset_options(argv, phase):
     """The project's options for a dataset (test-time preprocessing: no random crop or flip) in `phase`."""
+    options = TestOptions()
+    options.requires_experiment = False  # only the dataset's options are wanted
     with contextlib.redirect_stdout(io.StringIO()):
-        return TestOptions().parse([*argv, "--phase", phase, "--gpu_ids", "-1"], verbose=False)
+        return options.parse([*argv, "--phase", phase, "--gpu_ids", "-1"], verbose=False)
 
 
 def targets(opt, label, num_classes):
