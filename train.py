@@ -20,6 +20,7 @@ import torch
 import data
 from models.networks.loss import MissingWeightsError
 from options.train_options import TrainOptions
+from trainers.fid_monitor import FIDMonitor
 from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer, check_fresh_start
 from util.checkpoint import CheckpointError, check_writable
 from util.distributed import any_rank, cleanup, launch, launched_by_torchrun, setup
@@ -97,6 +98,7 @@ def train(options, opt, ctx):
         trainer = Pix2PixTrainer(opt, ctx)
         start = trainer.resume() if opt.continue_train else (1, 0, 0)
         dataloader = data.create_dataloader(opt, rank=ctx.rank, world_size=ctx.world_size)
+        fid = FIDMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
         if ctx.is_main:
             options.save_options(opt)  # only now: the networks were built and loaded with these options
     except (MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
@@ -112,15 +114,29 @@ def train(options, opt, ctx):
     ema_loader = (data.create_dataloader(opt, dataloader.dataset, rank=ctx.rank, world_size=ctx.world_size)
                   if opt.ema_decay > 0 else None)
 
-    def save(epoch, epoch_iter, epoch_label=None):
+    def save(epoch, epoch_iter, labels=()):
         bn_batches = itertools.islice(ema_loader, opt.ema_bn_batches) if ema_loader is not None else ()
-        trainer.save(epoch, epoch_iter, iter_counter.total_steps_so_far, epoch_label, bn_batches)
+        trainer.save(epoch, epoch_iter, iter_counter.total_steps_so_far, labels, bn_batches)
+
+    def evaluate(epoch):
+        """--eval_freq: FID of the (EMA) generator on rank 0 -> the labels of the epoch's save ('best')."""
+        if fid is None or not fid.due(epoch):
+            return []
+        best = fid.best()
+        netG = trainer.netG_ema if trainer.netG_ema is not None else trainer.model.netG
+        value = fid.measure(trainer.model, netG, epoch)
+        fid.draw(visualizer.web_dir)
+        if not opt.no_html:
+            visualizer.write_index()
+        print(f"FID at the end of epoch {epoch}: {value:.2f} ({opt.eval_how_many} validation images"
+              f"{', EMA generator' if trainer.netG_ema is not None else ''}; best so far {min(best, value):.2f})")
+        return ["best"] if value < best else []
 
     with StopRequest() as stop:
-        train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save)
+        train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)
 
 
-def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save):
+def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate):
     try:
         for epoch in iter_counter.training_epochs():
             iter_counter.record_epoch_start(epoch)
@@ -159,11 +175,14 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
 
             seconds = iter_counter.record_epoch_end()
             print(f"End of epoch {epoch} / {iter_counter.total_epochs} \t Time Taken: {seconds:.0f} sec")
+            labels = evaluate(epoch)  # ['best'] on rank 0 when the FID improved
             with_label = epoch % opt.save_epoch_freq == 0 or epoch == iter_counter.total_epochs
             if with_label:
                 print(f"saving the model at the end of epoch {epoch}, iters {iter_counter.total_steps_so_far}")
-            if with_label or trainer.last_save_id != iter_counter.total_steps_so_far:
-                save(epoch + 1, 0, epoch if with_label else None)
+                labels.append(epoch)
+            evaluated = opt.eval_freq > 0 and epoch % opt.eval_freq == 0  # the same on every rank
+            if with_label or evaluated or trainer.last_save_id != iter_counter.total_steps_so_far:
+                save(epoch + 1, 0, labels)
     except data.DatasetError as e:
         try:
             save(iter_counter.epoch, iter_counter.epoch_iter)

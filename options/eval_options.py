@@ -11,6 +11,12 @@ from .test_options import TestOptions
 METRICS = ("fid", "kid", "lpips", "miou")
 
 
+def add_inception_option(parser):
+    """--inception_weights, shared by evaluate.py and training's --eval_freq."""
+    parser.add_argument("--inception_weights", type=str, default=os.path.join(DEFAULT_WEIGHTS_DIR, "inception.pth"),
+                        help="FID Inception for torch-fidelity (python -m util.weights inception)")
+
+
 class EvalOptions(TestOptions):
     def initialize(self, parser):
         TestOptions.initialize(self, parser)
@@ -19,9 +25,7 @@ class EvalOptions(TestOptions):
         parser.add_argument("--from_results", action="store_true",
                             help="read the synthesized images test.py wrote under --results_dir "
                                  "(NAME/PHASE_EPOCH/images/synthesized_image) instead of running the generator")
-        parser.add_argument("--inception_weights", type=str,
-                            default=os.path.join(DEFAULT_WEIGHTS_DIR, "inception.pth"),
-                            help="FID Inception for torch-fidelity (python -m util.weights inception)")
+        add_inception_option(parser)
         parser.add_argument("--kid_subsets", type=int, default=100, help="KID: number of random subsets")
         parser.add_argument("--kid_subset_size", type=int, default=1000,
                             help="KID: images per subset (capped at the number of images)")

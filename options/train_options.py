@@ -2,6 +2,7 @@
 import os
 
 from .base_options import BaseOptions
+from .eval_options import add_inception_option
 
 
 class TrainOptions(BaseOptions):
@@ -38,6 +39,11 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--ema_bn_batches", type=int, default=10,
                             help="batches over which the EMA generator's batch-norm statistics are recomputed "
                                  "before each save")
+        parser.add_argument("--eval_freq", type=int, default=0,
+                            help="every this many epochs compute the FID of the (EMA) generator on --eval_how_many "
+                                 "validation images, plot it on the page and keep best_net_G.pth; 0: never")
+        parser.add_argument("--eval_how_many", type=int, default=500, help="validation images for --eval_freq")
+        add_inception_option(parser)
         parser.add_argument("--max_nonfinite_steps", type=int, default=10,
                             help="stop after this many steps in a row with a NaN/Inf loss (each is skipped)")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
@@ -80,6 +86,9 @@ class TrainOptions(BaseOptions):
                      "max_nonfinite_steps"):
             if getattr(opt, name) < 1:
                 raise SystemExit(f"--{name} {getattr(opt, name)}: must be at least 1")
+        if opt.eval_freq < 0 or opt.eval_how_many < 1:
+            raise SystemExit(f"--eval_freq {opt.eval_freq} --eval_how_many {opt.eval_how_many}: the frequency must "
+                             f"be 0 (off) or more, the image count at least 1")
         if not 0.0 <= opt.ema_decay < 1.0:
             raise SystemExit(f"--ema_decay {opt.ema_decay:g}: must be in [0, 1) (0.999 is usual; 0 keeps no EMA)")
         if opt.niter < 0 or opt.niter_decay < 0:

@@ -229,3 +229,25 @@ def test_d_steps_per_g(tmp_path, monkeypatch):
         monkeypatch.setattr(train_script.Pix2PixTrainer, method, counted)
     run_train(tmp_path, "dsteps", *SIZES["spade"], "--num_synthetic", "8", "--D_steps_per_G", "2")
     assert "".join(steps) == "GDDGDD"  # 4 batches: G on the 1st and 3rd, D on every one
+
+
+def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, eval_weights, no_downloads, capsys):
+    """--eval_freq 1: an FID per epoch in fid_log.txt, the curve on the training page, best_net_G.pth from the
+    unit of the best epoch (issue 9, item 6)."""
+    folder = run_train(tmp_path, "fid", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "2",
+                       "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "4", "--inception_weights",
+                       eval_weights("inception.pth"))
+    out = capsys.readouterr().out
+    history = [line.split() for line in (folder / "fid_log.txt").read_text().splitlines()]
+    assert [int(e) for e, _ in history] == [1, 2] and all(float(v) >= 0 for _, v in history)
+    assert re.search(r"FID at the end of epoch 2: \d+\.\d\d \(4 validation images; best so far", out)
+    assert (folder / "web" / "fid_curve.png").is_file() and "fid_curve.png" in (folder / "web" / "index.html").read_text()
+    best_epoch = min(history, key=lambda item: float(item[1]))[0]
+    assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+
+
+def test_fid_during_training_needs_the_inception_file(tmp_path):
+    missing = tmp_path / "nothere.pth"
+    with pytest.raises(SystemExit, match=rf"--inception_weights {missing}"):
+        run_train(tmp_path, "fid", *SIZES["spade"], "--eval_freq", "1", "--inception_weights", str(missing))
+    assert not (tmp_path / "checkpoints" / "fid" / "opt.json").exists()

@@ -259,11 +259,12 @@ class Pix2PixTrainer:
             nets["G_ema"] = self.netG_ema
         return nets
 
-    def save(self, epoch: int, epoch_iter: int, total_steps: int, epoch_label=None, ema_bn_batches=()):
+    def save(self, epoch: int, epoch_iter: int, total_steps: int, labels=(), ema_bn_batches=()):
         """One checkpoint unit at the point training goes on from (`epoch`, with `epoch_iter` of its images
         done; `total_steps` images seen, the save id): the networks (netG_ema too, its batch-norm statistics
         first recomputed over `ema_bn_batches`), the optimizers, the GradScalers and every rank's RNG state,
-        published as latest_net_*.pth (and {epoch_label}_net_*.pth, as SPADE's epoch files). Every rank calls
+        published as latest_net_*.pth and {label}_net_*.pth for each of `labels` (an epoch, as SPADE's epoch
+        files, or 'best' for the lowest FID of --eval_freq). Every rank calls
         it; rank 0 writes. Non-finite weights are never saved. A save at the step of the previous one replaces
         that unit."""
         if self.netG_ema is not None:
@@ -277,7 +278,7 @@ class Pix2PixTrainer:
         rng_states = distributed.gather_objects(torch.get_rng_state(), self.ctx)
         self.last_save_id = total_steps
         if self.ctx.is_main:
-            labels = ["latest"] + ([str(epoch_label)] if epoch_label is not None else [])
+            labels = ["latest"] + [str(label) for label in labels]
             counters = {"epoch": epoch, "epoch_iter": epoch_iter, "total_steps": total_steps}
             train_state = {**counters, "optimizer_G": self.optimizer_G.state_dict(),
                            "optimizer_D": self.optimizer_D.state_dict(), "scaler_G": self.scaler_G.state_dict(),

@@ -201,8 +201,9 @@ class Visualizer:
             return (order.index(name) if name in order else len(order), name)
 
         webpage = HTML(self.web_dir, f"Experiment name = {self.opt.name}", refresh=REFRESH_SECONDS)
-        if os.path.exists(os.path.join(self.web_dir, "loss_curves.png")):
-            webpage.add_figure("loss_curves.png")
+        for figure in ("loss_curves.png", "fid_curve.png"):  # FID: --eval_freq
+            if os.path.exists(os.path.join(self.web_dir, figure)):
+                webpage.add_figure(figure)
         for (epoch, step) in sorted(steps, reverse=True):
             entries = sorted(steps[(epoch, step)], key=rank)
             webpage.add_header(f"epoch [{epoch}], iter [{step}]")
