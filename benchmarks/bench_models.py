@@ -42,6 +42,7 @@ def option_argv(model, args, checkpoints_dir):
     return ["--dataset_mode", "ade20k", "--dataroot", "unused", "--netG", netG, "--netD", netD,
             "--crop_size", str(args.crop_size), "--load_size", str(args.crop_size),
             "--aspect_ratio", str(args.aspect_ratio), "--batchSize", str(args.batch), "--no_vgg_loss",
+            *(["--preprocess_mode", "fixed"] if args.aspect_ratio != 1 else []),  # crop modes are square
             "--gpu_ids", "0" if args.device == "cuda" else "-1", "--checkpoints_dir", checkpoints_dir,
             "--amp", {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}[args.precision]]
 
@@ -154,7 +155,10 @@ def run_in_subprocess(model, args, phase):
             "--precision", args.precision, "--device", args.device, "--warmup", str(args.warmup),
             "--repeats", str(args.repeats), "--threads", str(args.threads)]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(argv, cwd=root, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{model} ({phase}) failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

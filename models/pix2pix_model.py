@@ -60,7 +60,9 @@ class Pix2PixModel(nn.Module):
         if opt.isTrain:
             self.criterionGAN = GANLoss(opt.gan_mode)
             self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
-            self.criterionVGG = self.vgg_loss() if self.use_vgg_loss else None
+            self.criterionVGG = None
+            if self.use_vgg_loss:
+                self.vgg_loss()
             # the generator's own terms: {name: (aux image, criterion, weight)}
             self.extra_criteria = networks.GENERATORS.get(opt.netG).extra_criteria(opt, self.vgg_loss)
             for name, (_, criterion, _) in self.extra_criteria.items():
@@ -68,7 +70,7 @@ class Pix2PixModel(nn.Module):
 
     def vgg_loss(self):
         """The VGG perceptual loss, built once and shared (the VGG loss and, e.g., SC-GAN's --sv_loss vgg)."""
-        if getattr(self, "criterionVGG", None) is None:
+        if self.criterionVGG is None:
             device = next(self.netG.parameters()).device
             self.criterionVGG = VGGLoss(self.opt.vgg_weights, self.opt.vgg_net).to(device)
         return self.criterionVGG
