@@ -16,9 +16,8 @@ from torch.nn import functional as F
 
 from models import networks
 from models.networks.position_encoding import IterativeGaussian, gaussian_window, layout_pyramid
-from util.checkpoint import load_network, save_network
-from util.import_checkpoint import (CheckpointError, build_options, expected_keys, export_state_dict,
-                                    import_state_dict, main, read_state_dict)
+from util.checkpoint import CheckpointError, load_network, read_state_dict, save_network
+from util.import_checkpoint import build_options, expected_keys, export_state_dict, import_state_dict, main
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "scgan_ade20k_state_dict_keys.json")))
 SPADE_SMALL = ["--ngf", "4", "--ndf", "4", "--crop_size", "64", "--load_size", "64", "--gpu_ids", "-1"]
@@ -205,7 +204,7 @@ def test_export_import_round_trip_gives_identical_outputs(tmp_path):
     back = tmp_path / "back_G.pth"
     main(["--to", "scgan", "--name", "rt", "--dst", str(back), "--checkpoints_dir", str(tmp_path / "checkpoints"),
           "--gpu_ids", "-1"])
-    exported = read_state_dict(str(back))
+    exported = read_state_dict(str(back), "--dst")
     assert exported.keys() == theirs.keys() and all(torch.equal(exported[k], theirs[k]) for k in theirs)
 
 

@@ -156,8 +156,9 @@ class Pix2PixTrainer:
                                                                           self.model.netD)
         losses = self.weighted(losses)
         self.generated, self.aux_images = generated, extra_images
-        if self.finite(losses, "G"):
-            self.scaler_G.scale(sum(losses.values())).backward()
+        total = sum(losses.values())
+        if self.finite(total, losses, "G"):
+            self.scaler_G.scale(total).backward()
             self.scaler_G.step(self.optimizer_G)
             self.scaler_G.update()
             self.update_ema()
@@ -168,17 +169,18 @@ class Pix2PixTrainer:
         self.optimizer_D.zero_grad(set_to_none=True)
         with self.autocast():
             losses = self.weighted(self.model.discriminator_losses(seg, real, self.netD))
-        if self.finite(losses, "D"):
-            self.scaler_D.scale(sum(losses.values())).backward()
+        total = sum(losses.values())
+        if self.finite(total, losses, "D"):
+            self.scaler_D.scale(total).backward()
             self.scaler_D.step(self.optimizer_D)
             self.scaler_D.update()
         self.d_losses = {k: v.detach() for k, v in losses.items()}
 
-    def finite(self, losses, which: str) -> bool:
+    def finite(self, total, losses, which: str) -> bool:
         """One isfinite on the summed loss (ranks agree: one rank's NaN skips the step everywhere). A
         non-finite step is skipped (its update is not applied) and counted; --max_nonfinite_steps in a row
         raise NonFiniteError."""
-        bad = not bool(torch.isfinite(sum(losses.values()).detach()))
+        bad = not bool(torch.isfinite(total.detach()))
         if not distributed.any_rank(bad, self.ctx):
             self.nonfinite_in_a_row = 0
             self.last_finite_losses.update({k: v.detach() for k, v in losses.items()})

@@ -335,6 +335,21 @@ def safe_load(path: str, trust_pickle: bool = False):
         raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
 
 
+def read_state_dict(path: str, option: str, trust_pickle: bool = False) -> dict:
+    """A state dict (names -> tensors) from a file a user named with `option`, read by `safe_load`; every
+    refusal names the option and the file."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{option} {path}: no such file")
+    try:
+        state = safe_load(path, trust_pickle)
+    except CheckpointError as e:
+        raise CheckpointError(f"{option} {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{option} {path} is not a state dict (a mapping of names to tensors) but a "
+                              f"{type(state).__name__}; pass the file saved from the network itself")
+    return dict(state)
+
+
 def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True):
     try:
         net.load_state_dict(state, strict=strict)

@@ -34,7 +34,7 @@ from models.networks.generator import SPADEGenerator
 from models.networks.normalization import SPADE
 from models.networks.scgan import SCGANGenerator
 from models.networks.semantic_composition import SCConv2d, SCNorm
-from util.checkpoint import CheckpointError, atomic_torch_save, load_network, safe_load, save_network
+from util.checkpoint import CheckpointError, atomic_torch_save, load_network, read_state_dict, save_network
 from util.checkpoint_layouts import (LABEL_ORDER, RELEASED_OPTIONS, SCC_CANDIDATES, SCGAN_PREFIXES,
                                      SCN_PARAMETERS, SPECTRAL_SUFFIXES)
 
@@ -201,20 +201,6 @@ def permute_label_inputs(net: nn.Module, state: dict, order, to_ours: bool):
 # ----------------------------------------------------------------------------------------------------------
 # files
 
-def read_state_dict(path: str, trust_pickle: bool = False, option: str = "--src"):
-    """torch.load with weights_only=True; a file that needs full unpickling is refused unless trusted."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{option} {path}: no such file")
-    try:
-        state = safe_load(path, trust_pickle)
-    except CheckpointError as e:
-        raise CheckpointError(f"{option} {e}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{option} {path} is not a state dict (a mapping of names to tensors) but a "
-                              f"{type(state).__name__}; pass the file saved from the network itself")
-    return dict(state)
-
-
 def build_options(family: str, user_argv, train: bool = False, released: bool = True):
     """Options for `family`: with `released`, the released configuration for --dataset_mode (required) comes
     before the user's options; else the experiment's saved options are the defaults (test options read them).
@@ -304,7 +290,7 @@ def import_checkpoint(family: str, src: str, user_argv, src_D=None, src_E=None, 
         nets.append(("D", src_D, "--src_D", networks.define_D(train_opt, verbose=False)))
     converted = []
     for label, path, option, net in nets:
-        state = read_state_dict(path, trust_pickle, option)
+        state = read_state_dict(path, option, trust_pickle)
         import_state_dict(net, state, f"{option} {path}", order if label != "E" else None)
         converted.append((label, net))
     os.makedirs(folder, exist_ok=True)

@@ -17,6 +17,7 @@ import os
 import numpy as np
 import torch
 
+from util import checkpoint
 from util.weights import INCEPTION_EXTRACTOR, inception_extractor, lpips_backbone_keys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,13 +44,12 @@ def require_file(path, option, how_to_make):
 
 
 def read_state_dict(path, option):
+    """A weights file as a state dict (util.checkpoint.read_state_dict: weights only), refusals as
+    MetricSetupError."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise MetricSetupError(f"{option} {path}: cannot be read as a PyTorch state dict ({e})") from None
-    if not isinstance(state, dict):
-        raise MetricSetupError(f"{option} {path}: holds a {type(state).__name__}, not a state dict")
-    return state
+        return checkpoint.read_state_dict(path, option)
+    except checkpoint.CheckpointError as e:
+        raise MetricSetupError(str(e)) from None
 
 
 def check_keys(state, expected, option, path, what, how_to_make):
