@@ -20,7 +20,7 @@ import torch
 import data
 from models.networks.loss import MissingWeightsError
 from options.train_options import TrainOptions
-from trainers.fid_monitor import FIDMonitor
+from trainers.eval_monitor import EvalMonitor
 from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer, check_fresh_start
 from util.checkpoint import CheckpointError, check_writable
 from util.distributed import any_rank, cleanup, launch, launched_by_torchrun, setup
@@ -98,7 +98,7 @@ def train(options, opt, ctx):
         trainer = Pix2PixTrainer(opt, ctx)
         start = trainer.resume() if opt.continue_train else (1, 0, 0)
         dataloader = data.create_dataloader(opt, rank=ctx.rank, world_size=ctx.world_size)
-        fid = FIDMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
+        monitor = EvalMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
         if ctx.is_main:
             options.save_options(opt)  # only now: the networks were built and loaded with these options
     except (MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
@@ -119,18 +119,19 @@ def train(options, opt, ctx):
         trainer.save(epoch, epoch_iter, iter_counter.total_steps_so_far, labels, bn_batches)
 
     def evaluate(epoch):
-        """--eval_freq: FID of the (EMA) generator on rank 0 -> the labels of the epoch's save ('best')."""
-        if fid is None or not fid.due(epoch):
+        """--eval_freq: --eval_metrics of the (EMA) generator on rank 0 -> the labels of the epoch's save
+        ('best')."""
+        if monitor is None or not monitor.due(epoch):
             return []
-        best = fid.best()
         netG = trainer.netG_ema if trainer.netG_ema is not None else trainer.model.netG
-        value = fid.measure(trainer.model, netG, epoch)
-        fid.draw(visualizer.web_dir)
+        values = monitor.measure(trainer.model, netG, epoch)
+        monitor.draw(visualizer.web_dir)
         if not opt.no_html:
             visualizer.write_index()
-        print(f"FID at the end of epoch {epoch}: {value:.2f} ({opt.eval_how_many} validation images"
-              f"{', EMA generator' if trainer.netG_ema is not None else ''}; best so far {min(best, value):.2f})")
-        return ["best"] if value < best else []
+        best = monitor.is_best(values)
+        print(f"end of epoch {epoch}: {monitor.describe(values)} ({opt.eval_how_many} validation images"
+              f"{', EMA generator' if trainer.netG_ema is not None else ''}{'; best so far' if best else ''})")
+        return ["best"] if best else []
 
     with StopRequest() as stop:
         train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)

@@ -10,7 +10,10 @@ Appearance rules, the paper's Figure 3 finding made exact, so that SC-GAN's sema
 - left and right eye are painted by ONE appearance model per image, each in its own (mirrored) local frame;
 - upper and lower lip likewise share one model;
 - the nose is the face's skin texture, slightly shaded;
-- hair, background, skin, eyes, lips and brows each get their own model with a distinct colour.
+- hair, background, skin, eyes, lips and brows each get their own model, drawn around the class's own colour
+  (CLASS_COLOURS: bluish background, dark hair, brown brows, teal eyes, red lips; skin from light to medium
+  tones), so that a label map says roughly what colour each region has, as in real faces, while every image
+  still differs in tone, pattern and noise.
 An appearance model is two colours, a pattern (flat, gradient, stripes or checks) and a noise level.
 
 Command line: ``python -m data.synthetic --out DIR --n 200 [--size 128 --seed 0]`` writes DIR/labels/*.png
@@ -28,6 +31,12 @@ BACKGROUND, HAIR, SKIN, NOSE, LEFT_EYE, RIGHT_EYE, BROWS, UPPER_LIP, LOWER_LIP =
 
 PATTERNS = ("flat", "gradient", "stripes", "checks")
 LIGHT_SKIN, DARK_SKIN = np.array([245.0, 215.0, 185.0]), np.array([105.0, 70.0, 50.0])
+SKIN_TONES = (0.0, 0.5)  # where a face's skin lies between LIGHT_SKIN (0) and DARK_SKIN (1)
+# Each class's appearance is drawn around its own colour: (RGB centre, standard deviation per channel). The
+# centres are at least 70 apart (and from the skin tones), so a class is recognisable by colour too.
+CLASS_COLOURS = {BACKGROUND: ((80.0, 120.0, 170.0), 25.0), HAIR: ((45.0, 32.0, 28.0), 12.0),
+                 BROWS: ((115.0, 72.0, 40.0), 12.0), LEFT_EYE: ((40.0, 140.0, 120.0), 18.0),
+                 UPPER_LIP: ((200.0, 60.0, 75.0), 18.0)}
 
 
 def sample_rng(index, seed=0, phase="train"):
@@ -87,14 +96,11 @@ def render(index, seed=0, size=64, phase="train"):
     part((mu ** 2 + up ** 2 <= 1) & (V < my), UPPER_LIP, mu, up)
     part((mu ** 2 + low ** 2 <= 1) & (V >= my), LOWER_LIP, mu, -low)  # mirrored: lip edge up, mouth line down
 
-    # Appearance models, each colour kept away from the ones drawn before it.
-    skin_tone = LIGHT_SKIN + rng.uniform(0, 1) * (DARK_SKIN - LIGHT_SKIN) + rng.normal(0, 6, 3)
-    colours = [skin_tone]
+    # Appearance models: one per class around its colour; the twins share theirs.
+    skin_tone = LIGHT_SKIN + rng.uniform(*SKIN_TONES) * (DARK_SKIN - LIGHT_SKIN) + rng.normal(0, 6, 3)
     models = {SKIN: appearance(rng, skin_tone, noise=(2, 5), spread=12, patterns=("flat", "gradient"))}
-    for cls in (BACKGROUND, HAIR, LEFT_EYE, UPPER_LIP, BROWS):
-        colour = distinct_colour(rng, colours)
-        colours.append(colour)
-        models[cls] = appearance(rng, colour)
+    for cls, (centre, deviation) in CLASS_COLOURS.items():
+        models[cls] = appearance(rng, np.clip(rng.normal(centre, deviation), 0, 255))
     models[RIGHT_EYE], models[LOWER_LIP] = models[LEFT_EYE], models[UPPER_LIP]
 
     noise = rng.standard_normal((size, size)).astype(np.float32)
@@ -111,20 +117,6 @@ def render(index, seed=0, size=64, phase="train"):
         else:
             image[mask] = paint(models[cls], u[mask], v[mask], noise[mask])
     return label, np.clip(image + 0.5, 0, 255).astype(np.uint8)
-
-
-def distinct_colour(rng, others, min_distance=80.0, tries=30):
-    """A random RGB colour at least `min_distance` from every colour in `others` (the farthest of `tries`
-    candidates when none is)."""
-    best, best_distance = None, -1.0
-    for _ in range(tries):
-        colour = rng.uniform(15, 240, 3)
-        distance = min(np.linalg.norm(colour - o) for o in others)
-        if distance >= min_distance:
-            return colour
-        if distance > best_distance:
-            best, best_distance = colour, distance
-    return best
 
 
 def appearance(rng, colour, noise=(3, 10), spread=30, patterns=PATTERNS):

@@ -9,12 +9,22 @@ from util.metrics import DEFAULT_WEIGHTS_DIR
 from .test_options import TestOptions
 
 METRICS = ("fid", "kid", "lpips", "miou")
+TRAINING_METRICS = ("fid", "miou")  # --eval_metrics of --eval_freq
 
 
 def add_inception_option(parser):
     """--inception_weights, shared by evaluate.py and training's --eval_freq."""
     parser.add_argument("--inception_weights", type=str, default=os.path.join(DEFAULT_WEIGHTS_DIR, "inception.pth"),
                         help="FID Inception for torch-fidelity (python -m util.weights inception)")
+
+
+def add_segmenter_options(parser):
+    """--seg_model and --seg_label_map, shared by evaluate.py and training's --eval_metrics miou."""
+    parser.add_argument("--seg_model", type=str, default="",
+                        help="TorchScript segmenter: (B, 3, H, W) image in [-1, 1] -> (B, C, H, W) logits")
+    parser.add_argument("--seg_label_map", type=str, default="",
+                        help="DATASET_ID:SEG_ID pairs (or a file of them) when the segmenter's classes "
+                             "differ from the dataset's; unlisted ids are ignored")
 
 
 class EvalOptions(TestOptions):
@@ -34,11 +44,7 @@ class EvalOptions(TestOptions):
         parser.add_argument("--lpips_weights", type=str, default="",
                             help="LPIPS backbone file (python -m util.weights lpips); default "
                                  ".weights/lpips_NET.pth")
-        parser.add_argument("--seg_model", type=str, default="",
-                            help="TorchScript segmenter: (B, 3, H, W) image in [-1, 1] -> (B, C, H, W) logits")
-        parser.add_argument("--seg_label_map", type=str, default="",
-                            help="DATASET_ID:SEG_ID pairs (or a file of them) when the segmenter's classes "
-                                 "differ from the dataset's; unlisted ids are ignored")
+        add_segmenter_options(parser)
         parser.add_argument("--num_examples", type=int, default=8, help="example rows on the page")
         return parser
 

@@ -2,7 +2,7 @@
 import os
 
 from .base_options import BaseOptions
-from .eval_options import add_inception_option
+from .eval_options import TRAINING_METRICS as EVAL_METRICS, add_inception_option, add_segmenter_options
 
 
 class TrainOptions(BaseOptions):
@@ -40,10 +40,15 @@ class TrainOptions(BaseOptions):
                             help="batches over which the EMA generator's batch-norm statistics are recomputed "
                                  "before each save")
         parser.add_argument("--eval_freq", type=int, default=0,
-                            help="every this many epochs compute the FID of the (EMA) generator on --eval_how_many "
-                                 "validation images, plot it on the page and keep best_net_G.pth; 0: never")
+                            help="every this many epochs measure --eval_metrics of the (EMA) generator on "
+                                 "--eval_how_many validation images, plot them on the page and keep "
+                                 "best_net_G.pth; 0: never")
         parser.add_argument("--eval_how_many", type=int, default=500, help="validation images for --eval_freq")
+        parser.add_argument("--eval_metrics", type=str, default="fid",
+                            help="for --eval_freq, comma-separated from fid (needs --inception_weights), miou "
+                                 "(needs --seg_model); best_net_G.pth follows the first of FID and mIoU")
         add_inception_option(parser)
+        add_segmenter_options(parser)
         parser.add_argument("--max_nonfinite_steps", type=int, default=10,
                             help="stop after this many steps in a row with a NaN/Inf loss (each is skipped)")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
@@ -89,6 +94,11 @@ class TrainOptions(BaseOptions):
         if opt.eval_freq < 0 or opt.eval_how_many < 1:
             raise SystemExit(f"--eval_freq {opt.eval_freq} --eval_how_many {opt.eval_how_many}: the frequency must "
                              f"be 0 (off) or more, the image count at least 1")
+        asked = opt.eval_metrics if isinstance(opt.eval_metrics, list) else opt.eval_metrics.split(",")
+        opt.eval_metrics = [m.strip() for m in asked if m.strip()]
+        unknown = [m for m in opt.eval_metrics if m not in EVAL_METRICS]
+        if unknown or not opt.eval_metrics:
+            raise SystemExit(f"--eval_metrics {','.join(opt.eval_metrics)}: choose from {','.join(EVAL_METRICS)}")
         if not 0.0 <= opt.ema_decay < 1.0:
             raise SystemExit(f"--ema_decay {opt.ema_decay:g}: must be in [0, 1) (0.999 is usual; 0 keeps no EMA)")
         if opt.niter < 0 or opt.niter_decay < 0:

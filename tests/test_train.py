@@ -1,6 +1,7 @@
 """End to end on the CPU: short training runs of each generator on the synthetic dataset, checkpoints and
 pages, exact resume after an interruption, SIGKILL and Ctrl-C, test.py's result page (also from labels
 alone, and in a real browser), and the parameter summary."""
+import json
 import os
 import re
 import signal
@@ -231,19 +232,71 @@ def test_d_steps_per_g(tmp_path, monkeypatch):
     assert "".join(steps) == "GDDGDD"  # 4 batches: G on the 1st and 3rd, D on every one
 
 
+def eval_log(folder):
+    return [json.loads(line) for line in (folder / "eval_log.jsonl").read_text().splitlines()]
+
+
 def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, eval_weights, no_downloads, capsys):
-    """--eval_freq 1: an FID per epoch in fid_log.txt, the curve on the training page, best_net_G.pth from the
+    """--eval_freq 1: an FID per epoch in eval_log.jsonl, the curve on the training page, best_net_G.pth from the
     unit of the best epoch (issue 9, item 6)."""
     folder = run_train(tmp_path, "fid", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "2",
                        "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "4", "--inception_weights",
                        eval_weights("inception.pth"))
     out = capsys.readouterr().out
-    history = [line.split() for line in (folder / "fid_log.txt").read_text().splitlines()]
-    assert [int(e) for e, _ in history] == [1, 2] and all(float(v) >= 0 for _, v in history)
-    assert re.search(r"FID at the end of epoch 2: \d+\.\d\d \(4 validation images; best so far", out)
-    assert (folder / "web" / "fid_curve.png").is_file() and "fid_curve.png" in (folder / "web" / "index.html").read_text()
-    best_epoch = min(history, key=lambda item: float(item[1]))[0]
+    history = eval_log(folder)
+    assert [e["epoch"] for e in history] == [1, 2] and all(set(e) == {"epoch", "FID"} and e["FID"] >= 0
+                                                            for e in history)
+    assert re.search(r"end of epoch 2: FID \d+\.\d\d \(4 validation images", out)
+    page = (folder / "web" / "index.html").read_text()
+    assert (folder / "web" / "eval_curves.png").is_file() and "eval_curves.png" in page
+    best_epoch = min(history, key=lambda e: e["FID"])["epoch"]
     assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory):
+    """A TorchScript U-Net trained for a few steps on the real synthetic images (util/train_segmenter.py)."""
+    from util import train_segmenter
+    tmp = tmp_path_factory.mktemp("segmenter")
+    argv = ["--dataset_mode", "synthetic", "--max_dataset_size", "16", "--checkpoints_dir", str(tmp),
+            "--load_size", "32", "--crop_size", "32"]
+    model = train_segmenter.train(train_segmenter.dataset_options(argv, "train"), iterations=30, batch_size=4,
+                                  lr=5e-3, width=8, progress=False)
+    train_segmenter.save_torchscript(model, str(tmp / "seg.pt"))
+    return model, str(tmp / "seg.pt")
+
+
+def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmenter, capsys):
+    """--eval_metrics miou: the segmenter's mIoU on the synthesized validation images per epoch, beside its
+    mIoU on the real ones (computed once, the same every epoch); best_net_G follows the highest mIoU when no FID
+    is measured (issue 9, item 8)."""
+    from trainers.eval_monitor import validation_options
+    from util import train_segmenter
+    model, path = tiny_segmenter
+    folder = run_train(tmp_path, "miou", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "3",
+                       "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "6", "--eval_metrics",
+                       "miou", "--seg_model", path)
+    out = capsys.readouterr().out
+    history = eval_log(folder)
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    assert all(set(e) == {"epoch", "mIoU", "accuracy", "real_mIoU", "real_accuracy"} for e in history)
+    # the real images' mIoU is the segmenter's score on the test images (4 of them), computed another way
+    opt = train_script.TrainOptions().parse(["--dataset_mode", "synthetic", "--crop_size", "32", "--load_size",
+                                             "32", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "x"),
+                                             "--num_synthetic", "4", "--eval_how_many", "6"], save=False,
+                                            verbose=False)
+    expected = train_segmenter.score(model, validation_options(opt))
+    assert [e["real_mIoU"] for e in history] == pytest.approx([expected["miou"]] * 3, abs=1e-9)
+    assert re.search(r"end of epoch 3: mIoU \d\.\d{3} \(real images \d\.\d{3}, ratio \d+\.\d\d\), pixel accuracy", out)
+    best_epoch = max(history, key=lambda e: e["mIoU"])["epoch"]
+    assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+
+
+def test_miou_during_training_needs_a_segmenter(tmp_path):
+    with pytest.raises(SystemExit, match=r"--eval_metrics miou needs --seg_model PATH"):
+        run_train(tmp_path, "miou", *SIZES["spade"], "--eval_freq", "1", "--eval_metrics", "miou")
+    with pytest.raises(SystemExit, match=r"--eval_metrics fid,psnr: choose from fid,miou"):
+        run_train(tmp_path, "miou", *SIZES["spade"], "--eval_freq", "1", "--eval_metrics", "fid,psnr")
 
 
 def test_fid_during_training_needs_the_inception_file(tmp_path):

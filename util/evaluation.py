@@ -75,11 +75,8 @@ class Evaluation:
             self.lpips = M.load_lpips(opt.lpips_net, opt.lpips_weights, device)
             self.weights[f"lpips_{opt.lpips_net}"] = opt.lpips_weights
         if "miou" in asked:
-            if not opt.seg_model:
-                raise M.MetricSetupError(f"--metrics miou needs --seg_model PATH. {M.SEG_HOW}")
-            self.segmenter = M.load_segmenter(opt.seg_model, device)
+            self.segmenter = M.SegmenterScorer(opt, device)
             self.weights["seg_model"] = opt.seg_model
-            self.label_map = None
             self.seg_scores = self.real_seg_scores = None   # sized at the first batch, from the logits
         if not opt.from_results:
             generator = network_path(os.path.join(opt.checkpoints_dir, opt.name), opt.which_epoch, "G")
@@ -87,25 +84,6 @@ class Evaluation:
                 self.weights["generator"] = generator
 
     # -------------------------------------------------------------------------------------------------
-    def _setup_segmentation(self, num_classes):
-        opt = self.opt
-        mapping = M.parse_label_map(opt.seg_label_map, num_classes) if opt.seg_label_map else None
-        dontcare = opt.label_nc if opt.contain_dontcare_label else None
-        self.lookup = M.label_lookup(opt.label_nc + int(opt.contain_dontcare_label), num_classes, mapping, dontcare)
-        self.label_map = mapping
-        self.seg_scores, self.real_seg_scores = M.SegmentationScores(num_classes), M.SegmentationScores(num_classes)
-
-    @torch.no_grad()
-    def segment(self, images):
-        """images: (B, 3, H, W) in [-1, 1] -> (B, H, W) predicted class ids."""
-        logits = self.segmenter(images.to(self.device))
-        if logits.dim() != 4 or logits.shape[0] != images.shape[0] or logits.shape[2:] != images.shape[2:]:
-            raise M.MetricSetupError(f"--seg_model {self.opt.seg_model}: returned shape {tuple(logits.shape)} for "
-                                     f"images {tuple(images.shape)}; expected (B, C, H, W) logits")
-        if self.seg_scores is None:
-            self._setup_segmentation(logits.shape[1])
-        return logits.argmax(1).cpu()
-
     def add(self, fake, real, label):
         """fake, real: (B, 3, H, W) in [-1, 1]; label: (B, 1, H, W) dataset class ids. -> {name: (B, ...)}
         of extra pictures for the example rows (the segmentation of the synthesized image)."""
@@ -118,8 +96,10 @@ class Evaluation:
         if self.lpips is not None:
             self.lpips_values.append(M.lpips_distance(self.lpips, fake, real))
         if self.segmenter is not None:
-            predicted_fake, predicted_real = self.segment(fake), self.segment(real)
-            target = self.lookup[label[:, 0].long().clamp(0, len(self.lookup) - 1)]
+            predicted_fake, predicted_real = self.segmenter.predict(fake), self.segmenter.predict(real)
+            target = self.segmenter.targets(label)
+            if self.seg_scores is None:
+                self.seg_scores, self.real_seg_scores = self.segmenter.new_scores(), self.segmenter.new_scores()
             self.seg_scores.update(predicted_fake, target)
             self.real_seg_scores.update(predicted_real, target)
             extras["segmented_label"] = predicted_fake[:, None]
@@ -167,8 +147,9 @@ class Evaluation:
                 library=f"torchmetrics {library_version('torchmetrics')} (confusion matrix)",
                 input=f"[-1, 1] {self.image_size[0]}x{self.image_size[1]}, no resize",
                 classes=len(fake_scores["per_class_iou"]),
-                label_map={str(k): v for k, v in self.label_map.items()} if self.label_map else "identity",
-                ignored="dontcare" + (" and unmapped ids" if self.label_map else ""),
+                label_map=({str(k): v for k, v in self.segmenter.label_map.items()} if self.segmenter.label_map
+                           else "identity"),
+                ignored="dontcare" + (" and unmapped ids" if self.segmenter.label_map else ""),
                 averaging="one confusion matrix over all pixels; IoU per class occurring in target or "
                           "prediction, then the mean; *_real: the same segmenter on the real images",
                 per_class_iou=fake_scores["per_class_iou"])

@@ -237,3 +237,42 @@ class SegmentationScores:
         return {"miou": float(np.mean(present)) if present else float("nan"),
                 "pixel_accuracy": float(tp.sum()) / total if total else float("nan"),
                 "per_class_iou": iou}
+
+
+class SegmenterScorer:
+    """A TorchScript segmenter (--seg_model) scored against a dataset's label maps: the dataset -> segmenter
+    class lookup (--seg_label_map, dontcare ignored) is made at the first batch, from the logits' channels.
+    Used by evaluate.py and by training's --eval_metrics miou."""
+
+    def __init__(self, opt, device="cpu", asked_by="--metrics miou"):
+        self.opt, self.device = opt, device
+        if not opt.seg_model:
+            raise MetricSetupError(f"{asked_by} needs --seg_model PATH. {SEG_HOW}")
+        self.model = load_segmenter(opt.seg_model, device)
+        self.lookup = self.label_map = self.num_classes = None
+
+    def _setup(self, num_classes):
+        opt = self.opt
+        self.num_classes = num_classes
+        self.label_map = parse_label_map(opt.seg_label_map, num_classes) if opt.seg_label_map else None
+        dontcare = opt.label_nc if opt.contain_dontcare_label else None
+        self.lookup = label_lookup(opt.label_nc + int(opt.contain_dontcare_label), num_classes, self.label_map,
+                                   dontcare)
+
+    @torch.no_grad()
+    def predict(self, images):
+        """images: (B, 3, H, W) in [-1, 1] -> (B, H, W) predicted class ids (on the CPU)."""
+        logits = self.model(images.to(self.device))
+        if logits.dim() != 4 or logits.shape[0] != images.shape[0] or logits.shape[2:] != images.shape[2:]:
+            raise MetricSetupError(f"--seg_model {self.opt.seg_model}: returned shape {tuple(logits.shape)} for "
+                                   f"images {tuple(images.shape)}; expected (B, C, H, W) logits")
+        if self.lookup is None:
+            self._setup(logits.shape[1])
+        return logits.argmax(1).cpu()
+
+    def targets(self, label):
+        """label: (B, 1, H, W) dataset class ids -> (B, H, W) segmenter class ids or IGNORE (after a predict)."""
+        return self.lookup[label[:, 0].long().cpu().clamp(0, len(self.lookup) - 1)]
+
+    def new_scores(self):
+        return SegmentationScores(self.num_classes)

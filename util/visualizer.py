@@ -69,6 +69,21 @@ def _nice_ticks(lo, hi, target=5):
 
 def draw_loss_curves(history, path, size=(900, 420)):
     """Line chart of [(epoch, {name: value})] to a PNG: one point per entry, ticks where epochs begin."""
+    draw_chart_panels([history], path, size)
+
+
+def draw_chart_panels(histories, path, size=(900, 420)):
+    """Line charts of several histories (each as draw_loss_curves takes), stacked in one PNG."""
+    panels = [chart(history, size) for history in histories]
+    image = Image.new("RGB", (size[0], size[1] * len(panels)), "white")
+    for k, panel in enumerate(panels):
+        image.paste(panel, (0, size[1] * k))
+    with util.atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def chart(history, size):
+    """One line chart of [(epoch, {name: value})] as a PIL image."""
     width, height = size
     left, right, top, bottom, legend_w = 70, 20, 20, 45, 150
     x0, x1, y0, y1 = left, width - right - legend_w, top, height - bottom   # plot area
@@ -121,9 +136,7 @@ def draw_loss_curves(history, path, size=(900, 420)):
         ly = y0 + 16 * c
         draw.line([x1 + 12, ly + 6, x1 + 32, ly + 6], fill=color, width=3)
         draw.text((x1 + 38, ly), name, fill="black", font=font)
-
-    with util.atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    return image
 
 
 class Visualizer:
@@ -201,7 +214,7 @@ class Visualizer:
             return (order.index(name) if name in order else len(order), name)
 
         webpage = HTML(self.web_dir, f"Experiment name = {self.opt.name}", refresh=REFRESH_SECONDS)
-        for figure in ("loss_curves.png", "fid_curve.png"):  # FID: --eval_freq
+        for figure in ("loss_curves.png", "eval_curves.png"):  # FID, mIoU: --eval_freq
             if os.path.exists(os.path.join(self.web_dir, figure)):
                 webpage.add_figure(figure)
         for (epoch, step) in sorted(steps, reverse=True):
