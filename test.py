@@ -4,6 +4,8 @@ python test.py --name NAME [--which_epoch latest] [--how_many N]. The experiment
 are read, so the model is rebuilt as it was trained. Without --name, the experiment most recently trained
 under --checkpoints_dir is tested. From labels alone:
 python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
+A --use_vae model also writes K samples per label (--n_samples K) and style interpolations (--interpolate STEPS
+--style_a IMG --style_b IMG); see util/multimodal.py.
 """
 import os
 import sys
@@ -14,14 +16,14 @@ from tqdm import tqdm
 
 import data
 from models import create_model
-from options.test_options import TestOptions
-from util import html
+from options.test_options import TestPageOptions
+from util import html, multimodal
 from util.checkpoint import CheckpointError, check_writable
 from util.visualizer import Visualizer
 
 
 def main(argv=None):
-    opt = TestOptions().parse(argv)
+    opt = TestPageOptions().parse(argv)
     torch.manual_seed(opt.seed)
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
     try:
@@ -35,6 +37,10 @@ def main(argv=None):
 
     visualizer = Visualizer(opt)
     webpage = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}")
+    try:
+        rows = multimodal.MultimodalRows(model, opt, visualizer, webpage) if multimodal.asked(opt) else None
+    except data.DatasetError as e:  # an unreadable style image
+        sys.exit(f"error: {e}")
 
     done = 0
     total = int(min(opt.how_many, len(dataloader.dataset)))
@@ -45,6 +51,12 @@ def main(argv=None):
                 break
             if not has_images:
                 data_i = {k: v for k, v in data_i.items() if k != "image"}
+            if rows is not None:
+                count = int(min(data_i["label"].size(0), opt.how_many - done))
+                rows.write(data_i, count)
+                done += count
+                progress.update(count)
+                continue
             generated = model(data_i, mode="inference")
             for b in range(int(min(generated.size(0), opt.how_many - done))):
                 visuals = OrderedDict([("input_label", data_i["label"][b:b + 1]),

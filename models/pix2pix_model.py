@@ -134,6 +134,40 @@ class Pix2PixModel(nn.Module):
         fake, aux = netG(input_semantics, z=z, return_aux=True)
         return fake, aux, kld
 
+    # -------------------------------------------------------- the style code z (--use_vae), for tools and demos
+    def _require_vae(self, what):
+        if self.netE is None:
+            raise ValueError(f"{what} needs a model trained with --use_vae (an encoder and a style code z); "
+                             f"'{self.opt.name}' has none: train it with --use_vae")
+
+    @torch.no_grad()
+    def encode_style(self, image):
+        """image: (B, 3, H, W) in [-1, 1] (any size: the encoder resizes it) -> mu: (B, z_dim), the mean of
+        the encoder's posterior, i.e. the style code of the image without sampling noise."""
+        self._require_vae("encode_style")
+        device = next(self.netE.parameters()).device
+        mu, _ = self.netE(image.to(device))
+        return mu
+
+    def random_codes(self, n: int, generator=None):
+        """-> (n, z_dim) style codes z ~ N(0, I), drawn on the CPU from `generator` (a torch.Generator; the
+        global one when None), so a seeded generator gives the same codes on every device."""
+        self._require_vae("random_codes")
+        return torch.randn(n, self.opt.z_dim, generator=generator)
+
+    @torch.no_grad()
+    def generate_with_code(self, input_semantics, z):
+        """input_semantics: (B, semantic_nc, H, W) layout from `preprocess_input`; z: (B, z_dim) style codes,
+        or (z_dim,) for one code shared by the batch -> image (B, 3, H, W) in [-1, 1]. Deterministic: the same
+        layout and code give the same image (in eval mode)."""
+        self._require_vae("generate_with_code")
+        if z.dim() == 1:
+            z = z.expand(input_semantics.size(0), -1)
+        if tuple(z.shape) != (input_semantics.size(0), self.opt.z_dim):
+            raise ValueError(f"generate_with_code: z has shape {tuple(z.shape)}, expected "
+                             f"({input_semantics.size(0)}, {self.opt.z_dim}) (batch, --z_dim)")
+        return self.netG(input_semantics, z=z.to(input_semantics.device, input_semantics.dtype))
+
     def discriminate(self, input_semantics, fake_image, real_image, netD=None):
         """Fake and real go through D in one batch (so normalization sees both); outputs split back."""
         netD = self.netD if netD is None else netD

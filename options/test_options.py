@@ -3,6 +3,7 @@ automatically, so `python test.py --name NAME` needs nothing else; without --nam
 trained under --checkpoints_dir is tested."""
 import os
 
+from util.multimodal import check_options
 from .base_options import BaseOptions
 
 
@@ -79,4 +80,31 @@ class TestOptions(BaseOptions):
         BaseOptions.finalize(self, opt)
         if not self.given_on_command_line("--load_size"):
             opt.load_size = opt.crop_size  # no random crop at test time
+        return opt
+
+
+class TestPageOptions(TestOptions):
+    """test.py's options: TestOptions plus the multimodal rows of the result page (util/multimodal.py)."""
+
+    def initialize(self, parser):
+        TestOptions.initialize(self, parser)
+        parser.add_argument("--n_samples", type=int, default=1,
+                            help="results per label (needs a --use_vae model). 1: one result, its style encoded "
+                                 "from the real image when the test set has one (SPADE's test). K >= 2: K results "
+                                 "from K random codes z ~ N(0, I), none encoded from the real image (shown last "
+                                 "for reference); code k is the same for every label and drawn from --seed")
+        parser.add_argument("--interpolate", type=int, default=None, metavar="STEPS",
+                            help="add a row per label of STEPS (>= 2) results whose code moves linearly from "
+                                 "the style of --style_a (t = 0) to that of --style_b (t = 1); a style is the "
+                                 "mean mu of the encoder's posterior for the image (needs a --use_vae model)")
+        parser.add_argument("--style_a", type=str, default="", help="--interpolate: image file of the first style")
+        parser.add_argument("--style_b", type=str, default="", help="--interpolate: image file of the second style")
+        return parser
+
+    def finalize(self, opt):
+        TestOptions.finalize(self, opt)
+        try:
+            check_options(opt)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
         return opt

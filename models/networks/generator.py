@@ -119,6 +119,9 @@ class Pix2PixHDGenerator(BaseNetwork):
 
     @classmethod
     def from_opt(cls, opt):
+        if opt.use_vae:  # the encoder would train a code that this generator never reads
+            raise ValueError("--netG pix2pixhd has no input for a style code z: --use_vae works with --netG spade "
+                             "or scgan")
         return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, output_nc=opt.output_nc,
                    norm=parse_norm(opt.norm_G, "--norm_G"), n_downsample=opt.resnet_n_downsample,
                    n_blocks=opt.resnet_n_blocks, kernel_size=opt.resnet_kernel_size,
