@@ -7,7 +7,6 @@ python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir
 """
 import os
 import sys
-from collections import OrderedDict
 
 import torch
 from tqdm import tqdm
@@ -46,12 +45,10 @@ def main(argv=None):
             if not has_images:
                 data_i = {k: v for k, v in data_i.items() if k != "image"}
             generated = model(data_i, mode="inference")
+            visuals = model.visuals(data_i, generated)  # e.g. input_label, synthesized_image, real_image
             for b in range(int(min(generated.size(0), opt.how_many - done))):
-                visuals = OrderedDict([("input_label", data_i["label"][b:b + 1]),
-                                       ("synthesized_image", generated[b:b + 1])])
-                if has_images:
-                    visuals["real_image"] = data_i["image"][b:b + 1]
-                visualizer.save_images(webpage, visuals, data_i["path"][b])
+                visualizer.save_images(webpage, {name: v[b:b + 1] for name, v in visuals.items()},
+                                       data_i["path"][b])
                 done += 1
                 progress.update(1)
     except data.DatasetError as e:
