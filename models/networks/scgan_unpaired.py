@@ -9,6 +9,9 @@ Our reading of the appendix, which changes two inputs of SC-GAN's generator and 
   its input, like an autoencoder: L_s compares the SVG's image with the reference. The semantic vectors, and so
   every SCC and SCN of the SRG, are computed from the reference; so is the SPADE of the learned shortcuts,
   which the released code conditions on the same input as the SVG.
+`--source_encoder conv` is our deviation for small crops, where that down-sampled image is tiny (2x2 at crop 64):
+stride-2 3x3 convs (LReLU after each) learn the down-sampling, passing 8 * nff channels of the source's layout
+to the same entry conv instead of 3.
 Everything else (SVG cascade, semantic vectors, SCResBlocks, image head) is `SCGANGenerator`'s. The losses that
 make the result keep the source's layout and take the target's style live in models/unpaired_model.py.
 """
@@ -18,6 +21,8 @@ from torch.nn import functional as F
 from . import GENERATORS
 from .normalization import parse_norm
 from .scgan import SCGANGenerator
+
+SOURCE_ENCODERS = ("downsample", "conv")
 
 
 @GENERATORS.register("scgan_unpaired")
@@ -35,6 +40,10 @@ class SCGANUnpairedGenerator(SCGANGenerator):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         SCGANGenerator.modify_commandline_options(parser, is_train)
+        parser.add_argument("--source_encoder", choices=SOURCE_ENCODERS, default="downsample",
+                            help="how the source reaches the SRG's entry conv at H/32: 'downsample' averages it "
+                                 "down (appendix B.2, the released code); 'conv' learns the down-sampling with "
+                                 "stride-2 convs (more of its layout at small crops)")
         if is_train:  # unconditional: there is no label map for FPSE's semantic embedding to project
             parser.set_defaults(netD="multiscale")
         return parser
@@ -48,16 +57,30 @@ class SCGANUnpairedGenerator(SCGANGenerator):
         if opt.use_vae:
             raise ValueError("--use_vae: --netG scgan_unpaired starts its SRG from the source image, not from a "
                              "code z; drop --use_vae")
-        return cls(reference_nc=opt.output_nc, source_nc=opt.output_nc, **cls.shared_arguments(opt, spec))
+        return cls(reference_nc=opt.output_nc, source_nc=opt.output_nc, source_encoder=opt.source_encoder,
+                   **cls.shared_arguments(opt, spec))
 
-    def __init__(self, reference_nc=3, source_nc=3, **kwargs):
-        super().__init__(semantic_nc=reference_nc, use_vae=False, **kwargs)
-        if source_nc != reference_nc:  # the entry conv built above reads reference_nc channels
-            self.fc = nn.Conv2d(source_nc, self.fc.out_channels, 3, padding=1)
+    def __init__(self, reference_nc=3, source_nc=3, source_encoder="downsample", nff=32, **kwargs):
+        super().__init__(semantic_nc=reference_nc, nff=nff, use_vae=False, **kwargs)
+        if source_encoder not in SOURCE_ENCODERS:
+            raise ValueError(f"--source_encoder {source_encoder}: expected one of {', '.join(SOURCE_ENCODERS)}")
+        self.source_down = None
+        entry_nc = source_nc
+        if source_encoder == "conv":
+            layers = []
+            for k in range(self.svg.num_levels - 1):  # H -> H/32 (H/64 with `more`)
+                width = nff * min(2 ** k, 8)
+                layers += [nn.Conv2d(entry_nc, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+                entry_nc = width
+            self.source_down = nn.Sequential(*layers)
+        # the SRG's entry conv, built by SCGANGenerator for the reference's channels
+        self.fc = nn.Conv2d(entry_nc, 16 * nff, 3, padding=1)
 
     def encode_source(self, source):
         """source: (B, source_nc, H, W) -> the SRG's first features (B, 16 nff, sh, sw)."""
-        return self.fc(F.interpolate(source, size=(self.sh, self.sw), mode="area"))
+        if self.source_down is None:
+            return self.fc(F.interpolate(source, size=(self.sh, self.sw), mode="area"))
+        return self.fc(self.source_down(source))
 
     def forward(self, reference, source, return_aux=False):
         """reference: (B, 3, H, W) target-domain image, read by the SVG; source: (B, 3, H, W) source-domain
