@@ -4,6 +4,8 @@ python test.py --name NAME [--which_epoch latest] [--how_many N]. The experiment
 are read, so the model is rebuilt as it was trained. Without --name, the experiment most recently trained
 under --checkpoints_dir is tested. From labels alone:
 python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
+The model names the images of each row (model.visuals): label, result and real image; for --model unpaired the
+source, the reference (a target-domain image) and the result.
 """
 import os
 import sys

@@ -171,6 +171,20 @@ def test_result_depends_on_source_and_reference_and_gradients_reach_the_encoder(
     assert g.svg.stages[0][0].parametrizations.weight.original.grad.abs().sum() > 0
 
 
+def test_downsample_encoder_sees_only_block_means_of_the_source_and_conv_sees_inside():
+    """Why --source_encoder conv exists: at crop 32 the averaged-down source is one pixel, so a pattern of
+    zero mean added to it changes nothing; the learned down-sampling sees it."""
+    pattern = torch.zeros(1, 3, 32, 32)
+    pattern[..., :16, :] = 0.5
+    pattern[..., 16:, :] = -0.5
+    source, reference = images(1, seed=1, size=32) * 0.4, images(1, seed=2, size=32)
+    for encoder, changes in (("downsample", False), ("conv", True)):
+        g = tiny_generator(source_encoder=encoder, crop_size=32).eval()
+        with torch.no_grad():
+            difference = (g(reference, source + pattern) - g(reference, source)).abs().max()
+        assert (difference > 1e-4) == changes, (encoder, float(difference))
+
+
 @pytest.mark.parametrize("ups,halvings", [("normal", 5), ("more", 6)])
 def test_conv_encoder_halves_down_to_the_srg_entry(ups, halvings):
     g = tiny_generator(source_encoder="conv", num_upsampling_layers=ups, crop_size=128)
