@@ -13,7 +13,7 @@ import test as test_script
 import train as train_script
 from data import DatasetError, create_dataset, synthetic
 from data.base_dataset import sample_rng
-from models import create_model
+from models import create_model, networks
 from models.networks.scgan_unpaired import SCGANUnpairedGenerator
 from trainers.pix2pix_trainer import loss_weights
 
@@ -194,6 +194,21 @@ def test_conv_encoder_halves_down_to_the_srg_entry(ups, halvings):
     assert g.fc.in_channels == convs[-1].out_channels and g.fc.out_channels == 16 * 4
     source = torch.zeros(1, 3, 128, 128)
     assert g.encode_source(source).shape == (1, 64, 128 // 2 ** halvings, 128 // 2 ** halvings)
+
+
+def test_conv_encoder_is_initialised_to_keep_the_scale(parse_options, vgg_weights):
+    """SPADE's xavier 0.02 everywhere else; Kaiming (LReLU 0.2) in the learned down-sampling."""
+    opt = unpaired_options(parse_options, vgg_weights, "--source_encoder", "conv")
+    torch.manual_seed(0)
+    g = networks.define_G(opt, verbose=False).requires_grad_(False)
+    convs = [m for m in g.source_down if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.std() == pytest.approx((2 / (1 + 0.2 ** 2) / fan_in) ** 0.5, rel=0.2)
+        assert not conv.bias.any()
+    assert g.fc.weight.std() < 0.01  # xavier 0.02
+    source = images(4, seed=1, size=32)
+    assert g.source_down(source).std() > 0.2 * source.std()
 
 
 # ---------------------------------------------------------------------------------------------------------

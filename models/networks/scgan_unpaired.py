@@ -10,7 +10,7 @@ Our reading of the appendix, which changes two inputs of SC-GAN's generator and 
   every SCC and SCN of the SRG, are computed from the reference; so is the SPADE of the learned shortcuts,
   which the released code conditions on the same input as the SVG.
 `--source_encoder conv` is our deviation for small crops, where that down-sampled image is tiny (2x2 at crop 64):
-stride-2 3x3 convs (LReLU after each) learn the down-sampling, passing 8 * nff channels of the source's layout
+stride-2 3x3 convs (LReLU after each, initialised to keep the scale) learn the down-sampling, passing 8 * nff channels of the source's layout
 to the same entry conv instead of 3.
 Everything else (SVG cascade, semantic vectors, SCResBlocks, image head) is `SCGANGenerator`'s. The losses that
 make the result keep the source's layout and take the target's style live in models/unpaired_model.py.
@@ -73,8 +73,20 @@ class SCGANUnpairedGenerator(SCGANGenerator):
                 layers += [nn.Conv2d(entry_nc, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
                 entry_nc = width
             self.source_down = nn.Sequential(*layers)
-        # the SRG's entry conv, built by SCGANGenerator for the reference's channels
+        # the SRG's entry conv reads the source (SCGANGenerator built it for the layout's channels)
         self.fc = nn.Conv2d(entry_nc, 16 * nff, 3, padding=1)
+
+    def init_weights(self, init_type="xavier", gain=0.02):
+        """SPADE's scheme, except that the learned down-sampling keeps the signal's scale (Kaiming for LReLU
+        0.2): five layers of xavier 0.02 would shrink the source some 1e-8 times (to nothing in fp16), so its
+        entry conv starts seeing the source as it sees the averaged-down one."""
+        super().init_weights(init_type, gain)
+        if self.source_down is None or init_type == "none":
+            return
+        for m in self.source_down:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
 
     def encode_source(self, source):
         """source: (B, source_nc, H, W) -> the SRG's first features (B, 16 nff, sh, sw)."""
