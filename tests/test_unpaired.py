@@ -266,6 +266,14 @@ def test_settings_the_model_cannot_honour_are_refused(parse_options, vgg_weights
         create_model(opt, verbose=False)
 
 
+def test_missing_vgg_weights_name_the_option(parse_options, tmp_path):
+    from models.networks.loss import MissingWeightsError
+    missing = tmp_path / "vgg19.pth"
+    opt = unpaired_options(parse_options, str(missing))
+    with pytest.raises(MissingWeightsError, match=f"--vgg_weights {missing}: file not found"):
+        create_model(opt, verbose=False)
+
+
 def test_other_generators_and_paired_dataset_modes_are_refused(parse_options, vgg_weights):
     opt = parse_options(*UNPAIRED, "--dataset_mode", "synthetic_unaligned", "--netG", "spade", "--ngf", "4")
     with pytest.raises(ValueError, match="--model unpaired translates images with --netG scgan_unpaired, not --netG "
