@@ -3,6 +3,7 @@
 the generator (models/networks/scgan_unpaired.py), the model's losses (models/unpaired_model.py) and the
 train.py / test.py round trip."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -303,6 +304,16 @@ def test_two_iterations_write_checkpoints_and_pages_of_source_reference_and_resu
     for visual in ["source_image", "reference_image", "synthesized_image", "svg_image"]:
         assert f"epoch001_iter0000004_{visual}.png" in page
     assert "input_label" not in page
+
+    # the benchmark scores against the known translation winter(source); the identity's score by hand:
+    from benchmarks import unpaired_synthetic
+    unpaired_synthetic.main(["--name", "unp", "--checkpoints_dir", str(checkpoints), "--gpu_ids", "-1",
+                             "--how_many", "2"])
+    out = capsys.readouterr().out
+    faces = [synthetic.render_domain(i, "A", 0, 32, "test").astype(float) for i in range(2)]
+    identity = np.mean([np.abs(face - synthetic.winter(face.astype(np.uint8))).mean() for face in faces])
+    assert f"source unchanged     {identity:7.2f}" in out and "over 2 test images" in out
+    assert re.search(r"^  result +\d+\.\d\d$", out, re.M)
 
     # test.py on CycleGAN folders written to disk: 3 sources, 2 targets, so source 2 meets target 0
     root = tmp_path / "two_domains"
