@@ -4,12 +4,12 @@ python test.py --name NAME [--which_epoch latest] [--how_many N]. The experiment
 are read, so the model is rebuilt as it was trained. Without --name, the experiment most recently trained
 under --checkpoints_dir is tested. From labels alone:
 python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
-A --use_vae model also writes K samples per label (--n_samples K) and style interpolations (--interpolate STEPS
---style_a IMG --style_b IMG); see util/multimodal.py.
+The model names the images of each row (model.visuals): label, result and real image; for --model unpaired the
+source, the reference (a target-domain image) and the result. A --use_vae model also writes K samples per label
+(--n_samples K) and style interpolations (--interpolate STEPS --style_a IMG --style_b IMG); see util/multimodal.py.
 """
 import os
 import sys
-from collections import OrderedDict
 
 import torch
 from tqdm import tqdm
@@ -58,12 +58,10 @@ def main(argv=None):
                 progress.update(count)
                 continue
             generated = model(data_i, mode="inference")
+            visuals = model.visuals(data_i, generated)  # e.g. input_label, synthesized_image, real_image
             for b in range(int(min(generated.size(0), opt.how_many - done))):
-                visuals = OrderedDict([("input_label", data_i["label"][b:b + 1]),
-                                       ("synthesized_image", generated[b:b + 1])])
-                if has_images:
-                    visuals["real_image"] = data_i["image"][b:b + 1]
-                visualizer.save_images(webpage, visuals, data_i["path"][b])
+                visualizer.save_images(webpage, {name: v[b:b + 1] for name, v in visuals.items()},
+                                       data_i["path"][b])
                 done += 1
                 progress.update(1)
     except data.DatasetError as e:

@@ -13,7 +13,6 @@ import itertools
 import os
 import signal
 import sys
-from collections import OrderedDict
 
 import torch
 
@@ -158,9 +157,7 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
                                                         progress)
                         visualizer.plot_current_errors(losses, iter_counter.total_steps_so_far)
                 if iter_counter.needs_displaying() and ctx.is_main:
-                    visuals = OrderedDict([("input_label", data_i["label"]),
-                                           ("synthesized_image", trainer.get_latest_generated()),
-                                           ("real_image", data_i["image"])])
+                    visuals = trainer.model.visuals(data_i, trainer.get_latest_generated())
                     for name, image in trainer.aux_images.items():
                         visuals[name] = image
                     visualizer.display_current_results(visuals, epoch, iter_counter.total_steps_so_far)

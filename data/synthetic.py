@@ -16,8 +16,16 @@ Appearance rules, the paper's Figure 3 finding made exact, so that SC-GAN's sema
   still differs in tone, pattern and noise.
 An appearance model is two colours, a pattern (flat, gradient, stripes or checks) and a noise level.
 
+Two domains for unpaired translation (``--dataset_mode synthetic_unaligned``, ``--model unpaired``): domain A
+holds the faces as drawn above; domain B ("winter") other faces in a cold monochrome scheme, the rule
+`winter`: each pixel's luma Y (ITU-R 601) becomes (0.55 Y + 10, 0.8 Y + 25, Y + 40), clipped to 255, so every
+pixel of B has blue > green > red and its colour depends on its luma only, while A's skin is red > blue.
+Sample i of domain A in phase P is `render(i, seed, size, P + "A")`, of domain B `winter` of
+`render(i, seed, size, P + "B")`: the two domains never share a face.
+
 Command line: ``python -m data.synthetic --out DIR --n 200 [--size 128 --seed 0]`` writes DIR/labels/*.png
-and DIR/images/*.png, the layout of ``--dataset_mode custom``.
+and DIR/images/*.png, the layout of ``--dataset_mode custom``; with ``--unaligned`` it writes the two domains
+in CycleGAN's layout, DIR/trainA, trainB, testA, testB (--n images each), for ``--dataset_mode unaligned``.
 """
 import argparse
 import os
@@ -143,6 +151,26 @@ def paint(model, u, v, noise):
     return model["c1"] + t[:, None] * (model["c2"] - model["c1"]) + model["noise"] * noise[:, None]
 
 
+WINTER_SCALE, WINTER_LIFT = np.array([0.55, 0.8, 1.0]), np.array([10.0, 25.0, 40.0])
+LUMA = np.array([0.299, 0.587, 0.114])
+DOMAINS = ("A", "B")
+
+
+def winter(image):
+    """Domain B's colour scheme: (H, W, 3) uint8 -> (H, W, 3) uint8 with blue > green > red at every pixel,
+    a function of the pixel's luma."""
+    luma = image.astype(np.float64) @ LUMA
+    return np.clip(np.rint(luma[..., None] * WINTER_SCALE + WINTER_LIFT), 0, 255).astype(np.uint8)
+
+
+def render_domain(index, domain, seed=0, size=64, phase="train"):
+    """Image `index` (size, size, 3) uint8 of domain "A" (faces as drawn) or "B" (other faces, in `winter`)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain {domain!r}: expected A or B")
+    _, image = render(index, seed, size, phase + domain)
+    return image if domain == "A" else winter(image)
+
+
 def write_dataset(out, n, size=128, seed=0, phase="train"):
     """Write samples 0..n-1 as out/labels/NNNNN.png (ids) and out/images/NNNNN.png."""
     for sub in ("labels", "images"):
@@ -153,14 +181,34 @@ def write_dataset(out, n, size=128, seed=0, phase="train"):
         Image.fromarray(image, mode="RGB").save(os.path.join(out, "images", f"{i:05d}.png"))
 
 
+def write_unaligned_dataset(out, n, size=128, seed=0, phases=("train", "test")):
+    """Write images 0..n-1 of both domains as out/{phase}A/NNNNN.png and out/{phase}B/NNNNN.png."""
+    for phase in phases:
+        for domain in DOMAINS:
+            folder = os.path.join(out, phase + domain)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(render_domain(i, domain, seed, size, phase), mode="RGB").save(
+                    os.path.join(folder, f"{i:05d}.png"))
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write the synthetic face dataset in the custom layout.")
+    parser = argparse.ArgumentParser(description="Write the synthetic face dataset in the custom layout, or its "
+                                                 "two domains in CycleGAN's layout (--unaligned).")
     parser.add_argument("--out", required=True, help="output folder; gets labels/ and images/")
     parser.add_argument("--n", type=int, default=200, help="number of samples")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phase", default="train", help="train or test: which samples to draw")
+    parser.add_argument("--unaligned", action="store_true",
+                        help="write domains A and B as trainA/ trainB/ testA/ testB/ (--n images each)")
     args = parser.parse_args(argv)
+    if args.unaligned:
+        write_unaligned_dataset(args.out, args.n, args.size, args.seed)
+        print(f"wrote {args.n} images to each of trainA, trainB, testA, testB under {args.out}; train on them with:")
+        print(f"python train.py --name synthetic_unpaired --model unpaired --dataset_mode unaligned --dataroot "
+              f"{args.out} --load_size {args.size} --crop_size {args.size} --vgg_weights PATH")
+        return
     write_dataset(args.out, args.n, args.size, args.seed, args.phase)
     labels, images = os.path.join(args.out, "labels"), os.path.join(args.out, "images")
     print(f"wrote {args.n} label maps to {labels} and {args.n} images to {images}; train on them with:")

@@ -3,7 +3,7 @@ from util.registry import Registry
 
 MODELS = Registry("model", "--model")
 
-from . import pix2pix_model  # noqa: E402,F401  (registration)
+from . import pix2pix_model, unpaired_model  # noqa: E402,F401  (registration)
 
 
 def create_model(opt, device=None, verbose=True):

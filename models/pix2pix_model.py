@@ -11,6 +11,7 @@ and weights the named losses. For users' scripts, SPADE's `forward(data, mode)` 
 Losses are unweighted here; the trainer applies the --lambda_* weights.
 """
 import os
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -196,6 +197,13 @@ class Pix2PixModel(nn.Module):
             losses[name] = criterion(aux[key], real_image)
         images = {name: aux[name].detach() for name in self.netG.extra_images if name in aux}
         return losses, fake.detach(), images
+
+    def visuals(self, data, generated):
+        """The images of a batch as the training and test pages show them, by name."""
+        visuals = OrderedDict([("input_label", data["label"]), ("synthesized_image", generated)])
+        if data.get("image") is not None:
+            visuals["real_image"] = data["image"]
+        return visuals
 
     def discriminator_losses(self, input_semantics, real_image, netD=None):
         with torch.no_grad():

@@ -133,6 +133,8 @@ class BaseOptions:
         opt, _ = parser.parse_known_args(argv)
 
         models.MODELS.get(opt.model).modify_commandline_options(parser, self.isTrain)
+        self._apply_saved(parser, saved)
+        opt, _ = parser.parse_known_args(argv)  # the model may choose the generator (--model unpaired)
         generator = networks.GENERATORS.get(opt.netG)
         generator.modify_commandline_options(parser, self.isTrain)
         opt, _ = parser.parse_known_args(argv)

@@ -28,11 +28,14 @@ def test_every_generator_forward_backward(parse_options, name, aspect):
                         "--aspect_ratio", aspect, "--preprocess_mode", "fixed", "--resnet_n_blocks", 2) if name == "pix2pixhd" else \
         parse_options("--netG", name, "--dataset_mode", "synthetic", "--ngf", 8, "--crop_size", 64,
                       "--aspect_ratio", aspect, "--preprocess_mode", "fixed")
-    if name == "scgan":
+    if name.startswith("scgan"):
         opt.nrf = opt.nff = 8
     net = networks.define_G(opt, verbose=False)
     seg = layout(2, opt.semantic_nc, int(64 / aspect), 64).requires_grad_()
-    out, aux = net(seg, return_aux=True)
+    if name == "scgan_unpaired":  # translates images: forward(reference, source)
+        out, aux = net(torch.rand(2, 3, int(64 / aspect), 64) * 2 - 1, seg[:, :3], return_aux=True)
+    else:
+        out, aux = net(seg, return_aux=True)
     assert out.shape == (2, 3, int(64 / aspect), 64)
     assert torch.isfinite(out).all() and out.abs().max() <= 1
     (out.mean() + sum(v.mean() for k, v in aux.items() if k == "svg_image")).backward()

@@ -11,7 +11,8 @@ GENERATORS = Registry("generator", "--netG")
 DISCRIMINATORS = Registry("discriminator", "--netD")
 ENCODERS = Registry("encoder", "--netE")
 
-from . import generator, discriminator, encoder, scgan, fpse_discriminator  # noqa: E402,F401  (registration)
+from . import (generator, discriminator, encoder, scgan, scgan_unpaired,  # noqa: E402,F401  (registration)
+               fpse_discriminator)
 
 
 def create_network(cls, opt, device=None, verbose=True):

@@ -180,15 +180,19 @@ class SCGANGenerator(BaseNetwork):
         if spec.kernel_size != 3:
             raise ValueError(f"--norm_G {opt.norm_G}: --netG scgan builds 3x3 kernels, as the released code does; "
                              f"use {opt.norm_G[:-3]}3x3")
-        return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, nrf=opt.nrf, nff=opt.nff, crop_size=opt.crop_size,
-                   aspect_ratio=opt.aspect_ratio, num_upsampling_layers=opt.num_upsampling_layers,
-                   use_vae=opt.use_vae, z_dim=opt.z_dim, n_conv=opt.sc_conv_candidates,
-                   n_norm=opt.sc_norm_candidates, sv_activation=opt.sv_activation, sv_tau=opt.sv_tau,
-                   sv_detach=opt.sv_detach, spectral=spec.spectral,
-                   spectral_svg=spec.spectral and not opt.no_spectral_on_routing, param_free=spec.param_free,
-                   sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc,
-                   position=opt.sv_position, position_blurred_levels=opt.sv_position_blurred_levels,
-                   edge_channel=not opt.no_instance)
+        return cls(semantic_nc=opt.semantic_nc, use_vae=opt.use_vae, z_dim=opt.z_dim,
+                   edge_channel=not opt.no_instance, **cls.shared_arguments(opt, spec))
+
+    @staticmethod
+    def shared_arguments(opt, spec):
+        """The constructor arguments that do not depend on what the SVG and the SRG's entry read."""
+        return dict(ngf=opt.ngf, nrf=opt.nrf, nff=opt.nff, crop_size=opt.crop_size, aspect_ratio=opt.aspect_ratio,
+                    num_upsampling_layers=opt.num_upsampling_layers, n_conv=opt.sc_conv_candidates,
+                    n_norm=opt.sc_norm_candidates, sv_activation=opt.sv_activation, sv_tau=opt.sv_tau,
+                    sv_detach=opt.sv_detach, spectral=spec.spectral,
+                    spectral_svg=spec.spectral and not opt.no_spectral_on_routing, param_free=spec.param_free,
+                    sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc, position=opt.sv_position,
+                    position_blurred_levels=opt.sv_position_blurred_levels)
 
     def __init__(self, semantic_nc, ngf=32, nrf=32, nff=32, crop_size=256, aspect_ratio=1.0,
                  num_upsampling_layers="normal", use_vae=False, z_dim=256, n_conv=3, n_norm=3,
@@ -237,15 +241,22 @@ class SCGANGenerator(BaseNetwork):
     def forward(self, seg, z=None, return_aux=False):
         """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) with --use_vae (random if None)
         -> image (B, 3, H, W) in [-1, 1]."""
+        self.check_size(seg, "layouts")
+        x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
+        return self.render(x, seg, return_aux)
+
+    def check_size(self, x, what: str):
         scale = 2 ** (self.svg.num_levels - 1)
-        if tuple(seg.shape[2:]) != (self.sh * scale, self.sw * scale):
-            raise ValueError(f"scgan was built for {self.sh * scale}x{self.sw * scale} layouts (--crop_size, "
-                             f"--aspect_ratio) but got {seg.shape[2]}x{seg.shape[3]}")
+        if tuple(x.shape[2:]) != (self.sh * scale, self.sw * scale):
+            raise ValueError(f"{self.registered_name} was built for {self.sh * scale}x{self.sw * scale} {what} "
+                             f"(--crop_size, --aspect_ratio) but got {x.shape[2]}x{x.shape[3]}")
+
+    def render(self, x, seg, return_aux=False):
+        """The SRG from its first features x: (B, 16 nff, sh, sw), conditioned on the semantic vectors the SVG
+        computes from seg: (B, semantic_nc, H, W) (which the learned shortcuts' SPADE also reads)."""
         v_conv, v_norm, svg_image = self.semantic_vectors(seg)
         srg_conv = [v.detach() for v in v_conv] if self.sv_detach else v_conv
         srg_norm = [v.detach() for v in v_norm] if self.sv_detach else v_norm
-
-        x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
 
         schedule = zip(SRG_BLOCKS, VECTOR_OF_BLOCK[self.num_upsampling_layers],
                        UPSAMPLE_BEFORE_BLOCK[self.num_upsampling_layers])
