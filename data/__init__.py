@@ -3,6 +3,8 @@
 `--dataset_mode NAME` resolves to the class registered with ``@DATASETS.register(NAME)``. Every mode is
 imported here so that registration never depends on import order elsewhere.
 """
+import signal
+
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -73,4 +75,12 @@ def create_dataloader(opt, dataset=None, rank: int = 0, world_size: int = 1):
                            world_size=world_size, global_batch=opt.batchSize)
     return DataLoader(dataset, batch_size=opt.batchSize // world_size, sampler=sampler,
                       num_workers=int(opt.nThreads), drop_last=opt.isTrain, persistent_workers=False,
-                      pin_memory=bool(opt.gpu_ids))
+                      pin_memory=bool(opt.gpu_ids), worker_init_fn=ignore_stop_signals)
+
+
+def ignore_stop_signals(worker_id):
+    """In each loading worker: SIGINT / SIGTERM are for the main process. `timeout`, Slurm and Ctrl-C signal the
+    whole process group, and a worker killed by them would take the run down before the main process saves its
+    checkpoint; the main process ends the workers itself when it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -97,12 +97,14 @@ def test_two_runs_with_one_seed_are_identical_with_flips_on(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def start_training(tmp_path, name, *extra):
-    """A long run (it cannot finish before the tests below signal it) in a subprocess, output line by line."""
+def start_training(tmp_path, name, *extra, own_group=False):
+    """A long run (it cannot finish before the tests below signal it) in a subprocess, output line by line;
+    own_group: in its own process group (with its loading workers), as a shell job or a Slurm step is."""
     argv = [sys.executable, "-u", "train.py", "--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"),
             *TINY, "--netG", "spade", *SIZES["spade"], "--num_synthetic", "40", "--niter", "1000",
             "--save_latest_freq", "8", "--print_freq", "1000", "--display_freq", "1000", *extra]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=own_group)
 
 
 def wait_for_saves(proc, count):
@@ -151,6 +153,19 @@ def test_ctrl_c_and_sigterm_save_latest_and_say_one_line(tmp_path, sig):
     folder = tmp_path / "checkpoints" / "interrupted"
     assert checkpoint.read_iter_file(str(folder)) == (1, epoch_iter)
     assert checkpoint.newest_complete_unit(str(folder))[1]["epoch_iter"] == epoch_iter
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loading_workers(tmp_path):
+    """`timeout`, Slurm and Ctrl-C in a shell signal every process of the job, the loading workers too: the
+    workers ignore it, and the main process saves and stops as with a signal of its own."""
+    proc = start_training(tmp_path, "group", "--nThreads", "2", own_group=True)
+    wait_for_saves(proc, 1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert re.search(r"^SIGTERM: saved the latest checkpoint at epoch 1, image \d+", out, re.M), out
+    assert "Traceback" not in out and "DataLoader worker" not in out
 
 
 def test_missing_vgg_weights_stop_before_training(tmp_path):
