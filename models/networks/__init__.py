@@ -12,6 +12,7 @@ DISCRIMINATORS = Registry("discriminator", "--netD")
 ENCODERS = Registry("encoder", "--netE")
 
 from . import generator, discriminator, encoder, scgan, fpse_discriminator  # noqa: E402,F401  (registration)
+from . import oasis_discriminator  # noqa: E402,F401  (registration)
 
 
 def create_network(cls, opt, device=None, verbose=True):

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from . import GENERATORS
 from .base_network import BaseNetwork
-from .generator import first_features, latent_size
+from .generator import add_noise_option, first_features, latent_size, with_3d_noise
 from .loss import SemanticVectorLoss
 from .normalization import parse_norm, spectral_norm
 from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
@@ -164,6 +164,7 @@ class SCGANGenerator(BaseNetwork):
         parser.add_argument("--sv_position_blurred_levels", type=int, default=2,
                             help="with --sv_position pyramid: how many levels below full resolution are "
                                  "encoded as the pyramid is built (their pyr_rng minus 2)")
+        add_noise_option(parser)
         if is_train:
             parser.add_argument("--lambda_sv", type=float, default=2.0, help="weight of the semantic-vector loss L_s")
             parser.add_argument("--sv_loss", choices=("l1", "l2", "vgg", "none"), default="l1",
@@ -188,14 +189,17 @@ class SCGANGenerator(BaseNetwork):
                    spectral_svg=spec.spectral and not opt.no_spectral_on_routing, param_free=spec.param_free,
                    sc_conv=opt.sc_conv, sc_norm=opt.sc_norm, output_nc=opt.output_nc,
                    position=opt.sv_position, position_blurred_levels=opt.sv_position_blurred_levels,
-                   edge_channel=not opt.no_instance)
+                   edge_channel=not opt.no_instance, noise_nc=opt.oasis_noise_nc)
 
     def __init__(self, semantic_nc, ngf=32, nrf=32, nff=32, crop_size=256, aspect_ratio=1.0,
                  num_upsampling_layers="normal", use_vae=False, z_dim=256, n_conv=3, n_norm=3,
                  sv_activation="softmax", sv_tau=0.05, sv_detach=False, spectral=True, spectral_svg=True,
                  param_free="syncbatch", sc_conv="scc", sc_norm="scn", output_nc=3, position="none",
-                 position_blurred_levels=2, edge_channel=False):
+                 position_blurred_levels=2, edge_channel=False, noise_nc=0):
         super().__init__()
+        if noise_nc and position != "none":
+            raise ValueError(f"--oasis_noise_nc {noise_nc} with --sv_position {position}: the position encoding "
+                             f"blurs and masks one-hot channels and would mangle the noise; use --sv_position none")
         if num_upsampling_layers not in NUM_LEVELS:
             raise ValueError(f"--num_upsampling_layers {num_upsampling_layers}: scgan supports normal and more")
         if sv_activation not in SV_ACTIVATIONS:
@@ -205,6 +209,10 @@ class SCGANGenerator(BaseNetwork):
         self.sv_activation, self.sv_tau, self.sv_detach = sv_activation, sv_tau, sv_detach
         num_levels = NUM_LEVELS[num_upsampling_layers]
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_levels - 1)
+        # OASIS's 3-D noise joins the layout wherever the layout goes: the SVG (so the semantic vectors, and
+        # through them every SCC and SCN, vary with it), the entry conv and the shortcuts' SPADE.
+        self.noise_nc = noise_nc
+        semantic_nc += noise_nc
 
         self.svg = SemanticVectorGenerator(semantic_nc, nrf, num_levels, n_conv, n_norm, spectral_svg, output_nc,
                                            position, position_blurred_levels, edge_channel)
@@ -227,8 +235,9 @@ class SCGANGenerator(BaseNetwork):
         self.up = nn.Upsample(scale_factor=2)
 
     def semantic_vectors(self, seg):
-        """seg: (B, semantic_nc, H, W) -> (V, Vn, svg_image): V_1..V_T for the SCCs and Vn_1..Vn_T for the
-        SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t)) after the activation."""
+        """seg: (B, semantic_nc + noise_nc, H, W), the layout after with_3d_noise -> (V, Vn, svg_image):
+        V_1..V_T for the SCCs and Vn_1..Vn_T for the SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t))
+        after the activation."""
         raw_conv, raw_norm, svg_image = self.svg(seg)
         v_conv = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_conv]
         v_norm = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_norm]
@@ -241,6 +250,7 @@ class SCGANGenerator(BaseNetwork):
         if tuple(seg.shape[2:]) != (self.sh * scale, self.sw * scale):
             raise ValueError(f"scgan was built for {self.sh * scale}x{self.sw * scale} layouts (--crop_size, "
                              f"--aspect_ratio) but got {seg.shape[2]}x{seg.shape[3]}")
+        seg = with_3d_noise(seg, self.noise_nc)
         v_conv, v_norm, svg_image = self.semantic_vectors(seg)
         srg_conv = [v.detach() for v in v_conv] if self.sv_detach else v_conv
         srg_norm = [v.detach() for v in v_norm] if self.sv_detach else v_norm
