@@ -1,7 +1,11 @@
 """The baseline generators: SPADE (Park et al. 2019) and pix2pixHD's global generator (Wang et al. 2018).
 
 Module names follow NVlabs SPADE exactly, so their released `latest_net_G.pth` files load with strict=True.
+Also OASIS's optional 3-D noise (`with_3d_noise`, --oasis_noise_nc), which spade and scgan concatenate to the
+layout they read.
 """
+import argparse
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -44,8 +48,15 @@ def with_3d_noise(seg, noise_nc: int):
     return torch.cat([z.expand(b, noise_nc, h, w), seg], dim=1)
 
 
+def noise_channels(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 (no noise) or a number of channels, e.g. 64")
+    return value
+
+
 def add_noise_option(parser):
-    parser.add_argument("--oasis_noise_nc", type=int, default=0,
+    parser.add_argument("--oasis_noise_nc", type=noise_channels, default=0,
                         help="OASIS's 3-D noise: this many N(0, 1) channels, one value per image, concatenated to "
                              "the layout that the generator reads (OASIS: 64; 0: none, as SC-GAN's Table 8)")
 
