@@ -5,10 +5,12 @@ The trainer (trainers/pix2pix_trainer.py) runs the steps: it calls `generator_lo
 and weights the named losses. For users' scripts, SPADE's `forward(data, mode)` remains:
   'generator'     -> (G losses, generated image, extra images)   losses: GAN, GAN_Feat, VGG, KLD + the
                                                                   generator's own (SC-GAN: SV)
-  'discriminator' -> D losses                                     D_Fake, D_real
+  'discriminator' -> D losses                                     D_Fake, D_real (+ D_LabelMix with OASIS)
   'encode_only'   -> (mu, logvar)
   'inference'     -> generated image (no gradients)
-Losses are unweighted here; the trainer applies the --lambda_* weights.
+Losses are unweighted here; the trainer applies the --lambda_* weights. A discriminator that segments the
+image (--netD oasis) is trained with OASIS's N+1-class losses (networks/oasis_loss.py) instead of --gan_mode,
+and has no feature matching.
 """
 import os
 from collections import OrderedDict
@@ -20,6 +22,7 @@ from util.checkpoint import load_network, network_path
 from . import MODELS
 from . import networks
 from .networks.loss import GANLoss, VGGLoss, feature_matching_loss, kld_loss
+from .networks.oasis_loss import OASISLoss
 
 
 def one_hot_layout(label, num_channels: int):
@@ -60,6 +63,11 @@ class Pix2PixModel(nn.Module):
 
         if opt.isTrain:
             self.criterionGAN = GANLoss(opt.gan_mode)
+            self.criterionOASIS = None
+            if self.netD.segments_image:
+                self.criterionOASIS = OASISLoss(opt.label_nc + int(opt.contain_dontcare_label),
+                                                opt.label_nc if opt.contain_dontcare_label else None,
+                                                labelmix=opt.lambda_labelmix > 0)
             self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
             self.criterionVGG = None
             if self.use_vgg_loss:
@@ -187,10 +195,14 @@ class Pix2PixModel(nn.Module):
         fake, aux, kld = self.generate_fake(input_semantics, real_image, netG, netE)
         if kld is not None:
             losses["KLD"] = kld
-        pred_fake, _, feat_fake, feat_real = self.discriminate(input_semantics, fake, real_image, netD)
-        losses["GAN"] = self.criterionGAN(pred_fake, True, for_discriminator=False)
-        if not self.opt.no_ganFeat_loss:
-            losses["GAN_Feat"] = feature_matching_loss(feat_fake, feat_real)
+        if self.criterionOASIS is not None:
+            losses["GAN"] = self.criterionOASIS.generator_loss(self.netD if netD is None else netD, fake,
+                                                               input_semantics)
+        else:
+            pred_fake, _, feat_fake, feat_real = self.discriminate(input_semantics, fake, real_image, netD)
+            losses["GAN"] = self.criterionGAN(pred_fake, True, for_discriminator=False)
+            if not self.opt.no_ganFeat_loss:
+                losses["GAN_Feat"] = feature_matching_loss(feat_fake, feat_real)
         if self.use_vgg_loss:
             losses["VGG"] = self.criterionVGG(fake, real_image)
         for name, (key, criterion, _) in self.extra_criteria.items():
@@ -209,6 +221,9 @@ class Pix2PixModel(nn.Module):
         with torch.no_grad():
             fake, _, _ = self.generate_fake(input_semantics, real_image)
         fake = fake.detach().requires_grad_()
+        if self.criterionOASIS is not None:
+            return self.criterionOASIS.discriminator_losses(self.netD if netD is None else netD, fake, real_image,
+                                                            input_semantics)
         pred_fake, pred_real, _, _ = self.discriminate(input_semantics, fake, real_image, netD)
         return {"D_Fake": self.criterionGAN(pred_fake, False, for_discriminator=True),
                 "D_real": self.criterionGAN(pred_real, True, for_discriminator=True)}

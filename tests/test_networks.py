@@ -48,6 +48,12 @@ def test_every_discriminator_forward_backward(parse_options, name):
     opt = parse_options("--netD", name, "--dataset_mode", "synthetic", "--ndf", 8, "--crop_size", 64)
     net = networks.define_D(opt, verbose=False)
     seg, image = layout(2, opt.semantic_nc, 64, 64), torch.randn(2, 3, 64, 64, requires_grad=True)
+    if net.segments_image:  # OASIS: D(image) -> per-pixel logits of the label_nc classes and "fake"
+        logits = net(image)
+        assert logits.shape == (2, opt.label_nc + 1, 64, 64) and torch.isfinite(logits).all()
+        logits.mean().backward()
+        assert image.grad is not None and torch.isfinite(image.grad).all()
+        return
     scores, features = net(seg, image)
     assert all(s.shape[:2] == (2, 1) and torch.isfinite(s).all() for s in scores)
     assert all(f.shape[0] == 2 for group in features for f in group)

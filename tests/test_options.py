@@ -98,7 +98,8 @@ def test_batch_size_must_divide_over_torchrun_processes(tmp_path, monkeypatch):
 
 
 def test_unknown_registered_names_list_the_valid_ones(tmp_path, capsys):
-    for flag, valid in [("--netG", "pix2pixhd, scgan, scgan_unpaired, spade"), ("--netD", "fpse, multiscale"),
+    for flag, valid in [("--netG", "pix2pixhd, scgan, scgan_unpaired, spade"),
+                        ("--netD", "fpse, multiscale, oasis"),
                         ("--dataset_mode", "ade20k, celebamaskhq, cityscapes, coco, custom, synthetic"),
                         ("--model", "pix2pix")]:
         with pytest.raises(SystemExit):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from models import create_model
+from models import create_model, networks
 from util import checkpoint, distributed
 from util.checkpoint import CheckpointError
 from util.distributed import RunContext
@@ -38,6 +38,7 @@ def loss_weights(opt, extra_criteria=None):
     shows the weighted terms."""
     weights = {"GAN": 1.0, "GAN_Feat": opt.lambda_feat, "VGG": opt.lambda_vgg, "KLD": opt.lambda_kld,
                "D_Fake": 1.0, "D_real": 1.0}
+    weights.update(networks.DISCRIMINATORS.get(opt.netD).extra_loss_weights(opt))  # OASIS: D_LabelMix
     weights.update({name: weight for name, (_, _, weight) in (extra_criteria or {}).items()})
     return weights
 

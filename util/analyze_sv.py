@@ -246,6 +246,7 @@ def main(argv=None):
     import data
     from models import create_model
     from models.networks import GENERATORS
+    from models.networks.generator import with_3d_noise
     from options.test_options import TestOptions
     from util.checkpoint import CheckpointError
     with contextlib.redirect_stdout(io.StringIO()):
@@ -270,7 +271,8 @@ def main(argv=None):
             keep = min(batch["label"].shape[0], args.num_images - seen)
             batch = {k: v[:keep] if torch.is_tensor(v) and v.dim() else v for k, v in batch.items()}
             seg, _ = model.preprocess_input(batch)
-            v_conv, v_norm, _ = model.netG.semantic_vectors(seg)
+            # a generator trained with OASIS's 3-D noise reads it too: one draw per image
+            v_conv, v_norm, _ = model.netG.semantic_vectors(with_3d_noise(seg, model.netG.noise_nc))
             streams = pixel_streams(v_conv, v_norm, batch["label"].to(seg.device))
             for stream, (vectors, classes) in streams.items():
                 if stream not in accumulators:

@@ -28,6 +28,9 @@ class BaseNetwork(nn.Module):
     # Images a generator returns besides its output with return_aux=True, shown on the training page
     # (SC-GAN: the SVG's image).
     extra_images = ()
+    # Discriminators: False for those that score real/fake, called D(seg, image) -> (scores, feature groups);
+    # True for one that segments the image into N classes + "fake", called D(image) -> logits (OASIS).
+    segments_image = False
 
     def __init__(self):
         super().__init__()
@@ -43,6 +46,11 @@ class BaseNetwork(nn.Module):
         """A generator's own loss terms: {name: (aux image compared with the real image, criterion, weight)}.
         `vgg()` returns the shared VGG perceptual loss (built on first use). Generic code names and weights them
         like the others; the default has none."""
+        return {}
+
+    @staticmethod
+    def extra_loss_weights(opt):
+        """A discriminator's own loss terms: {name: weight} (OASIS: D_LabelMix); the default has none."""
         return {}
 
     def num_parameters(self):

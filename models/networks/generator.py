@@ -1,7 +1,11 @@
 """The baseline generators: SPADE (Park et al. 2019) and pix2pixHD's global generator (Wang et al. 2018).
 
 Module names follow NVlabs SPADE exactly, so their released `latest_net_G.pth` files load with strict=True.
+Also OASIS's optional 3-D noise (`with_3d_noise`, --oasis_noise_nc), which spade and scgan concatenate to the
+layout they read.
 """
+import argparse
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -33,6 +37,30 @@ def first_features(fc, seg, z, use_vae: bool, z_dim: int, size):
     return fc(F.interpolate(seg, size=size))
 
 
+def with_3d_noise(seg, noise_nc: int):
+    """OASIS's 3-D noise: seg (B, C, H, W) -> (B, noise_nc + C, H, W), a vector z ~ N(0, I) of noise_nc values
+    drawn per image, repeated over every pixel and put before the layout's channels (so an instance edge
+    channel stays last). noise_nc 0 returns seg as it is."""
+    if noise_nc == 0:
+        return seg
+    b, _, h, w = seg.shape
+    z = torch.randn(b, noise_nc, 1, 1, dtype=seg.dtype, device=seg.device)
+    return torch.cat([z.expand(b, noise_nc, h, w), seg], dim=1)
+
+
+def noise_channels(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 (no noise) or a number of channels, e.g. 64")
+    return value
+
+
+def add_noise_option(parser):
+    parser.add_argument("--oasis_noise_nc", type=noise_channels, default=0,
+                        help="OASIS's 3-D noise: this many N(0, 1) channels, one value per image, concatenated to "
+                             "the layout that the generator reads (OASIS: 64; 0: none, as SC-GAN's Table 8)")
+
+
 def add_upsampling_option(parser):
     parser.add_argument("--num_upsampling_layers", choices=tuple(UPSAMPLING_LAYERS), default="normal",
                         help="'more' adds an up-sampling between the two middle blocks; 'most' also adds "
@@ -45,6 +73,7 @@ class SPADEGenerator(BaseNetwork):
     def modify_commandline_options(parser, is_train):
         parser.set_defaults(norm_G="spectralspadesyncbatch3x3")
         add_upsampling_option(parser)
+        add_noise_option(parser)
         return parser
 
     @classmethod
@@ -56,12 +85,16 @@ class SPADEGenerator(BaseNetwork):
         return cls(semantic_nc=opt.semantic_nc, ngf=opt.ngf, crop_size=opt.crop_size,
                    aspect_ratio=opt.aspect_ratio, num_upsampling_layers=opt.num_upsampling_layers,
                    use_vae=opt.use_vae, z_dim=opt.z_dim, spectral=spec.spectral,
-                   param_free=spec.param_free, kernel_size=spec.kernel_size, output_nc=opt.output_nc)
+                   param_free=spec.param_free, kernel_size=spec.kernel_size, output_nc=opt.output_nc,
+                   noise_nc=opt.oasis_noise_nc)
 
     def __init__(self, semantic_nc, ngf=64, crop_size=256, aspect_ratio=1.0, num_upsampling_layers="normal",
-                 use_vae=False, z_dim=256, spectral=True, param_free="syncbatch", kernel_size=3, output_nc=3):
+                 use_vae=False, z_dim=256, spectral=True, param_free="syncbatch", kernel_size=3, output_nc=3,
+                 noise_nc=0):
         super().__init__()
         nf = ngf
+        self.noise_nc = noise_nc
+        semantic_nc += noise_nc  # what the first conv and the SPADE layers read (with_3d_noise)
         self.num_upsampling_layers = num_upsampling_layers
         self.use_vae, self.z_dim = use_vae, z_dim
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, UPSAMPLING_LAYERS[num_upsampling_layers])
@@ -89,6 +122,7 @@ class SPADEGenerator(BaseNetwork):
 
     def forward(self, seg, z=None, return_aux=False):
         """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) or None -> image (B, 3, H, W) in [-1, 1]."""
+        seg = with_3d_noise(seg, self.noise_nc)
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         x = self.head_0(x, seg)
         x = self.G_middle_0(self.up(x), seg)

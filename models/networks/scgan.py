@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from . import GENERATORS
 from .base_network import BaseNetwork
-from .generator import first_features, latent_size
+from .generator import add_noise_option, first_features, latent_size, with_3d_noise
 from .loss import SemanticVectorLoss
 from .normalization import parse_norm, spectral_norm
 from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
@@ -164,6 +164,7 @@ class SCGANGenerator(BaseNetwork):
         parser.add_argument("--sv_position_blurred_levels", type=int, default=2,
                             help="with --sv_position pyramid: how many levels below full resolution are "
                                  "encoded as the pyramid is built (their pyr_rng minus 2)")
+        add_noise_option(parser)
         if is_train:
             parser.add_argument("--lambda_sv", type=float, default=2.0, help="weight of the semantic-vector loss L_s")
             parser.add_argument("--sv_loss", choices=("l1", "l2", "vgg", "none"), default="l1",
@@ -181,7 +182,8 @@ class SCGANGenerator(BaseNetwork):
             raise ValueError(f"--norm_G {opt.norm_G}: --netG scgan builds 3x3 kernels, as the released code does; "
                              f"use {opt.norm_G[:-3]}3x3")
         return cls(semantic_nc=opt.semantic_nc, use_vae=opt.use_vae, z_dim=opt.z_dim,
-                   edge_channel=not opt.no_instance, **cls.shared_arguments(opt, spec))
+                   edge_channel=not opt.no_instance, noise_nc=opt.oasis_noise_nc,
+                   **cls.shared_arguments(opt, spec))
 
     @staticmethod
     def shared_arguments(opt, spec):
@@ -198,8 +200,11 @@ class SCGANGenerator(BaseNetwork):
                  num_upsampling_layers="normal", use_vae=False, z_dim=256, n_conv=3, n_norm=3,
                  sv_activation="softmax", sv_tau=0.05, sv_detach=False, spectral=True, spectral_svg=True,
                  param_free="syncbatch", sc_conv="scc", sc_norm="scn", output_nc=3, position="none",
-                 position_blurred_levels=2, edge_channel=False):
+                 position_blurred_levels=2, edge_channel=False, noise_nc=0):
         super().__init__()
+        if noise_nc and position != "none":
+            raise ValueError(f"--oasis_noise_nc {noise_nc} with --sv_position {position}: the position encoding "
+                             f"blurs and masks one-hot channels and would mangle the noise; use --sv_position none")
         if num_upsampling_layers not in NUM_LEVELS:
             raise ValueError(f"--num_upsampling_layers {num_upsampling_layers}: scgan supports normal and more")
         if sv_activation not in SV_ACTIVATIONS:
@@ -209,6 +214,10 @@ class SCGANGenerator(BaseNetwork):
         self.sv_activation, self.sv_tau, self.sv_detach = sv_activation, sv_tau, sv_detach
         num_levels = NUM_LEVELS[num_upsampling_layers]
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_levels - 1)
+        # OASIS's 3-D noise joins the layout wherever the layout goes: the SVG (so the semantic vectors, and
+        # through them every SCC and SCN, vary with it), the entry conv and the shortcuts' SPADE.
+        self.noise_nc = noise_nc
+        semantic_nc += noise_nc
 
         self.svg = SemanticVectorGenerator(semantic_nc, nrf, num_levels, n_conv, n_norm, spectral_svg, output_nc,
                                            position, position_blurred_levels, edge_channel)
@@ -231,8 +240,9 @@ class SCGANGenerator(BaseNetwork):
         self.up = nn.Upsample(scale_factor=2)
 
     def semantic_vectors(self, seg):
-        """seg: (B, semantic_nc, H, W) -> (V, Vn, svg_image): V_1..V_T for the SCCs and Vn_1..Vn_T for the
-        SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t)) after the activation."""
+        """seg: (B, semantic_nc + noise_nc, H, W), the layout after with_3d_noise -> (V, Vn, svg_image):
+        V_1..V_T for the SCCs and Vn_1..Vn_T for the SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t))
+        after the activation."""
         raw_conv, raw_norm, svg_image = self.svg(seg)
         v_conv = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_conv]
         v_norm = [semantic_activation(r, self.sv_activation, self.sv_tau) for r in raw_norm]
@@ -242,6 +252,7 @@ class SCGANGenerator(BaseNetwork):
         """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) with --use_vae (random if None)
         -> image (B, 3, H, W) in [-1, 1]."""
         self.check_size(seg, "layouts")
+        seg = with_3d_noise(seg, self.noise_nc)
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         return self.render(x, seg, return_aux)
 
