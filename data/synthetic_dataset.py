@@ -16,6 +16,9 @@ from .pix2pix_dataset import Pix2pixDataset
 @DATASETS.register("synthetic")
 class SyntheticDataset(Pix2pixDataset):
     flip_label_pairs = [(4, 5)]  # left_eye, right_eye
+    # the appearance rules of data/synthetic.py: one model per twin pair; the nose is shaded skin
+    twin_classes = (("left_eye", "right_eye"), ("upper_lip", "lower_lip"))
+    shared_appearance_classes = (("skin", "nose"),)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -42,6 +42,41 @@ def test_uniformity_and_discrimination_measures():
     assert signed.statistics()["normalized_entropy"] is None   # not a distribution: no entropy
 
 
+def spread_classes():
+    """Four classes of 2-D vectors, each two points at its mean +-(0, 1) (within-class RMS 1): A and B share a
+    mean, C is 0.5 away, D is 10 away."""
+    means = {0: (10.0, 0.0), 1: (10.0, 0.0), 2: (10.5, 0.0), 3: (0.0, 10.0)}
+    vectors, classes = [], []
+    for c, (x, y) in means.items():
+        vectors += [[x, y + 1.0], [x, y - 1.0]]
+        classes += [c, c]
+    acc = A.ClassAccumulator(num_classes=4, dim=2)
+    acc.update(torch.tensor(vectors), torch.tensor(classes))
+    return acc
+
+
+def test_separation_is_the_distance_of_class_means_over_their_spread():
+    acc = spread_classes()
+    assert acc.within_rms().tolist() == pytest.approx([1.0] * 4)
+    sep = acc.separation()
+    assert sep[0, 1] == pytest.approx(0.0) and sep[0, 2] == pytest.approx(0.5)
+    assert sep[0, 3] == pytest.approx(math.hypot(10, 10))
+    # A's and C's means point the same way: their cosine is 1, as A's and B's, while the separation tells them apart
+    assert A.cosine_matrix(acc.means())[0, 2] == pytest.approx(1.0)
+
+
+def test_pair_report_compares_twins_with_the_closest_other_pair():
+    acc = spread_classes()
+    names = ["a", "b", "c", "d"]
+    holds = A.pair_report(acc, names, [("a", "b")])["a/b"]
+    assert holds["cosine"] == pytest.approx(1.0) and holds["separation"] == pytest.approx(0.0)
+    assert holds["smallest_other_separation_pair"] == "a/c" and holds["smallest_other_separation"] == pytest.approx(0.5)
+    assert holds["holds_by_separation"] and not holds["holds_by_cosine"]   # cos(a, c) = cos(a, b) = 1
+    fails = A.pair_report(acc, names, [("a", "d")], exempt=[("a", "b")])["a/d"]
+    assert fails["smallest_other_separation_pair"] == "a/c" and not fails["holds_by_separation"]
+    assert not fails["holds_by_cosine"] and fails["largest_other_cosine_pair"] == "a/c"
+
+
 def test_pixel_streams_read_each_scale_against_the_resized_label():
     label = torch.tensor([[0, 0, 1, 1]] * 2 + [[2, 2, 2, 2]] * 2).view(1, 1, 4, 4)
     coarse = torch.arange(2 * 2 * 2, dtype=torch.float).view(1, 2, 2, 2)
@@ -76,6 +111,10 @@ def test_tool_end_to_end_on_a_tiny_scgan(tiny_scgan, tmp_path):
     assert {"conv_1", "norm_1", "all"} <= set(stats["streams"])
     assert stats["streams"]["conv_1"]["normalized_entropy"] is not None   # softmax vectors
     assert (out / "cosine.png").exists() and (out / "map.png").exists()
+    # the synthetic dataset's twins are reported per stream, each against the most similar other pair
+    twins = stats["twins"]["all"]
+    assert set(twins) == {"left_eye/right_eye", "upper_lip/lower_lip"}
+    assert "skin/nose" not in {twins[p]["smallest_other_separation_pair"] for p in twins}
 
 
 def test_tool_refuses_a_generator_without_semantic_vectors(parse_options, tmp_path):

@@ -64,10 +64,23 @@ class ClassAccumulator:
         """(K, d) class means; NaN rows for classes never seen."""
         return self.sum / self.count[:, None].clamp_min(1) + torch.where(self.count[:, None] > 0, 0.0, float("nan"))
 
+    def within_rms(self):
+        """(K,) RMS distance of each class's vectors to their mean (NaN for classes never seen)."""
+        means = self.means()
+        return (self.sum_sq / self.count.clamp_min(1) - (means ** 2).sum(1)).clamp_min(0).sqrt()
+
+    def separation(self):
+        """(K, K): distance between two classes' means relative to their spread, |m_i - m_j| /
+        sqrt((r_i^2 + r_j^2) / 2) with r the within-class RMS; ~0 when the classes share one distribution of
+        vectors, >> 1 when they are told apart. Unlike the cosine it does not saturate near uniform vectors."""
+        means, rms = self.means(), self.within_rms()
+        spread = ((rms[:, None] ** 2 + rms[None, :] ** 2) / 2).sqrt()
+        return torch.cdist(means, means) / spread
+
     def statistics(self):
         means = self.means()
         seen = self.count > 0
-        within = (self.sum_sq[seen] / self.count[seen] - (means[seen] ** 2).sum(1)).clamp_min(0).sqrt()
+        within = self.within_rms()[seen]
         m = means[seen]
         pairwise = torch.cdist(m, m)[~torch.eye(len(m), dtype=torch.bool)] if len(m) > 1 else torch.zeros(1)
         spread_within = float(within.mean()) if len(within) else float("nan")
@@ -85,6 +98,31 @@ def cosine_matrix(means):
     norms = means.norm(dim=1, keepdim=True)
     unit = means / torch.where(norms > 0, norms, torch.full_like(norms, float("nan")))
     return unit @ unit.T
+
+
+def pair_report(accumulator, names, pairs, exempt=()):
+    """The paper's twin claim, measured: for each pair (i, j) of class names, its cosine and separation next to
+    the most similar other pair of classes (largest cosine, smallest separation), leaving out `exempt` pairs
+    (e.g. skin and nose, which share an appearance on purpose) and the other twin pairs."""
+    index = {name: k for k, name in enumerate(names)}
+    cosine, separation = cosine_matrix(accumulator.means()), accumulator.separation()
+    special = {frozenset(p) for p in (*pairs, *exempt)}
+    others = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))
+              if frozenset((names[a], names[b])) not in special and bool(accumulator.count[a] > 0)
+              and bool(accumulator.count[b] > 0)]
+    top_cos = max(others, key=lambda ab: float(cosine[ab].nan_to_num(-2)))
+    low_sep = min(others, key=lambda ab: float(separation[ab].nan_to_num(float("inf"))))
+    report = OrderedDict()
+    for a, b in pairs:
+        i, j = index[a], index[b]
+        report[f"{a}/{b}"] = OrderedDict(
+            cosine=float(cosine[i, j]), separation=float(separation[i, j]),
+            largest_other_cosine=float(cosine[top_cos]), largest_other_cosine_pair=f"{names[top_cos[0]]}/"
+            f"{names[top_cos[1]]}", smallest_other_separation=float(separation[low_sep]),
+            smallest_other_separation_pair=f"{names[low_sep[0]]}/{names[low_sep[1]]}",
+            holds_by_cosine=bool(cosine[i, j] >= 0.99 and cosine[i, j] > cosine[top_cos]),
+            holds_by_separation=bool(separation[i, j] < separation[low_sep]))
+    return report
 
 
 def pixel_streams(v_conv, v_norm, label):
@@ -194,10 +232,11 @@ def write_csv(matrix, names, path):
 
 # ---------------------------------------------------------------------------------------------------------
 
-def analyze(accumulators, samples, names, out_dir, title):
+def analyze(accumulators, samples, names, out_dir, title, twins=(), exempt=()):
     """Write every picture, CSV, stats.json and index.html from filled accumulators.
 
-    accumulators: {stream: ClassAccumulator}; samples: (vectors (P, d), classes (P,)) of the 'all' stream."""
+    accumulators: {stream: ClassAccumulator}; samples: (vectors (P, d), classes (P,)) of the 'all' stream;
+    twins: pairs of class names expected to get one vector (reported per stream, see pair_report)."""
     from dominate.tags import pre
     from util.html import HTML
     util.mkdirs(out_dir)
@@ -216,6 +255,9 @@ def analyze(accumulators, samples, names, out_dir, title):
     draw_scatter(points, classes.numpy(), names, os.path.join(out_dir, "map.png"),
                  f"{method} of {len(classes)} sampled pixel vectors")
     summary = OrderedDict(classes=names, cosine=matrix.tolist(), projection=method, streams=stats)
+    if twins:
+        summary["twins"] = OrderedDict((stream, pair_report(acc, names, twins, exempt))
+                                       for stream, acc in accumulators.items())
     atomic_write_bytes(os.path.join(out_dir, "stats.json"),
                        (json.dumps(summary, indent=2, allow_nan=True) + "\n").encode())
 
@@ -228,12 +270,51 @@ def analyze(accumulators, samples, names, out_dir, title):
                     "(distance between class means / within-class RMS spread)")
     with page.doc:
         pre(json.dumps(stats, indent=2))
+    if twins:
+        page.add_header("Twin classes per stream: cosine and separation (distance of the class means / their RMS "
+                        "spread) next to the most similar other pair")
+        with page.doc:
+            pre(json.dumps(summary["twins"], indent=2))
     for stream in accumulators:
         if stream != "all":
             page.add_header(stream)
             page.add_figure(f"cosine_{stream}.png")
     page.save()
     return summary
+
+
+def collect(model, loader, num_classes, num_images, samples_per_class=200, seed=0):
+    """Run the generator's SVG on the first `num_images` label maps of `loader` -> ({stream: ClassAccumulator},
+    (vectors, classes) sampled from the 'all' stream, up to `samples_per_class` per class, images seen)."""
+    from models.networks.generator import with_3d_noise
+    g = torch.Generator().manual_seed(seed)
+    accumulators, samples, seen = OrderedDict(), ([], []), 0
+    per_class = torch.zeros(num_classes, dtype=torch.long)
+    with torch.no_grad(), tqdm(total=min(num_images, len(loader.dataset)), unit="image", desc="V") as bar:
+        for batch in loader:
+            if seen >= num_images:
+                break
+            keep = min(batch["label"].shape[0], num_images - seen)
+            batch = {k: v[:keep] if torch.is_tensor(v) and v.dim() else v for k, v in batch.items()}
+            seg, _ = model.preprocess_input(batch)
+            # a generator trained with OASIS's 3-D noise reads it too: one draw per image
+            v_conv, v_norm, _ = model.netG.semantic_vectors(with_3d_noise(seg, model.netG.noise_nc))
+            streams = pixel_streams(v_conv, v_norm, batch["label"].to(seg.device))
+            for stream, (vectors, classes) in streams.items():
+                if stream not in accumulators:
+                    accumulators[stream] = ClassAccumulator(num_classes, vectors.shape[1])
+                accumulators[stream].update(vectors.cpu(), classes.cpu())
+            vectors, classes = (x.cpu() for x in streams["all"])
+            for c in classes.unique():   # a few random pixels of each class, up to samples_per_class
+                room = samples_per_class - int(per_class[c])
+                idx = (classes == c).nonzero().flatten()
+                idx = idx[torch.randperm(len(idx), generator=g)[:max(0, min(room, 20))]]
+                samples[0].append(vectors[idx])
+                samples[1].append(classes[idx])
+                per_class[c] += len(idx)
+            seen += keep
+            bar.update(keep)
+    return accumulators, (torch.cat(samples[0]), torch.cat(samples[1])), seen
 
 
 def main(argv=None):
@@ -246,7 +327,6 @@ def main(argv=None):
     import data
     from models import create_model
     from models.networks import GENERATORS
-    from models.networks.generator import with_3d_noise
     from options.test_options import TestOptions
     from util.checkpoint import CheckpointError
     with contextlib.redirect_stdout(io.StringIO()):
@@ -261,36 +341,22 @@ def main(argv=None):
     names = list(loader.dataset.class_names or [f"class {k}" for k in range(opt.label_nc)])
     names += ["dontcare"] if opt.contain_dontcare_label else []
 
-    g = torch.Generator().manual_seed(opt.seed)
-    accumulators, samples, seen = OrderedDict(), ([], []), 0
-    per_class = torch.zeros(len(names), dtype=torch.long)
-    with torch.no_grad(), tqdm(total=min(args.num_images, len(loader.dataset)), unit="image", desc="V") as bar:
-        for batch in loader:
-            if seen >= args.num_images:
-                break
-            keep = min(batch["label"].shape[0], args.num_images - seen)
-            batch = {k: v[:keep] if torch.is_tensor(v) and v.dim() else v for k, v in batch.items()}
-            seg, _ = model.preprocess_input(batch)
-            # a generator trained with OASIS's 3-D noise reads it too: one draw per image
-            v_conv, v_norm, _ = model.netG.semantic_vectors(with_3d_noise(seg, model.netG.noise_nc))
-            streams = pixel_streams(v_conv, v_norm, batch["label"].to(seg.device))
-            for stream, (vectors, classes) in streams.items():
-                if stream not in accumulators:
-                    accumulators[stream] = ClassAccumulator(len(names), vectors.shape[1])
-                accumulators[stream].update(vectors.cpu(), classes.cpu())
-            vectors, classes = (x.cpu() for x in streams["all"])
-            for c in classes.unique():   # a few random pixels of each class, up to --samples_per_class
-                room = args.samples_per_class - int(per_class[c])
-                idx = (classes == c).nonzero().flatten()
-                idx = idx[torch.randperm(len(idx), generator=g)[:max(0, min(room, 20))]]
-                samples[0].append(vectors[idx])
-                samples[1].append(classes[idx])
-                per_class[c] += len(idx)
-            seen += keep
-            bar.update(keep)
+    accumulators, samples, seen = collect(model, loader, len(names), args.num_images, args.samples_per_class,
+                                          opt.seed)
     out_dir = args.out or os.path.join(opt.results_dir, opt.name, f"sv_{opt.which_epoch}")
-    analyze(accumulators, (torch.cat(samples[0]), torch.cat(samples[1])), names, out_dir,
-            f"Semantic vectors: {opt.name}, epoch {opt.which_epoch}, {seen} images")
+    twins = getattr(loader.dataset, "twin_classes", ())
+    summary = analyze(accumulators, samples, names, out_dir,
+                      f"Semantic vectors: {opt.name}, epoch {opt.which_epoch}, {seen} images", twins,
+                      getattr(loader.dataset, "shared_appearance_classes", ()))
+    for stream, stat in summary["streams"].items():
+        entropy = stat["normalized_entropy"]
+        line = (f"{stream:>7}: entropy {entropy:.4f}" if entropy is not None else f"{stream:>7}: entropy -") + \
+            f", spread {stat['spread']:.4f}, discrimination {stat['discrimination']:.2f}"
+        for pair, r in summary.get("twins", {}).get(stream, {}).items():
+            line += (f"; {pair} cos {r['cosine']:.4f} sep {r['separation']:.2f} (closest other: cos "
+                     f"{r['largest_other_cosine']:.4f} {r['largest_other_cosine_pair']}, sep "
+                     f"{r['smallest_other_separation']:.2f} {r['smallest_other_separation_pair']})")
+        print(line)
     print(f"wrote {os.path.join(out_dir, 'index.html')}")
 
 
