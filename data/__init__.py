@@ -3,7 +3,7 @@
 `--dataset_mode NAME` resolves to the class registered with ``@DATASETS.register(NAME)``. Every mode is
 imported here so that registration never depends on import order elsewhere.
 """
-import signal
+import os
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -75,12 +75,12 @@ def create_dataloader(opt, dataset=None, rank: int = 0, world_size: int = 1):
                            world_size=world_size, global_batch=opt.batchSize)
     return DataLoader(dataset, batch_size=opt.batchSize // world_size, sampler=sampler,
                       num_workers=int(opt.nThreads), drop_last=opt.isTrain, persistent_workers=False,
-                      pin_memory=bool(opt.gpu_ids), worker_init_fn=ignore_stop_signals)
+                      pin_memory=bool(opt.gpu_ids), worker_init_fn=leave_the_job_process_group)
 
 
-def ignore_stop_signals(worker_id):
-    """In each loading worker: SIGINT / SIGTERM are for the main process. `timeout`, Slurm and Ctrl-C signal the
-    whole process group, and a worker killed by them would take the run down before the main process saves its
-    checkpoint; the main process ends the workers itself when it stops."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def leave_the_job_process_group(worker_id):
+    """In each loading worker: a process group of its own. `timeout`, a shell's Ctrl-C and `kill -- -PGID` signal the
+    whole process group, and a worker killed by them would take the run down (the loader raises in the main
+    process, mid-step) before the main process saves its checkpoint; the main process ends its workers itself
+    when it stops. (Signals sent to the worker's own pid, as the loader's shutdown sends them, still apply.)"""
+    os.setpgrp()

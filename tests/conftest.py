@@ -8,6 +8,23 @@ from PIL import Image
 
 
 # ---------------------------------------------------------------------------------------------------------
+# opt-in tests: minutes of CPU training each (e.g. the twin-class claim of tests/test_twins.py)
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="also run the tests marked long (each trains a model for minutes)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="trains for minutes: run with python -m pytest --long -m long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # data: options and tiny dataset folders in the real layout of each mode (tests/test_data.py,
 # tests/test_synthetic.py)
 

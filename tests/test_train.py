@@ -157,8 +157,8 @@ def test_ctrl_c_and_sigterm_save_latest_and_say_one_line(tmp_path, sig):
 
 @pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_with_loading_workers(tmp_path):
-    """`timeout`, Slurm and Ctrl-C in a shell signal every process of the job, the loading workers too: the
-    workers ignore it, and the main process saves and stops as with a signal of its own."""
+    """`timeout` and Ctrl-C in a shell signal the whole process group: the loading workers have groups of their
+    own, so the signal reaches the main process alone, which saves and stops as with a signal of its own."""
     proc = start_training(tmp_path, "group", "--nThreads", "2", own_group=True)
     wait_for_saves(proc, 1)
     os.killpg(proc.pid, signal.SIGTERM)
