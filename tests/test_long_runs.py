@@ -123,8 +123,9 @@ def test_a_fresh_run_refuses_a_trained_folder_unless_overwrite(trained, tmp_path
     assert "--continue_train" in message and "--overwrite" in message
     assert digest(trained) == before
     train(tmp_path, "exp", "--overwrite", "--ngf", "16", "--niter", "2", "--save_epoch_freq", "2")
-    assert sorted(f for f in os.listdir(trained) if f.endswith(".pth")) == [
-        "2_net_D.pth", "2_net_G.pth", "latest_net_D.pth", "latest_net_G.pth"]  # the old run's 1_net_* went
+    assert sorted(f for f in os.listdir(trained) if f.endswith(".pth")) == [  # the old run's 1_net_* went
+        "2_net_D.pth", "2_net_G.pth", "2_net_G_ema.pth", "latest_net_D.pth", "latest_net_G.pth",
+        "latest_net_G_ema.pth"]
     assert json.loads((trained / "opt.json").read_text())["ngf"] == 16
 
 

@@ -172,8 +172,11 @@ def test_page_has_k_samples_and_an_interpolation_row_per_label(vae_experiment):
     codes = multimodal.sample_codes(model, 3, opt.seed)
     z_b = model.encode_style(multimodal.load_style_image(style_b, opt))
     for file_name, z in [("sample_2/00001.png", codes[1]), ("interp_3/00001.png", z_b)]:
-        saved = np.asarray(Image.open(images / file_name))
-        assert np.array_equal(saved, util.tensor2im(model.generate_with_code(layout, z))), file_name
+        saved = np.asarray(Image.open(images / file_name)).astype(int)
+        direct = util.tensor2im(model.generate_with_code(layout, z)).astype(int)
+        # the page rendered the label in a batch of two, this one alone: convolutions may round differently, so
+        # a pixel may land one 8-bit level away
+        assert np.abs(saved - direct).max() <= 1, file_name
 
 
 def test_samples_are_seeded(vae_experiment):

@@ -7,7 +7,7 @@ from trainers.pix2pix_trainer import Pix2PixTrainer, loss_weights
 
 def trainer(parse_options, *argv):
     opt = parse_options("--dataset_mode", "synthetic", "--crop_size", 32, "--load_size", 32, "--ngf", 4,
-                        "--ndf", 4, *argv)
+                        "--ndf", 4, "--lr", 0.0002, *argv)  # SPADE's rate (the synthetic demo's own is 3e-4)
     return Pix2PixTrainer(opt)
 
 
