@@ -32,7 +32,8 @@ from util.checkpoint import CheckpointError
 
 CANVAS_MIN_SIDE = 256     # the canvas shows small models enlarged to at least this many pixels
 MAX_RADIO_CLASSES = 24    # more classes are offered in a dropdown
-ELEM = {"canvas": "canvas", "class": "class-picker", "legend": "palette", "image": "synthesized-image"}
+ELEM = {"canvas": "canvas", "class": "class-picker", "legend": "palette", "upload": "label-upload",
+        "image": "synthesized-image"}
 LEGEND_CSS = """
 #palette .swatches {display: flex; flex-wrap: wrap; gap: 4px 12px;}
 #palette .entry {display: inline-flex; align-items: center; gap: 6px;}
@@ -138,7 +139,7 @@ class DemoPage:
                         choices=self.names, value=self.names[0], label="class to paint", elem_id=ELEM["class"])
                     gr.HTML(self.legend_html(), elem_id=ELEM["legend"])
                     upload = gr.File(label="upload a label map (ids PNG or colour PNG)", file_types=["image"],
-                                     type="filepath")
+                                     type="filepath", elem_id=ELEM["upload"])
                     style = gr.Button("new style", visible=synth.uses_style)
                 with gr.Column(scale=2):
                     editor = gr.ImageEditor(

@@ -27,6 +27,7 @@ HEAT_STOPS = np.array([(0, 0, 4), (81, 18, 124), (183, 55, 121), (252, 137, 97),
 # A painted pixel further than this share of the smallest distance between two palette colours from every
 # palette colour is a blend (an anti-aliased stroke edge) and takes the class of the nearest clean pixel.
 BLEND_TOLERANCE = 0.25
+BLEND_WINDOW = 5         # a blend chooses among the classes of the clean pixels in this square around it
 HEATMAP_MIN_SIDE = 96    # heat-map tiles are at least this many pixels wide
 HEATMAP_GAP = 4
 
@@ -65,21 +66,49 @@ def colours_to_ids(rgb, palette):
 
     Anti-aliased stroke edges hold blends of two colours, and a blend can lie near a third class's colour
     (the palettes space colours evenly). So only pixels within BLEND_TOLERANCE of a palette colour are read
-    by colour; every other pixel takes the class of the nearest such clean pixel. Classes that share one
-    colour read as the lowest of their ids."""
-    rgb = np.asarray(rgb, dtype=np.float64)[..., :3]
+    by colour ("clean"); a blend takes, of the classes of the clean pixels around it (BLEND_WINDOW), the one
+    whose colour is nearest, and a blend with none around takes the class of the nearest clean pixel.
+    Classes that share one colour read as the lowest of their ids."""
+    rgb = np.asarray(rgb)[..., :3].astype(np.int64)
+    ids = _exact_palette_ids(rgb, palette)           # -1 where the colour is not a palette colour
+    inexact = np.nonzero(ids < 0)
+    if not len(inexact[0]):
+        return ids
+    # distances of the other pixels to every palette colour: (M, K)
     pal = palette.astype(np.float64)
-    distance = np.sqrt(((rgb[:, :, None, :] - pal[None, None]) ** 2).sum(-1))   # (H, W, K)
-    ids = distance.argmin(-1)
-    nearest = np.take_along_axis(distance, ids[..., None], -1)[..., 0]
+    distance = np.sqrt(((rgb[inexact][:, None, :] - pal[None]) ** 2).sum(-1))
     pairwise = np.sqrt(((pal[:, None] - pal[None]) ** 2).sum(-1))
     spacing = pairwise[pairwise > 0].min() if (pairwise > 0).any() else 1.0
-    clean = nearest <= BLEND_TOLERANCE * spacing
-    if clean.any() and not clean.all():
-        # indices of the nearest clean pixel for every pixel (distance transform of the blend mask)
-        _, (rows, cols) = ndimage.distance_transform_edt(~clean, return_indices=True)
-        ids = ids[rows, cols]
-    return ids.astype(np.int64)
+    nearest = distance.argmin(-1)
+    ids[inexact] = nearest
+    near_enough = distance[np.arange(len(nearest)), nearest] <= BLEND_TOLERANCE * spacing
+    clean = np.ones(ids.shape, bool)
+    clean[inexact] = near_enough
+    if not clean.any() or clean.all():
+        return ids
+    blend = tuple(i[~near_enough] for i in inexact)
+    blend_distance = distance[~near_enough]           # (B, K)
+    # by default the class of the nearest clean pixel (the distance transform of the blend mask)
+    _, (rows, cols) = ndimage.distance_transform_edt(~clean, return_indices=True)
+    blend_ids = ids[rows[blend], cols[blend]]
+    best = np.full(len(blend_ids), np.inf)
+    for k in np.unique(ids[clean]):
+        around = ndimage.maximum_filter(clean & (ids == k), size=BLEND_WINDOW)[blend]
+        closer = around & (blend_distance[:, k] < best)
+        blend_ids[closer], best[closer] = k, blend_distance[closer, k]
+    ids[blend] = blend_ids
+    return ids
+
+
+def _exact_palette_ids(rgb, palette):
+    """(H, W, 3) int colours -> (H, W) ids of the palette entry of exactly that colour (the lowest id when
+    classes share it), -1 elsewhere."""
+    codes = (rgb * [65536, 256, 1]).sum(-1)
+    palette_codes = (palette.astype(np.int64) * [65536, 256, 1]).sum(-1)
+    order = np.argsort(palette_codes, kind="stable")
+    sorted_codes = palette_codes[order]
+    position = np.minimum(np.searchsorted(sorted_codes, codes), len(order) - 1)
+    return np.where(sorted_codes[position] == codes, order[position], -1).astype(np.int64)
 
 
 def resize_ids(ids, size):
@@ -160,8 +189,7 @@ def _is_grey(rgb):
 
 
 def _all_palette_colours(rgb, palette):
-    codes = (rgb.astype(np.int64) * [65536, 256, 1]).sum(-1)
-    return bool(np.isin(codes, (palette.astype(np.int64) * [65536, 256, 1]).sum(-1)).all())
+    return bool((_exact_palette_ids(rgb.astype(np.int64), palette) >= 0).all())
 
 
 def heat_colours(values):
