@@ -103,8 +103,8 @@ class DemoPage:
             return None
         return self.synth.vector_picture(synthesis, demo_logic.VECTOR_STREAMS[stream], int(scale))
 
-    def pick_class(self, name):
-        return gr.update(brush=self.brush(self.names.index(name)))
+    def pick_class(self, class_id):
+        return gr.update(brush=self.brush(int(class_id)))
 
     # -------------------------------------------------------------------------------------------------
     def brush(self, class_id):
@@ -125,7 +125,7 @@ class DemoPage:
         scales = []
         if streams:
             maps = first.vectors[demo_logic.VECTOR_STREAMS[streams[0]]]
-            scales = [(f"V_{t} ({v.shape[1]}x{v.shape[2]}, n = {v.shape[0]})", t) for t, v in enumerate(maps, 1)]
+            scales = [(f"V_{t} ({v.shape[1]}x{v.shape[2]})", t) for t, v in enumerate(maps, 1)]
         h, w = synth.size
         with gr.Blocks(title=f"{self.title}: paint a layout") as app:
             gr.Markdown(f"### {html.escape(self.title)}\nPick a class, paint on the canvas (the eraser uncovers "
@@ -136,7 +136,8 @@ class DemoPage:
             with gr.Row():
                 with gr.Column(scale=1, min_width=220):
                     picker = (gr.Radio if len(self.names) <= MAX_RADIO_CLASSES else gr.Dropdown)(
-                        choices=self.names, value=self.names[0], label="class to paint", elem_id=ELEM["class"])
+                        choices=[(name, k) for k, name in enumerate(self.names)], value=0, label="class to paint",
+                        elem_id=ELEM["class"])
                     gr.HTML(self.legend_html(), elem_id=ELEM["legend"])
                     upload = gr.File(label="upload a label map (ids PNG or colour PNG)", file_types=["image"],
                                      type="filepath", elem_id=ELEM["upload"])

@@ -423,7 +423,7 @@ def test_latency_of_one_label_change(pages, name, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------
 # the page in a real browser
 
-def test_page_renders_in_chromium_and_strokes_and_uploads_reach_the_model(pages, tmp_path, monkeypatch):
+def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_model(pages, tmp_path, monkeypatch):
     pytest.importorskip("gradio")
     from tests.browser import CHROMIUM_FLAGS, LOAD_TIMEOUT_S, _browser_or_skip
     webdriver, chromium, chromedriver = _browser_or_skip()
@@ -466,7 +466,17 @@ def test_page_renders_in_chromium_and_strokes_and_uploads_reach_the_model(pages,
             (ActionChains(driver).move_to_element_with_offset(canvas, -100, -120).click_and_hold()
              .move_by_offset(60, 0).move_by_offset(60, 0).move_by_offset(60, 0).release().perform())
             wait.until(lambda d: any((ids == SKIN).sum() > initial_skin for ids in painted))
+            stroked = next(ids for ids in painted if (ids == SKIN).sum() > initial_skin)
             driver.save_screenshot(os.path.join(ARTEFACTS, "demo_page_after_a_stroke.png"))
+
+            # erase across the face: the erased pixels read as the background class
+            driver.find_element(By.CSS_SELECTOR, "#canvas button[aria-label='Erase']").click()
+            (ActionChains(driver).move_to_element_with_offset(canvas, -80, 0).click_and_hold()
+             .move_by_offset(80, 0).move_by_offset(80, 0).release().perform())
+            def erased_somewhere(ids):   # painting never makes background: only the eraser does
+                return ((ids == 0) & (page.initial_ids != 0)).any()
+            wait.until(lambda d: any(erased_somewhere(ids) for ids in painted))
+            erased = next(ids for ids in painted if erased_somewhere(ids))
 
             # upload an ids PNG: it replaces the canvas and reaches the model as those ids
             uploaded = np.random.default_rng(0).integers(0, len(NAMES), page.synth.size)
@@ -478,9 +488,9 @@ def test_page_renders_in_chromium_and_strokes_and_uploads_reach_the_model(pages,
     assert os.path.getsize(shot) > 10_000 and Image.open(shot).size[0] >= 1000
     for k, name in enumerate(NAMES):
         assert f"{k}: {name}" in legend and name in picker
-    # the stroke arrived as skin ids, and nothing else changed
-    stroked = next(ids for ids in painted if (ids == SKIN).sum() > initial_skin)
+    # the stroke arrived as skin ids and the eraser as background, and nothing else changed
     assert set(np.unique(stroked[stroked != page.initial_ids])) == {SKIN}
+    assert set(np.unique(erased[erased != page.initial_ids])) <= {0, SKIN}
 
 
 def test_demo_command_serves_the_page_on_the_given_port(checkpoints, tmp_path):

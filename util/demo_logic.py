@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+import data
 from data.base_dataset import DatasetError, check_label_values, id_map_values, open_image
 from util import util
 
@@ -25,7 +26,7 @@ ACTIVATION_RANGE = {"softmax": (0.0, 1.0), "sigmoid": (0.0, 1.0), "tanh": (-1.0,
 # A dark-to-light ramp for heat maps (black, purple, red, orange, pale yellow), interpolated linearly.
 HEAT_STOPS = np.array([(0, 0, 4), (81, 18, 124), (183, 55, 121), (252, 137, 97), (252, 253, 191)], np.float64)
 # A painted pixel further than this share of the smallest distance between two palette colours from every
-# palette colour is a blend (an anti-aliased stroke edge) and takes the class of the nearest clean pixel.
+# palette colour is a blend (an anti-aliased stroke edge), read from the clean pixels around it.
 BLEND_TOLERANCE = 0.25
 BLEND_WINDOW = 5         # a blend chooses among the classes of the clean pixels in this square around it
 HEATMAP_MIN_SIDE = 96    # heat-map tiles are at least this many pixels wide
@@ -281,7 +282,6 @@ def initial_layout(opt, size):
     """The layout the page opens with: the first sample of the test phase when the dataset can be read
     (the synthetic mode always can), else all background (class 0). -> ((H, W) ids, the dataset's class
     names or None)."""
-    import data
     try:
         dataset = data.DATASETS.get(opt.dataset_mode)(opt)
         names = dataset.class_names
