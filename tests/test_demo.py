@@ -182,7 +182,7 @@ def test_class_names_come_from_the_dataset_or_are_numbered():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# models: trained for two iterations (spade, scgan), or saved untrained (the VAE one, the README demo's size)
+# models: trained for one iteration (spade, scgan), or saved untrained (the VAE one, the README demo's size)
 
 def demo_options(checkpoints, name, *extra):
     from options.demo_options import DemoOptions
@@ -481,7 +481,8 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
             # upload an ids PNG: it replaces the canvas and reaches the model as those ids
             uploaded = np.random.default_rng(0).integers(0, len(NAMES), page.synth.size)
             Image.fromarray(uploaded.astype(np.uint8), mode="L").save(tmp_path / "upload.png")
-            driver.find_element(By.CSS_SELECTOR, "#label-upload input[type=file]").send_keys(str(tmp_path / "upload.png"))
+            upload = driver.find_element(By.CSS_SELECTOR, "#label-upload input[type=file]")
+            upload.send_keys(str(tmp_path / "upload.png"))
             wait.until(lambda d: any(np.array_equal(ids, uploaded) for ids in painted))
         finally:
             driver.quit()
