@@ -6,9 +6,10 @@ The experiment's saved options are read, so the model is rebuilt as trained. The
 classes (names and the HTML pages' label colours), a canvas that starts from the first test sample (or all
 background when the dataset cannot be read), an upload for a label map (ids PNG or colour PNG), the
 synthesized image and, for generators that have them, their extra images (SC-GAN: the SVG's image) and the
-semantic vectors V_t of one chosen scale, one heat map per component. With --use_vae a "new style" button
-draws another code z. Nothing is fetched from the internet. Needs gradio: pip install -r requirements-demo.txt
-The logic (colours -> ids -> images) lives in util/demo_logic.py.
+semantic vectors V_t of one chosen scale, one heat map per component. With --use_vae (or OASIS's 3-D noise,
+--oasis_noise_nc) a "new style" button draws another code z (and noise). Nothing is fetched from the internet.
+Needs gradio: pip install -r requirements-demo.txt. The logic (colours -> ids -> images) lives in
+util/demo_logic.py; nothing else in the project imports gradio.
 """
 import html
 import os
@@ -74,7 +75,7 @@ class DemoPage:
         return demo_logic.resize_ids(ids, self.synth.size)
 
     def synthesize(self, ids, seed, stream, scale):
-        synthesis = self.synth.run(ids, self.synth.draw_style(seed))
+        synthesis = self.synth.run(ids, seed)
         extras = [synthesis.extra_images.get(name) for name in self.synth.extra_image_names]
         return [synthesis.image, *extras, self.vector_picture(synthesis, stream, scale), synthesis]
 
@@ -196,7 +197,11 @@ def main(argv=None):
         page = load_page(opt)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    launch(page.build(), opt.host, opt.port)
+    try:
+        launch(page.build(), opt.host, opt.port)
+    except OSError as e:   # gradio: "Cannot find empty port in range: P-P. ..."
+        sys.exit(f"error: cannot serve the page on {opt.host}:{opt.port} ({str(e).split('.')[0]}): choose another "
+                 f"--port")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ def checkpoints(tmp_path_factory):
         train.main(["--name", "spade", "--netG", "spade", *common])
         train.main(["--name", "scgan", "--netG", "scgan", "--nrf", "8", "--nff", "8", "--netD", "multiscale", *common])
     save_untrained(root, "vae", "--netG", "spade", "--use_vae", *TINY, "--z_dim", "16")
+    save_untrained(root, "noise", "--netG", "spade", "--oasis_noise_nc", "4", *TINY)
     # for the latency at 64x64: a tiny SC-GAN and the README demo's models (synthetic defaults: ngf 16)
     save_untrained(root, "scgan8", "--netG", "scgan", "--ngf", "8", "--nrf", "8", "--nff", "8", *DEMO_SIZE)
     save_untrained(root, "spade16", "--netG", "spade", *DEMO_SIZE)
@@ -265,17 +266,27 @@ def test_synthesizer_gives_the_models_inference(checkpoints, pages, name):
         page.synth.run(ids[:16, :16])
 
 
-def test_style_code_is_drawn_from_the_seed_and_changes_the_image(pages):
-    page = pages("vae")
-    synth = page.synth
-    assert synth.uses_style and synth.draw_style(3).shape == (1, 16)
-    assert torch.equal(synth.draw_style(3), synth.draw_style(3))
-    ids = page.initial_ids
-    z = synth.draw_style(3)
-    expected, _ = synth.model.netG(synth.layout(ids), z=z, return_aux=True)
-    assert np.array_equal(synth.run(ids, z).image, util.tensor2im(expected))
-    assert not np.array_equal(synth.run(ids, synth.draw_style(4)).image, synth.run(ids, z).image)
-    assert pages("spade").synth.draw_style(3) is None
+@pytest.mark.parametrize("name", ["vae", "noise"])
+def test_a_style_seed_fixes_the_code_and_the_noise(pages, name):
+    synth = pages(name).synth
+    ids = pages(name).initial_ids
+    assert synth.uses_style and not pages("spade").synth.uses_style
+    image = synth.run(ids, 3).image
+    torch.manual_seed(123)
+    assert np.array_equal(synth.run(ids, 3).image, image)          # whatever the global random state
+    assert not np.array_equal(synth.run(ids, 4).image, image)
+    if name == "vae":
+        z = synth.draw_style(3)
+        assert z.shape == (1, 16) and torch.equal(z, synth.draw_style(3))
+        assert np.array_equal(image, util.tensor2im(synth.model.generate_with_code(synth.layout(ids), z)))
+    else:
+        assert synth.draw_style(3) is None     # OASIS's noise is drawn by the generator, from the seed
+
+
+def test_a_model_without_label_maps_is_refused():
+    opt = argparse.Namespace(label_nc=0, model="unpaired", name="horses")
+    with pytest.raises(ValueError, match=r"demo.py paints label maps, and --model unpaired of 'horses' reads none"):
+        demo_logic.Synthesizer(None, opt)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -390,8 +401,8 @@ def test_client_new_style_draws_another_code(pages, tmp_path):
         styled = read_png(client.predict(layout, None, None, api_name="/new_style")[0])
         again = read_png(client.predict(layout, None, None, api_name="/paint")[0])   # keeps the new style
     synth = page.synth
-    assert np.array_equal(first, synth.run(page.initial_ids, synth.draw_style(0)).image)
-    assert np.array_equal(styled, synth.run(page.initial_ids, synth.draw_style(1)).image)
+    assert np.array_equal(first, synth.run(page.initial_ids, 0).image)
+    assert np.array_equal(styled, synth.run(page.initial_ids, 1).image)
     assert np.array_equal(again, styled) and not np.array_equal(first, styled)
 
 
@@ -495,7 +506,8 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
 
 
 def test_demo_command_serves_the_page_on_the_given_port(checkpoints, tmp_path):
-    """python demo.py --name NAME --port P: the options are read, the page is served there, and it paints."""
+    """python demo.py --name NAME --port P: the options are read, the page is served there and it paints; a
+    second demo on that port stops with one line."""
     pytest.importorskip("gradio")
     port = free_port()
     command = [sys.executable, "demo.py", "--name", "spade", "--checkpoints_dir", str(checkpoints), "--gpu_ids",
@@ -514,6 +526,11 @@ def test_demo_command_serves_the_page_on_the_given_port(checkpoints, tmp_path):
         out = client_for(url + "/", tmp_path).predict(painted_layout(page, page.ids, tmp_path / "p.png"), None,
                                                      None, api_name="/paint")
         assert read_png(out[0]).shape == (32, 32, 3)
+        second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)   # the port is taken
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines()[-1] == (f"error: cannot serve the page on 127.0.0.1:{port} (Cannot "
+                                                          f"find empty port in range: {port}-{port}): choose another "
+                                                          f"--port")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

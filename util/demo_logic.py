@@ -235,21 +235,25 @@ class Synthesizer:
     """A trained Pix2PixModel behind the demo: class ids in, pictures out.
 
     A model trained with instance maps gets the label map as its instance map (one instance per class
-    region): a painted layout has no instances."""
+    region): a painted layout has no instances. A style seed fixes the random inputs of a run: the code z of
+    a --use_vae model, and the noise a generator draws itself (OASIS's 3-D noise, --oasis_noise_nc)."""
 
     def __init__(self, model, opt):
+        if opt.label_nc < 1:
+            raise ValueError(f"demo.py paints label maps, and --model {opt.model} of '{opt.name}' reads none "
+                             f"(--label_nc {opt.label_nc})")
         self.model, self.opt = model.eval(), opt
         self.size = model_size(opt)
         self.palette = class_palette(opt.label_nc, opt.contain_dontcare_label)
-        self.uses_style = bool(opt.use_vae)
+        # spade and scgan hold noise_nc (OASIS's 3-D noise channels); other generators draw no noise
+        self.uses_style = bool(opt.use_vae or getattr(model.netG, "noise_nc", 0))
         self.extra_image_names = tuple(model.netG.extra_images)
 
     def draw_style(self, seed):
-        """The style code z (1, z_dim) drawn from N(0, I) with `seed`; None for a model without --use_vae."""
-        if not self.uses_style:
+        """The style code z (1, z_dim) ~ N(0, I) of `seed` (Pix2PixModel.random_codes); None without --use_vae."""
+        if not self.opt.use_vae:
             return None
-        g = torch.Generator().manual_seed(int(seed))
-        return torch.randn(1, self.opt.z_dim, generator=g)
+        return self.model.random_codes(1, torch.Generator().manual_seed(int(seed)))
 
     def layout(self, ids):
         """(H, W) class ids -> the one-hot layout (1, semantic_nc, H, W) the generator reads."""
@@ -260,13 +264,13 @@ class Synthesizer:
         return self.model.preprocess_input({"label": label, "instance": label})[0]
 
     @torch.no_grad()
-    def run(self, ids, z=None):
-        """(H, W) class ids, z (1, z_dim) or None -> Synthesis. Without --use_vae z is ignored; with it a
-        None z is drawn at random by the generator."""
+    def run(self, ids, seed=0):
+        """(H, W) class ids and a style seed -> Synthesis. The same ids and seed give the same pictures."""
         layout = self.layout(ids)
-        if z is not None:
-            z = z.to(layout.device)
-        image, aux = self.model.netG(layout, z=z if self.uses_style else None, return_aux=True)
+        z = self.draw_style(seed)
+        with torch.random.fork_rng(devices=[layout.device] if layout.is_cuda else []):
+            torch.manual_seed(int(seed))   # the generator's own noise; the caller's random state is kept
+            image, aux = self.model.netG(layout, z=None if z is None else z.to(layout.device), return_aux=True)
         extra = {name: util.tensor2im(aux[name]) for name in self.extra_image_names if name in aux}
         vectors = {key: [v[0].cpu() for v in aux[key]] for key in VECTOR_STREAMS.values() if key in aux}
         return Synthesis(util.tensor2im(image), extra, vectors)
