@@ -1,0 +1,12 @@
+"""Options of the painting demo (demo.py): the test options (the experiment's saved options are read, so the
+model is rebuilt as trained) plus where the local page is served."""
+from .test_options import TestOptions
+
+
+class DemoOptions(TestOptions):
+    def initialize(self, parser):
+        TestOptions.initialize(self, parser)
+        parser.add_argument("--host", type=str, default="127.0.0.1",
+                            help="address the page is served on (0.0.0.0 opens it to the network)")
+        parser.add_argument("--port", type=int, default=7860, help="port of the page")
+        return parser
