@@ -204,7 +204,7 @@ def test_image_sides_must_divide_by_the_depth(parse_options):
 def test_explicit_netD_oasis_wins_over_scgans_fpse_and_sets_oasis_defaults(parse_options):
     opt = parse_options("--netG", "scgan", "--dataset_mode", "synthetic", "--netD", "oasis")
     assert (opt.netD, opt.norm_D, opt.no_ganFeat_loss, opt.lambda_labelmix) == ("oasis", "spectral", True, 10.0)
-    assert opt.ema_decay == 0.99  # the synthetic demo's own EMA default (a short run) is kept
+    assert opt.ema_decay == 0.995  # the synthetic demo's own EMA default (a short run) is kept
     assert parse_options("--netG", "scgan", "--dataset_mode", "ade20k", "--netD", "oasis").ema_decay == 0.9999
     assert parse_options("--netG", "scgan", "--dataset_mode", "synthetic").netD == "fpse"
     assert parse_options("--netG", "scgan", "--dataset_mode", "ade20k", "--netD", "oasis").netD == "oasis"
@@ -293,7 +293,7 @@ def test_one_training_step(parse_options, netG):
     t = oasis_trainer(parse_options, netG, "--oasis_noise_nc", 4)
     model = t.model
     assert isinstance(model.netD, OASISDiscriminator) and model.criterionOASIS is not None
-    assert t.netG_ema is not None and t.opt.ema_decay == 0.99  # the synthetic demo's own default
+    assert t.netG_ema is not None and t.opt.ema_decay == 0.995  # the synthetic demo's own default
     g0 = [p.detach().clone() for p in model.netG.parameters()]
     d0 = [p.detach().clone() for p in model.netD.parameters()]
     t.run_generator_one_step(batch())
