@@ -120,7 +120,12 @@ def train(options, opt, ctx):
     def evaluate(epoch):
         """--eval_freq: --eval_metrics of the (EMA) generator on rank 0 -> the labels of the epoch's save
         ('best')."""
-        if monitor is None or not monitor.due(epoch):
+        if not (opt.eval_freq > 0 and epoch % opt.eval_freq == 0):
+            return []
+        if trainer.netG_ema is not None:  # its batch-norm statistics as the save will have them, not netG's
+            # (on every rank: synchronized batch norms take part in collectives)
+            trainer.refresh_ema_batchnorm(itertools.islice(ema_loader, opt.ema_bn_batches))
+        if monitor is None:
             return []
         netG = trainer.netG_ema if trainer.netG_ema is not None else trainer.model.netG
         values = monitor.measure(trainer.model, netG, epoch)

@@ -305,6 +305,17 @@ def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmen
     assert re.search(r"end of epoch 3: mIoU \d\.\d{3} \(real images \d\.\d{3}, ratio \d+\.\d\d\), pixel accuracy", out)
     best_epoch = max(history, key=lambda e: e["mIoU"])["epoch"]
     assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+    # the last evaluation measured the EMA generator exactly as it was saved (batch-norm statistics included)
+    from models import create_model
+    from util.metrics import SegmentationScores
+    test_opt = test_script.TestPageOptions().parse(["--name", "miou", "--checkpoints_dir", str(folder.parent),
+                                                    "--gpu_ids", "-1"], save=False, verbose=False)
+    saved = create_model(test_opt).eval()
+    scores = SegmentationScores(9)
+    for batch in train_script.data.create_dataloader(validation_options(opt)):
+        with torch.no_grad():
+            scores.update(model(saved(batch, mode="inference")).argmax(1), batch["label"][:, 0].long())
+    assert scores.compute()["miou"] == pytest.approx(history[-1]["mIoU"], abs=1e-9)
 
 
 def test_miou_during_training_needs_a_segmenter(tmp_path):

@@ -38,9 +38,6 @@ class EvalMonitor:
         self.log_path = os.path.join(opt.checkpoints_dir, opt.name, LOG_NAME)
         self.history = read_eval_log(self.log_path)
 
-    def due(self, epoch: int) -> bool:
-        return self.opt.eval_freq > 0 and epoch % self.opt.eval_freq == 0
-
     @property
     def key(self):
         """The value that picks best_net_G: FID when measured (lower is better), else mIoU (higher)."""
