@@ -80,6 +80,7 @@ class Pix2PixTrainer:
         self.netE = self.wrap(model.netE) if model.netE is not None else None
         # after wrapping: DDP has given every rank rank 0's weights
         self.netG_ema = self.make_ema(model.netG) if opt.ema_decay > 0 else None
+        self.ema_batchnorm_fresh = False  # refreshed since the last EMA update (the evaluation, then the save)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opt.amp]
         self.scaler_G = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")
         self.scaler_D = torch.amp.GradScaler(self.ctx.device.type, enabled=opt.amp == "fp16")
@@ -227,6 +228,7 @@ class Pix2PixTrainer:
             ema.lerp_(p.detach(), 1.0 - self.opt.ema_decay)
         for ema, b in zip(self.netG_ema.buffers(), self.model.netG.buffers()):
             ema.copy_(b)
+        self.ema_batchnorm_fresh = False
 
     @torch.no_grad()
     def refresh_ema_batchnorm(self, batches):
@@ -235,7 +237,7 @@ class Pix2PixTrainer:
         global RNG is left as it was, so saving never changes the course of training."""
         norms = [m for m in self.netG_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                  and m.track_running_stats]
-        if not norms or not batches:
+        if not norms or not batches or self.ema_batchnorm_fresh:
             return
         momenta = [m.momentum for m in norms]
         # the train-mode passes below would also step the spectral norms' power iterations: keep every other
@@ -256,6 +258,7 @@ class Pix2PixTrainer:
             m.momentum = momentum
         for b, value in kept:
             b.copy_(value)
+        self.ema_batchnorm_fresh = True
 
     # ------------------------------------------------------------------------------------------------
     def networks_to_save(self):
