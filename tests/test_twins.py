@@ -1,7 +1,8 @@
 """The paper's twin-class claim (§3.1, Figure 3) on the bundled synthetic faces, as a test that runs on any CPU:
 train the README's SC-GAN demo (`python train.py --name demo_scgan --netG scgan --dataset_mode synthetic`, 2,000
 images), at the demo's temperature τ 0.05 and at τ 20, then measure the semantic vectors of 50 test label maps
-with util/analyze_sv.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two shared cores):
+with util/analyze_sv.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
+shared cores):
 
     python -m pytest --long -m long tests/test_twins.py -s
 
