@@ -24,6 +24,9 @@ from util.visualizer import Visualizer
 
 def main(argv=None):
     opt = EvalOptions().parse(argv)
+    if opt.model != "pix2pix":  # the metrics compare each result with the real image of its label map
+        sys.exit(f"error: evaluate.py measures label-to-image models; '{opt.name}' is --model {opt.model} (for "
+                 f"unpaired translation use --eval_freq during training, or benchmarks/unpaired_synthetic.py)")
     torch.manual_seed(opt.seed)
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
     try:

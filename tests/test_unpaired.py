@@ -335,3 +335,9 @@ def test_two_iterations_write_checkpoints_and_pages_of_source_reference_and_resu
     assert np.array_equal(shown("source_image"), np.asarray(Image.open(root / "testA" / "00002.png")))
     assert np.array_equal(shown("reference_image"), np.asarray(Image.open(root / "testB" / "00000.png")))
     assert not np.array_equal(shown("synthesized_image"), shown("reference_image"))
+
+    # evaluate.py compares results with the real image of each label map: an unpaired model is refused in one line
+    import evaluate as evaluate_script
+    with pytest.raises(SystemExit, match=r"evaluate.py measures label-to-image models; 'unp' is --model unpaired"):
+        evaluate_script.main(["--name", "unp", "--checkpoints_dir", str(checkpoints), "--gpu_ids", "-1",
+                              "--metrics", "fid"])
