@@ -82,13 +82,9 @@ def test_ema_batchnorm_refresh_averages_the_batches_and_keeps_the_rng(parse_opti
     norms = [m for m in t.netG_ema.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert norms  # spade's param-free sync batch norms
     rng = torch.get_rng_state()
-    norm_buffers = {id(b) for m in norms for b in m.buffers()}
-    others = [(b, b.clone()) for b in t.netG_ema.buffers() if id(b) not in norm_buffers]
-    assert others  # the spectral norms' u and v
     t.refresh_ema_batchnorm([DATA, DATA])
     assert torch.equal(rng, torch.get_rng_state()) and not t.netG_ema.training
     assert all(int(m.num_batches_tracked) == 2 and m.momentum == 0.1 for m in norms)
-    assert all(torch.equal(b, before) for b, before in others)  # no power-iteration step on the EMA copy
     # nothing changed since: a second refresh (the save after the evaluation) is skipped; an EMA update renews it
     t.refresh_ema_batchnorm([DATA])
     assert all(int(m.num_batches_tracked) == 2 for m in norms)

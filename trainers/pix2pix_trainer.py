@@ -240,10 +240,8 @@ class Pix2PixTrainer:
         if not norms or not batches or self.ema_batchnorm_fresh:
             return
         momenta = [m.momentum for m in norms]
-        # the train-mode passes below would also step the spectral norms' power iterations: keep every other
-        # buffer as it is, so that a refresh is the same whenever it runs (the FID/mIoU evaluation, then the save)
-        norm_buffers = {id(b) for m in norms for b in m.buffers()}
-        kept = [(b, b.clone()) for b in self.netG_ema.buffers() if id(b) not in norm_buffers]
+        # (the train-mode passes also step the spectral norms' power iterations, on the EMA weights: their u and v
+        # then fit the weights that are saved)
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # cumulative average
@@ -256,9 +254,7 @@ class Pix2PixTrainer:
         self.netG_ema.eval()
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for b, value in kept:
-            b.copy_(value)
-        self.ema_batchnorm_fresh = True
+        self.ema_batchnorm_fresh = True  # the next refresh (the save after the evaluation) keeps this one
 
     # ------------------------------------------------------------------------------------------------
     def networks_to_save(self):
