@@ -114,8 +114,13 @@ def test_erased_and_unpainted_pixels_read_as_the_background_class():
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[:2] = (*palette[HAIR], 255)          # painted top half; the bottom was erased (alpha 0)
     background = np.broadcast_to(palette[0], (4, 4, 3))
+    stale = np.broadcast_to(palette[SKIN], (4, 4, 3))       # an earlier layout sent as the background
+    opaque_stale = np.concatenate([np.where(layer[..., 3:] > 0, layer[..., :3], stale), np.full((4, 4, 1), 255)],
+                                  -1).astype(np.uint8)      # the composite the browser sent with it
     for value in ({"background": background, "layers": [layer], "composite": None},     # no composite sent
-                  {"background": None, "layers": [], "composite": layer}):             # the editor's composite
+                  {"background": stale, "layers": [layer], "composite": opaque_stale},  # a stale background
+                  {"background": None, "layers": [], "composite": layer},               # an API client's value
+                  {"background": layer, "layers": [], "composite": None}):
         rgb = demo_logic.editor_composite(value["background"], value["layers"], value["composite"], palette[0])
         assert demo_logic.colours_to_ids(rgb, palette).tolist() == [[HAIR] * 4] * 2 + [[0] * 4] * 2
     with pytest.raises(ValueError, match="the canvas is empty"):

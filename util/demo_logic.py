@@ -137,17 +137,24 @@ def upscale(picture, k):
 
 
 def editor_composite(background, layers, composite, background_colour):
-    """The picture an image editor shows, as (H, W, 3) uint8: its composite when it sent one, else its
-    background with its layers alpha-composited on top. Transparent pixels (erased, or never painted) show
-    `background_colour`, the colour of the background class."""
-    if composite is None:
-        if background is None:
-            raise ValueError("the canvas is empty: paint a layout or upload a label map")
-        picture = Image.fromarray(_rgba(background))
-        for layer in layers or []:
-            if layer is not None:
-                picture = Image.alpha_composite(picture, Image.fromarray(_rgba(layer)))
+    """The picture an image editor shows, as (H, W, 3) uint8, with the background class under every
+    transparent pixel (erased, or never painted): its layers when it sent any, else its composite (a value made
+    by an API client), else its background.
+
+    The layers are read over `background_colour`, not over the background the editor sends, and before its
+    composite: this page never lets a user set a background, and on a loaded machine Gradio's browser editor
+    sent the first layout as its background, so the composite showed that layout where an eraser stroke had
+    cleared the layer, and the erasure was lost."""
+    layers = [layer for layer in layers or [] if layer is not None]
+    if layers:
+        picture = Image.new("RGBA", _rgba(layers[0]).shape[1::-1], (*(int(c) for c in background_colour), 255))
+        for layer in layers:
+            picture = Image.alpha_composite(picture, Image.fromarray(_rgba(layer)))
         composite = np.asarray(picture)
+    elif composite is None:
+        composite = background
+    if composite is None:
+        raise ValueError("the canvas is empty: paint a layout or upload a label map")
     rgba = _rgba(composite).astype(np.float64)
     alpha = rgba[..., 3:] / 255.0
     rgb = rgba[..., :3] * alpha + np.asarray(background_colour, np.float64) * (1 - alpha)
