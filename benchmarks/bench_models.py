@@ -1,6 +1,6 @@
 """Benchmark (not a test): speed and memory of whole models, as training runs them, in one markdown table.
 
-For scgan+fpse, spade+multiscale and pix2pixhd+multiscale built by models.create_model from the options
+For scgan+fpse, spade+multiscale, pix2pixhd+multiscale and ccfpse+fpse (CC-FPSE's own pairing) built by models.create_model from the options
 train.py would parse (`--dataset_mode ade20k` settings, `--no_vgg_loss` so no VGG weights are needed, no data:
 random layouts and images): G and D parameters; G forward ms and G forward+backward ms (train mode, on the
 one-hot layout); one full training iteration ms (Pix2PixTrainer's G step then D step, as train.py runs them);
@@ -26,7 +26,8 @@ import time
 
 import torch
 
-MODELS = {"scgan": ("scgan", "fpse"), "spade": ("spade", "multiscale"), "pix2pixhd": ("pix2pixhd", "multiscale")}
+MODELS = {"scgan": ("scgan", "fpse"), "spade": ("spade", "multiscale"), "pix2pixhd": ("pix2pixhd", "multiscale"),
+          "ccfpse": ("ccfpse", "fpse")}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COLUMNS = [("G params (M)", "g_params", "{:.1f}"), ("D params (M)", "d_params", "{:.1f}"),
            ("G fwd ms", "g_forward_ms", "{:.0f}"), ("G fwd+bwd ms", "g_forward_backward_ms", "{:.0f}"),

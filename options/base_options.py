@@ -112,8 +112,9 @@ class BaseOptions:
                             help=f"VAE encoder: {', '.join(networks.ENCODERS.names())}")
         parser.add_argument("--nef", type=int, default=-1,
                             help="width of the encoder's first layer; -1 uses ngf (as SPADE's encoder does)")
-        parser.add_argument("--use_vae", action="store_true",
-                            help="encode the real image into z with a VAE encoder (multimodal synthesis)")
+        parser.add_argument("--use_vae", action=argparse.BooleanOptionalAction, default=False,
+                            help="encode the real image into z with a VAE encoder (multimodal synthesis); "
+                                 "--no-use_vae turns off a preset's VAE")
         return parser
 
     # ------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_duplicate_registration_raises():
 
 
 def test_every_registry_is_filled_by_importing_its_package():
-    assert networks.GENERATORS.names() == ["pix2pixhd", "scgan", "scgan_unpaired", "spade"]
+    assert networks.GENERATORS.names() == ["ccfpse", "pix2pixhd", "scgan", "scgan_unpaired", "spade"]
     assert networks.DISCRIMINATORS.names() == ["fpse", "multiscale", "oasis"]
     assert networks.ENCODERS.names() == ["conv"]
     assert models.MODELS.names() == ["pix2pix", "unpaired"]

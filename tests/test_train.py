@@ -21,7 +21,7 @@ TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf",
         "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2"]
 SIZES = {"spade": ["--crop_size", "32", "--load_size", "32"], "pix2pixhd": ["--crop_size", "32", "--load_size",
          "32", "--resnet_n_blocks", "2"], "scgan": ["--crop_size", "64", "--load_size", "64", "--nrf", "8",
-         "--nff", "8", "--netD", "fpse"]}
+         "--nff", "8", "--netD", "fpse"], "ccfpse": ["--crop_size", "64", "--load_size", "64", "--netD", "fpse"]}
 
 
 def run_train(tmp_path, name, *extra):
@@ -30,7 +30,7 @@ def run_train(tmp_path, name, *extra):
     return tmp_path / "checkpoints" / name
 
 
-@pytest.mark.parametrize("netG", ["spade", "pix2pixhd", "scgan"])
+@pytest.mark.parametrize("netG", ["spade", "pix2pixhd", "scgan", "ccfpse"])
 def test_two_iterations_write_checkpoints_and_the_page(tmp_path, netG, capsys):
     folder = run_train(tmp_path, netG, "--netG", netG, "--num_synthetic", "4", *SIZES[netG])
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ DISCRIMINATORS = Registry("discriminator", "--netD")
 ENCODERS = Registry("encoder", "--netE")
 
 from . import (generator, discriminator, encoder, scgan, scgan_unpaired,  # noqa: E402,F401  (registration)
-               fpse_discriminator, oasis_discriminator)
+               fpse_discriminator, oasis_discriminator, ccfpse)
 
 
 def create_network(cls, opt, device=None, verbose=True):
