@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.networks.ccfpse import CCFPSEGenerator
 from models.networks.discriminator import MultiscaleDiscriminator
 from models.networks.fpse_discriminator import FPSEDiscriminator
 from models.networks.generator import SPADEGenerator
@@ -18,6 +19,8 @@ def tiny_pair(name):
     if name == "scgan+fpse":
         return (SCGANGenerator(SEMANTIC_NC, ngf=4, nrf=4, nff=4, crop_size=64, n_conv=3, n_norm=2),
                 FPSEDiscriminator(SEMANTIC_NC, ndf=4))
+    if name == "ccfpse+fpse":
+        return CCFPSEGenerator(SEMANTIC_NC, ngf=4, crop_size=64), FPSEDiscriminator(SEMANTIC_NC, ndf=4)
     return SPADEGenerator(SEMANTIC_NC, ngf=4, crop_size=64), MultiscaleDiscriminator(SEMANTIC_NC + 3, ndf=4)
 
 
@@ -31,7 +34,7 @@ def spectral_parametrizations(net):
     return [m for m in net.modules() if isinstance(m, (SpectralNormFP32, CandidateSpectralNorm))]
 
 
-@pytest.mark.parametrize("name", ["scgan+fpse", "spade+multiscale"])
+@pytest.mark.parametrize("name", ["scgan+fpse", "spade+multiscale", "ccfpse+fpse"])
 def test_forward_backward_under_bf16_autocast_is_finite(name):
     torch.manual_seed(0)
     netG, netD = tiny_pair(name)
@@ -53,7 +56,7 @@ def test_forward_backward_under_bf16_autocast_is_finite(name):
                 assert b.dtype == torch.float32 and torch.isfinite(b).all(), n  # u, v, running stats
 
 
-@pytest.mark.parametrize("name", ["scgan+fpse", "spade+multiscale"])
+@pytest.mark.parametrize("name", ["scgan+fpse", "spade+multiscale", "ccfpse+fpse"])
 def test_spectral_sigma_is_fp32_under_autocast(name):
     """In eval mode (no power step) the normalized weight is the same tensor, bit for bit, with and without
     autocast: sigma was computed in fp32."""
