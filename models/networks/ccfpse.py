@@ -21,7 +21,8 @@ from torch.nn import functional as F
 
 from . import GENERATORS
 from .base_network import BaseNetwork
-from .generator import UPSAMPLING_LAYERS, add_upsampling_option, first_features, latent_size
+from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, UPSAMPLING_LAYERS,
+                        add_upsampling_option, first_features, latent_size)
 from .normalization import SPADE, batch_norm, conv_with_norm, parse_norm, spectral_norm
 
 WEIGHT_HIDDEN = 128  # width of the weight prediction heads, fixed in the authors' code as SPADE's MLP
@@ -141,14 +142,6 @@ class LabelPyramid(nn.Module):
         return out
 
 
-# Which pyramid level (0 = coarsest) each block reads, and whether the features are up-sampled ×2 before it
-# (SPADE's schedule): without `more` the two middle blocks share a resolution and a level.
-BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
-LEVEL_OF_BLOCK = {"normal": (0, 1, 1, 2, 3, 4, 5), "more": (0, 1, 2, 3, 4, 5, 6)}
-UPSAMPLE_BEFORE_BLOCK = {"normal": (False, True, False, True, True, True, True),
-                         "more": (False, True, True, True, True, True, True)}
-
-
 @GENERATORS.register("ccfpse")
 class CCFPSEGenerator(BaseNetwork):
     """SPADE's generator skeleton (16·ngf at H/32, seven blocks, ×2 up-samplings) with CondConvBlocks, each
@@ -192,7 +185,7 @@ class CCFPSEGenerator(BaseNetwork):
             self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
         self.label_pyramid = LabelPyramid(semantic_nc, nf, max(LEVEL_OF_BLOCK[num_upsampling_layers]) + 1, norm)
         widths = (16, 16, 16, 16, 8, 4, 2, 1)
-        for name, fin, fout in zip(BLOCKS, widths, widths[1:]):
+        for name, fin, fout in zip(SKELETON_BLOCKS, widths, widths[1:]):
             setattr(self, name, CondConvBlock(fin * nf, fout * nf, semantic_nc + nf, norm.param_free, norm.spectral))
         self.conv_img = nn.Conv2d(nf, output_nc, 3, padding=1)
 
@@ -201,7 +194,7 @@ class CCFPSEGenerator(BaseNetwork):
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         context = self.label_pyramid(seg)
         levels = LEVEL_OF_BLOCK[self.num_upsampling_layers]
-        for name, level, up in zip(BLOCKS, levels, UPSAMPLE_BEFORE_BLOCK[self.num_upsampling_layers]):
+        for name, level, up in zip(SKELETON_BLOCKS, levels, UPSAMPLE_BEFORE_BLOCK[self.num_upsampling_layers]):
             if up:
                 x = F.interpolate(x, scale_factor=2.0)
             features = context[level]

@@ -16,6 +16,14 @@ from .base_network import BaseNetwork
 from .normalization import conv_with_norm, parse_norm
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
+# The schedule of SPADE's skeleton, shared by the generators that read a layout pyramid (scgan, ccfpse): its seven
+# blocks; which pyramid level (0 = coarsest, the first feature map's size) each block reads; whether the features
+# are up-sampled x2 before it. Without the extra up-sampling of `more` the two middle blocks share a resolution,
+# and so a level.
+SKELETON_BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
+LEVEL_OF_BLOCK = {"normal": (0, 1, 1, 2, 3, 4, 5), "more": (0, 1, 2, 3, 4, 5, 6)}
+UPSAMPLE_BEFORE_BLOCK = {"normal": (False, True, False, True, True, True, True),
+                         "more": (False, True, True, True, True, True, True)}
 
 
 def latent_size(crop_size: int, aspect_ratio: float, num_up: int):

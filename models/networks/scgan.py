@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 from . import GENERATORS
 from .base_network import BaseNetwork
-from .generator import add_noise_option, first_features, latent_size, with_3d_noise
+from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, add_noise_option, first_features,
+                        latent_size, with_3d_noise)
 from .loss import SemanticVectorLoss
 from .normalization import parse_norm, spectral_norm
 from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
@@ -21,13 +22,9 @@ from .semantic_composition import SCResBlock
 SV_ACTIVATIONS = ("softmax", "sigmoid", "tanh", "relu", "none")
 # Widths of the SVG stages in units of nrf, from the coarsest level up (paper appendix A).
 SVG_WIDTHS = (16, 8, 4, 2, 1, 1, 1)
-# Which SVG stage feeds each SRG block (head_0, G_middle_0, G_middle_1, up_0..up_3): without the extra
-# up-sampling of `more` the two middle blocks share a resolution and so share V2.
-SRG_BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
-VECTOR_OF_BLOCK = {"normal": (0, 1, 1, 2, 3, 4, 5), "more": (0, 1, 2, 3, 4, 5, 6)}
-# Whether the features are up-sampled x2 before each SRG block (SPADE's schedule).
-UPSAMPLE_BEFORE_BLOCK = {"normal": (False, True, False, True, True, True, True),
-                         "more": (False, True, True, True, True, True, True)}
+# The SRG blocks, which SVG stage feeds each (without `more` the two middle blocks share V2), and whether the
+# features are up-sampled before each: SPADE's skeleton schedule (generator.py).
+SRG_BLOCKS, VECTOR_OF_BLOCK = SKELETON_BLOCKS, LEVEL_OF_BLOCK
 NUM_LEVELS = {"normal": 6, "more": 7}
 
 
