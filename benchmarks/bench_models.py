@@ -1,13 +1,13 @@
 """Benchmark (not a test): speed and memory of whole models, as training runs them, in one markdown table.
 
 For scgan+fpse, spade+multiscale, pix2pixhd+multiscale and ccfpse+fpse (CC-FPSE's own pairing), built by
-models.create_model from the options train.py would parse (`--dataset_mode ade20k` settings, `--no_vgg_loss` so
-no VGG weights are needed, no data: random layouts and images): G and D parameters; G forward ms and G
-forward+backward ms (train mode, on the one-hot layout); one full training iteration ms (Pix2PixTrainer's G
-step then D step, as train.py runs them); inference images/s (eval mode, no gradients); peak memory of G
-forward+backward and of a training iteration. Every time is the median over --repeats runs after --warmup runs. Each model is measured in a fresh
-subprocess (peak memory on the CPU is the peak resident set size added by the phase, read from
-/proc/self/status, so one model's or phase's allocations never count for another's; on CUDA it is
+models.create_model from the options train.py would parse (`--dataset_mode ade20k` settings, `--no_vgg_loss` so no
+VGG weights are needed, no data: random layouts and images): G and D parameters; G forward ms and G
+forward+backward ms (train mode, on the one-hot layout); one full training iteration ms (Pix2PixTrainer's G step
+then D step, as train.py runs them); inference images/s (eval mode, no gradients); peak memory of G
+forward+backward and of a training iteration. Every time is the median over --repeats runs after --warmup runs.
+Each model is measured in a fresh subprocess (peak memory on the CPU is the peak resident set size added by the
+phase, read from /proc/self/status, so one model's or phase's allocations never count for another's; on CUDA it is
 torch.cuda.max_memory_allocated). Each cell also gives the value's ratio to scgan's.
 
     python -m benchmarks.bench_models [--crop_size 256] [--aspect_ratio 1] [--batch 1]
