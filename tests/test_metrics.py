@@ -10,9 +10,8 @@ from PIL import Image
 from util import metrics as M
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
-# the LPIPS authors' example images, in the shared/ folder laid beside the checkout (as CI lays it too)
-LPIPS_EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                              "shared", "data", "lpips-examples")
+# the LPIPS authors' example images (BSD 2-clause, see tests/data/lpips-examples/LICENSE)
+LPIPS_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lpips-examples")
 
 
 def synthetic_images(indices, phase="train", size=64):
@@ -72,8 +71,6 @@ def test_inception_weights_missing_or_wrong_are_refused_naming_option_and_file(t
 # ---------------------------------------------------------------- LPIPS
 
 def example(name):
-    if not os.path.isdir(LPIPS_EXAMPLES):
-        pytest.skip(f"the LPIPS example images are not at {LPIPS_EXAMPLES} (shared/ beside the checkout)")
     picture = np.asarray(Image.open(f"{LPIPS_EXAMPLES}/{name}.png").convert("RGB"))
     return torch.from_numpy(picture.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 
