@@ -1,4 +1,4 @@
-"""SC-GAN's operators (Li et al., ICCV 2021, §3.2, Fig. 4, Alg. 1-2):
+"""SC-GAN's operators (Wang, Qi, Chen, Zhang and Jia, ICCV 2021, §3.2, Fig. 4, Alg. 1-2):
 
 - SCConv2d: spatially conditional convolution, Eq. 4: out(r,c) = sum_i V[i,r,c] * (k_i * x)(r,c);
 - SCNorm: spatially conditional normalization, Eq. 5: BN(x) * (1 + sum_i V_i s_i) + sum_i V_i m_i;
