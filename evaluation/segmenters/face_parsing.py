@@ -11,9 +11,9 @@ already the generator's range, at 512x512 (run_test.sh: --imsize 512). The resiz
 the two sources differ: `resize_mode="bicubic"` (default, align_corners=True) is imaginaire's, the protocol later
 face-synthesis tables follow; `"nearest"` is their tester.py's. Logits come back at the input size (bilinear).
 
-Label space: their README's labels 0 background, 1 skin, 2 nose, 3 eye_g, 4 l_eye, 5 r_eye, 6 l_brow, 7 r_brow,
-8 l_ear, 9 r_ear, 10 mouth, 11 u_lip, 12 l_lip, 13 hair, 14 hat, 15 ear_r, 16 neck_l, 17 neck, 18 cloth are the
-project's CelebAMask-HQ ids (data/celebamaskhq_dataset.py CLASS_NAMES), one to one.
+Label space: the labels of their face_parsing/README.md (LABELS: 0 background, 1 skin, ... 18 cloth, the order of
+Data_preprocessing/g_mask.py) are the project's CelebAMask-HQ ids (data/celebamaskhq_dataset.py CLASS_NAMES), one
+to one.
 """
 from typing import Optional, Sequence
 
@@ -28,6 +28,8 @@ NUM_CLASSES = 19
 IMAGE_SIZE = 512
 RESIZE_MODES = ("bicubic", "nearest")
 WEIGHTS_FILE = "model.pth"
+LABELS = ("background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
+          "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
 
 
 class DoubleConv(nn.Sequential):
