@@ -294,3 +294,25 @@ def test_check_command_refuses_another_file(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "not loaded" in captured.err and "center.conv2.1.running_var" in captured.err
     assert "loaded" not in captured.out
+
+
+def test_check_command_runs_as_a_module(tmp_path):
+    import subprocess
+    import sys
+    paths, _ = save_released(tmp_path, "celebamaskhq")
+    result = subprocess.run([sys.executable, "-m", "evaluation.segmenters.check", "--dataset", "celebamaskhq",
+                             "--weights", *paths], capture_output=True, text=True, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    assert "strictly into the celebamaskhq segmenter" in result.stdout
+
+
+def test_readme_check_commands_name_registered_datasets_and_their_file_counts():
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    with open(readme, encoding="utf-8") as f:
+        commands = [line.split() for line in f if line.startswith("python -m evaluation.segmenters.check")]
+    assert {c[c.index("--dataset") + 1] for c in commands} <= set(SEGMENTERS.names()) and commands
+    for c in commands:
+        dataset, files = c[c.index("--dataset") + 1], c[c.index("--weights") + 1:]
+        assert len(files) == len(LAYOUTS[dataset])
