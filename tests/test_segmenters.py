@@ -188,6 +188,8 @@ def test_face_parsing_keeps_the_range_and_resizes_to_its_input_size():
     assert torch.allclose(cubic[..., 0, 0], x[..., 0, 0]) and torch.allclose(cubic[..., -1, -1], x[..., -1, -1])
     with pytest.raises(ValueError, match="bicubic, nearest"):
         face_parsing.preprocess(x, image_size=4, resize_mode="bilinear")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_segmenter("celebamaskhq", image_size=500)
 
 
 # ---------------------------------------------------------------------------------------------------------

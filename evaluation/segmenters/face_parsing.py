@@ -96,6 +96,8 @@ class CelebAMaskHQSegmenter(Segmenter):
         super().__init__(range(NUM_CLASSES))
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode {resize_mode}: expected one of {', '.join(RESIZE_MODES)}")
+        if image_size % 16:
+            raise ValueError(f"image_size {image_size}: the U-Net pools four times, give a multiple of 16 (512)")
         self.image_size, self.resize_mode = image_size, resize_mode
         self.net = FaceParsingUNet()
 
