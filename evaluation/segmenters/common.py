@@ -1,0 +1,103 @@
+"""What the papers' segmenters share: the module contract, [-1, 1] -> [0, 1], and strict loading of a released
+weights file.
+
+Contract (every segmenter in this package): a float RGB batch (B, 3, H, W) in [-1, 1], the generator's output
+range, goes in; (B, H, W) long class ids in the *dataset's* label space come out (the ids the project's loader
+for that dataset produces), at the input's size. Each network's own preprocessing happens inside.
+"""
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class SegmenterWeightsError(ValueError):
+    """A weights file that is missing, unreadable or not the released layout of the network asked for."""
+
+
+def to_unit_range(images):
+    """(B, 3, H, W) in [-1, 1] -> the same in [0, 1] (what torchvision's ToTensor gives for a uint8 image)."""
+    return (images + 1) / 2
+
+
+class Segmenter(nn.Module):
+    """Base of the segmenters: `class_scores` gives per-class scores at the input size, forward takes the arg max
+    and maps the network's class k to the dataset id `dataset_ids[k]`."""
+
+    def __init__(self, dataset_ids: Sequence[int]):
+        super().__init__()
+        # Not persistent: the state dict stays exactly the released file's layout.
+        self.register_buffer("dataset_ids", torch.as_tensor(list(dataset_ids), dtype=torch.long),
+                             persistent=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset_ids)
+
+    def class_scores(self, images):
+        """images: (B, 3, H, W) in [-1, 1] -> (B, num_classes, H, W) scores (higher wins)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def forward(self, images):
+        """images: (B, 3, H, W) RGB in [-1, 1] -> (B, H, W) long dataset label ids."""
+        return self.dataset_ids[self.class_scores(images).argmax(1)]
+
+    def label_map(self) -> dict:
+        """{dataset id: network class}: the dataset ids this network can predict; others are not scored."""
+        return {int(d): k for k, d in enumerate(self.dataset_ids.tolist())}
+
+    def released_modules(self) -> Sequence[nn.Module]:
+        """The submodules whose state dicts are the released files, in the order the files are given."""
+        raise NotImplementedError
+
+
+def read_weights(path: str, what: str) -> dict:
+    """A released weights file as {name: tensor}, read without executing pickled code. A file saved from
+    nn.DataParallel (every key under 'module.') is read without that prefix."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SegmenterWeightsError(f"{path}: no such file ({what})") from None
+    except Exception as e:  # noqa: BLE001 -- any unreadable file gets the same message
+        raise SegmenterWeightsError(f"{path}: not a weights file torch can read safely ({what}): {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SegmenterWeightsError(f"{path}: not a state dict (names -> tensors) but a {type(state).__name__} "
+                                    f"({what})")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def load_strict(module: nn.Module, state: dict, path: str, what: str):
+    """Load `state` into `module` with strict=True, after checking names and shapes so that a wrong file is named
+    with its first wrong key. Batch-norm step counters (`num_batches_tracked`) that files saved before PyTorch
+    0.4.1 lack are taken as 0: evaluation never reads them."""
+    own = module.state_dict()
+    state = dict(state)
+    for key, value in own.items():
+        if key.endswith(".num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        first = (f"missing {missing[0]} and {len(missing) - 1} more" if missing else
+                 f"unexpected {unexpected[0]} and {len(unexpected) - 1} more")
+        raise SegmenterWeightsError(f"{path}: not the layout of {what} ({first})")
+    for key, value in own.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise SegmenterWeightsError(f"{path}: {key} has shape {tuple(state[key].shape)}, {what} has "
+                                        f"{tuple(value.shape)}")
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def load_released(segmenter: Segmenter, weights: Sequence[str], names: Sequence[str]) -> Segmenter:
+    """Strictly load one file per released module (`names`: what each file is, for messages); -> eval mode."""
+    modules = segmenter.released_modules()
+    if len(weights) != len(modules):
+        raise SegmenterWeightsError(f"{type(segmenter).__name__} takes {len(modules)} weights file(s) "
+                                    f"({', '.join(names)}), got {len(weights)}")
+    for module, path, what in zip(modules, weights, names):
+        load_strict(module, read_weights(path, what), path, what)
+    return segmenter.eval()
