@@ -76,7 +76,9 @@ class BaseOptions:
         parser.add_argument("--output_nc", type=bounded(int, min=1), default=3, help="number of output image channels")
 
         # input
-        parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/")
+        parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/",
+                            help="the dataset's folder; each --dataset_mode sets its own default (coco: "
+                                 "./datasets/coco_stuff/)")
         parser.add_argument("--dataset_mode", type=str, default="coco")
         parser.add_argument("--serial_batches", action="store_true",
                             help="take images in order instead of shuffling")
@@ -95,16 +97,19 @@ class BaseOptions:
                             help="read the list of files from files.list instead of walking the folders")
 
         # display
-        parser.add_argument("--display_winsize", type=bounded(int, min=1), default=400, help="width of images on HTML pages")
+        parser.add_argument("--display_winsize", type=bounded(int, min=1), default=400,
+                            help="width of images on HTML pages")
 
         # generator
         parser.add_argument("--netG", type=str, default="spade",
                             help=f"generator: {', '.join(networks.GENERATORS.names())}")
-        parser.add_argument("--ngf", type=bounded(int, min=1), default=64, help="width of the first/last generator layer")
+        parser.add_argument("--ngf", type=bounded(int, min=1), default=64,
+                            help="width of the first/last generator layer")
         parser.add_argument("--init_type", type=str, default="xavier",
                             choices=("normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "none"),
                             help="weight initialisation")
-        parser.add_argument("--init_variance", type=bounded(float, min=0, min_inclusive=False), default=0.02, help="gain of the initialisation")
+        parser.add_argument("--init_variance", type=bounded(float, min=0, min_inclusive=False), default=0.02,
+                            help="gain of the initialisation")
         parser.add_argument("--z_dim", type=bounded(int, min=1), default=256, help="dimension of the latent code z")
 
         # instance maps and VAE

@@ -37,7 +37,8 @@ class EvalOptions(TestOptions):
                             help="read the synthesized images test.py wrote under --results_dir "
                                  "(NAME/PHASE_EPOCH/images/synthesized_image) instead of running the generator")
         add_inception_option(parser)
-        parser.add_argument("--kid_subsets", type=bounded(int, min=1), default=100, help="KID: number of random subsets")
+        parser.add_argument("--kid_subsets", type=bounded(int, min=1), default=100,
+                            help="KID: number of random subsets")
         parser.add_argument("--kid_subset_size", type=bounded(int, min=2), default=1000,
                             help="KID: images per subset (capped at the number of images)")
         parser.add_argument("--lpips_net", type=str, default="alex", choices=("alex", "vgg"),

@@ -43,7 +43,8 @@ class TestOptions(BaseOptions):
         BaseOptions.initialize(self, parser)
         parser.add_argument("--results_dir", type=str, default="./results/", help="results are saved here")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to load")
-        parser.add_argument("--how_many", type=bounded(float, min=1, allow_inf=True), default=float("inf"), help="how many test images to run")
+        parser.add_argument("--how_many", type=bounded(float, min=1, allow_inf=True), default=float("inf"),
+                            help="how many test images to run")
         parser.add_argument("--no_ema", action="store_true",
                             help="use netG even when the experiment has an EMA generator (*_net_G_ema.pth)")
         parser.set_defaults(preprocess_mode="scale_width_and_crop", crop_size=256, load_size=256,

@@ -12,8 +12,10 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         BaseOptions.initialize(self, parser)
         # display and saving (frequencies count images, as in SPADE)
-        parser.add_argument("--display_freq", type=bounded(int, min=1), default=100, help="show results every this many images")
-        parser.add_argument("--print_freq", type=bounded(int, min=1), default=100, help="print losses every this many images")
+        parser.add_argument("--display_freq", type=bounded(int, min=1), default=100,
+                            help="show results every this many images")
+        parser.add_argument("--print_freq", type=bounded(int, min=1), default=100,
+                            help="print losses every this many images")
         parser.add_argument("--save_latest_freq", type=bounded(int, min=1), default=5000,
                             help="save the latest checkpoint every this many images")
         parser.add_argument("--save_epoch_freq", type=bounded(int, min=1), default=10,
@@ -44,7 +46,8 @@ class TrainOptions(BaseOptions):
                             help="every this many epochs measure --eval_metrics of the (EMA) generator on "
                                  "--eval_how_many validation images, plot them on the page and keep "
                                  "best_net_G.pth; 0: never")
-        parser.add_argument("--eval_how_many", type=bounded(int, min=1), default=500, help="validation images for --eval_freq")
+        parser.add_argument("--eval_how_many", type=bounded(int, min=1), default=500,
+                            help="validation images for --eval_freq")
         parser.add_argument("--eval_metrics", type=str, default="fid",
                             help="for --eval_freq, comma-separated from fid (needs --inception_weights), miou "
                                  "(needs --seg_model); best_net_G.pth follows the first of FID and mIoU")
@@ -57,16 +60,22 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--niter_decay", type=bounded(int, min=0), default=0, help="epochs of linear decay to zero")
         parser.add_argument("--optimizer", type=str, default="adam", choices=("adam", "adamw"),
                             help="adam, or adamw (decoupled weight decay 0.01)")
-        parser.add_argument("--beta1", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.0, help="Adam beta1 (0.5 with --no_TTUR)")
-        parser.add_argument("--beta2", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.9, help="Adam beta2 (0.999 with --no_TTUR)")
+        parser.add_argument("--beta1", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.0,
+                            help="Adam beta1 (0.5 with --no_TTUR)")
+        parser.add_argument("--beta2", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.9,
+                            help="Adam beta2 (0.999 with --no_TTUR)")
         parser.add_argument("--no_TTUR", action="store_true",
                             help="same learning rate for G and D instead of lr/2 and 2*lr")
-        parser.add_argument("--lr", type=bounded(float, min=0, min_inclusive=False), default=0.0002, help="initial learning rate")
-        parser.add_argument("--D_steps_per_G", type=bounded(int, min=1), default=1, help="discriminator steps per generator step")
+        parser.add_argument("--lr", type=bounded(float, min=0, min_inclusive=False), default=0.0002,
+                            help="initial learning rate")
+        parser.add_argument("--D_steps_per_G", type=bounded(int, min=1), default=1,
+                            help="discriminator steps per generator step")
 
         # discriminator and losses
-        parser.add_argument("--ndf", type=bounded(int, min=1), default=64, help="width of the first discriminator layer")
-        parser.add_argument("--lambda_feat", type=bounded(float, min=0), default=10.0, help="weight of the feature-matching loss")
+        parser.add_argument("--ndf", type=bounded(int, min=1), default=64,
+                            help="width of the first discriminator layer")
+        parser.add_argument("--lambda_feat", type=bounded(float, min=0), default=10.0,
+                            help="weight of the feature-matching loss")
         parser.add_argument("--lambda_vgg", type=bounded(float, min=0), default=10.0,
                             help="weight of the VGG perceptual loss (0 turns it off)")
         parser.add_argument("--no_ganFeat_loss", action="store_true", help="no discriminator feature matching")
@@ -79,7 +88,8 @@ class TrainOptions(BaseOptions):
                                  "weights; a deviation for machines with only a VGG16 file, e.g. LPIPS' backbone)")
         parser.add_argument("--gan_mode", type=str, default="hinge", choices=("hinge", "ls", "original", "w"))
         parser.add_argument("--netD", type=str, default="multiscale", help="discriminator")
-        parser.add_argument("--lambda_kld", type=bounded(float, min=0), default=0.05, help="weight of the VAE's KL divergence")
+        parser.add_argument("--lambda_kld", type=bounded(float, min=0), default=0.05,
+                            help="weight of the VAE's KL divergence")
         return parser
 
     def modify_dependent_defaults(self, parser, opt):

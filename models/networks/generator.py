@@ -144,9 +144,11 @@ class SPADEGenerator(BaseNetwork):
 class Pix2PixHDGenerator(BaseNetwork):
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument("--resnet_n_downsample", type=bounded(int, min=0), default=4, help="down-sampling layers in netG")
+        parser.add_argument("--resnet_n_downsample", type=bounded(int, min=0), default=4,
+                            help="down-sampling layers in netG")
         parser.add_argument("--resnet_n_blocks", type=bounded(int, min=0), default=9, help="residual blocks in netG")
-        parser.add_argument("--resnet_kernel_size", type=bounded(int, min=1, odd=True), default=3, help="kernel size of the resnet block")
+        parser.add_argument("--resnet_kernel_size", type=bounded(int, min=1, odd=True), default=3,
+                            help="kernel size of the resnet block")
         parser.add_argument("--resnet_initial_kernel_size", type=bounded(int, min=1, odd=True), default=7,
                             help="kernel size of the first convolution")
         parser.set_defaults(norm_G="instance")
