@@ -377,3 +377,19 @@ def test_continue_train_needs_a_checkpoint(tmp_path):
         run_train(tmp_path, "never", *SIZES["spade"], "--continue_train")
     assert "--continue_train: " in str(e.value) and "holds no checkpoint to resume" in str(e.value)
     assert not (tmp_path / "checkpoints" / "never").exists()
+
+
+def test_test_py_checks_checkpoint_data_and_folder_before_building(trained, monkeypatch):
+    from models.networks.scgan import SCGANGenerator
+    built = []
+    original = SCGANGenerator.__init__
+    monkeypatch.setattr(SCGANGenerator, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    with pytest.raises(SystemExit) as e:
+        run_test(trained, "--which_epoch", "7", "--dataset_mode", "custom", "--label_dir", str(trained / "nowhere"),
+                 results="results_bad")
+    lines = str(e.value).splitlines()
+    assert lines[0] == "error: 2 problems found before building anything:", lines
+    assert lines[1].startswith(f"  --which_epoch 7: {trained / 'checkpoints' / 'scg' / '7_net_G.pth'} not found "
+                               f"(--name scg holds: 1_net_D.pth, 1_net_G.pth")
+    assert lines[2].startswith(f"  --dataset_mode custom: the folder of label maps {trained / 'nowhere'} does not")
+    assert built == [] and not (trained / "results_bad").exists()

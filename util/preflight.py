@@ -11,7 +11,7 @@ from models.networks.loss import missing_vgg_message
 from util import metrics
 from trainers.eval_monitor import validation_options
 from trainers.pix2pix_trainer import check_fresh_start, existing_checkpoints
-from util.checkpoint import CheckpointError, check_writable
+from util.checkpoint import CheckpointError, check_writable, network_path
 
 
 class Problems(Exception):
@@ -96,3 +96,21 @@ def file_problem(path, option, how_to_make, asked_by=None):
     if not path:
         return f"{asked_by} needs {option} PATH. {how_to_make}"
     return f"{option} {path}: file not found. {how_to_make}"
+
+
+def test_problems(opt, web_dir):
+    """-> (problems, dataset) for test.py, before the model is built: the network files to load, the dataset
+    (its --dataroot comes from the experiment's saved options when not given) and the results folder (not
+    created here)."""
+    problems = []
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    wanted = [("G", "G_ema")] + ([("E", None)] if opt.use_vae else [])
+    for net, alternative in wanted:
+        paths = [network_path(folder, opt.which_epoch, n) for n in (net, alternative) if n]
+        if not any(os.path.isfile(p) for p in paths):
+            held = sorted(f for f in os.listdir(folder) if f.endswith(".pth")) if os.path.isdir(folder) else []
+            problems.append(f"--which_epoch {opt.which_epoch}: {paths[0]} not found (--name {opt.name} holds: "
+                            f"{', '.join(held) or 'no .pth files'})")
+    dataset, problem = dataset_or_problem(opt)
+    problems += [problem, folder_problem(web_dir, "--results_dir")]
+    return [p for p in problems if p], dataset
