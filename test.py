@@ -19,6 +19,7 @@ from models import create_model
 from options.test_options import TestPageOptions
 from util import html, multimodal
 from util.checkpoint import CheckpointError, check_writable
+from util.preflight import Problems, test_problems
 from util.visualizer import Visualizer
 
 
@@ -27,10 +28,14 @@ def main(argv=None):
     torch.manual_seed(opt.seed)
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
     try:
-        model = create_model(opt)  # the experiment first: a missing checkpoint is the first thing to say
+        # the checkpoint files, the data and the results folder, all reported at once before the model is built
+        problems, dataset = test_problems(opt, web_dir)
+        if problems:
+            raise Problems(problems)
+        model = create_model(opt)
+        dataloader = data.create_dataloader(opt, dataset)
         check_writable(web_dir)
-        dataloader = data.create_dataloader(opt)
-    except (data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
+    except (Problems, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     model.eval()
     has_images = dataloader.dataset.has_images

@@ -20,10 +20,11 @@ import data
 from models.networks.loss import MissingWeightsError
 from options.train_options import TrainOptions
 from trainers.eval_monitor import EvalMonitor
-from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer, check_fresh_start
+from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
 from util.checkpoint import CheckpointError, check_writable
 from util.distributed import any_rank, cleanup, launch, launched_by_torchrun, setup
 from util.iter_counter import IterationCounter
+from util.preflight import Problems, training_problems
 from util.visualizer import Visualizer
 
 
@@ -91,16 +92,19 @@ def train(options, opt, ctx):
     torch.manual_seed(opt.seed + ctx.rank)
     folder = os.path.join(opt.checkpoints_dir, opt.name)
     try:
-        if ctx.is_main:
-            check_fresh_start(opt)
-            check_writable(folder)
+        # everything that can be known without building anything, reported at once; nothing is created yet
+        problems, dataset = training_problems(opt, dataroot_given=options.given_on_command_line("--dataroot")
+                                              or opt.load_from_opt_file)
+        if problems:
+            raise Problems(problems)
         trainer = Pix2PixTrainer(opt, ctx)
         start = trainer.resume() if opt.continue_train else (1, 0, 0)
-        dataloader = data.create_dataloader(opt, rank=ctx.rank, world_size=ctx.world_size)
+        dataloader = data.create_dataloader(opt, dataset, rank=ctx.rank, world_size=ctx.world_size)
         monitor = EvalMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
         if ctx.is_main:
+            check_writable(folder)  # creates the experiment folder: training starts
             options.save_options(opt)  # only now: the networks were built and loaded with these options
-    except (MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
+    except (Problems, MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
 
     iter_counter = IterationCounter(opt, len(dataloader.dataset), *start)

@@ -27,9 +27,9 @@ class ADE20KDataset(Pix2pixDataset):
         parser.add_argument("--ade20k_raw_labels", action="store_true",
                             help="keep raw ADE20K ids (0 'other' = channel 0, 150 = the dontcare channel), as "
                                  "SPADE's released model was trained; by default 0 -> dontcare, k -> k-1")
-        parser.set_defaults(preprocess_mode="resize_and_crop", load_size=286 if is_train else 256,
-                            crop_size=256, display_winsize=256, label_nc=150, contain_dontcare_label=True,
-                            no_instance=True)
+        parser.set_defaults(dataroot="./datasets/ADEChallengeData2016/", preprocess_mode="resize_and_crop",
+                            load_size=286 if is_train else 256, crop_size=256, display_winsize=256, label_nc=150,
+                            contain_dontcare_label=True, no_instance=True)
         return parser
 
     def get_paths(self, opt):

@@ -24,8 +24,8 @@ class CelebAMaskHQDataset(Pix2pixDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         parser = Pix2pixDataset.modify_commandline_options(parser, is_train)
-        parser.set_defaults(preprocess_mode="resize_and_crop", load_size=512, crop_size=512,
-                            display_winsize=512, label_nc=19, no_instance=True)
+        parser.set_defaults(dataroot="./datasets/CelebAMask-HQ/", preprocess_mode="resize_and_crop", load_size=512,
+                            crop_size=512, display_winsize=512, label_nc=19, no_instance=True)
         return parser
 
     def get_paths(self, opt):

@@ -18,8 +18,8 @@ class CityscapesDataset(Pix2pixDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         parser = Pix2pixDataset.modify_commandline_options(parser, is_train)
-        parser.set_defaults(preprocess_mode="fixed", load_size=512, crop_size=512, display_winsize=512,
-                            label_nc=35, aspect_ratio=2.0, batchSize=16)
+        parser.set_defaults(dataroot="./datasets/cityscapes/", preprocess_mode="fixed", load_size=512, crop_size=512,
+                            display_winsize=512, label_nc=35, aspect_ratio=2.0, batchSize=16)
         opt, _ = parser.parse_known_args([])
         if hasattr(opt, "num_upsampling_layers"):  # only generators that have it (spade, scgan)
             parser.set_defaults(num_upsampling_layers="more")

@@ -22,8 +22,9 @@ class CocoDataset(Pix2pixDataset):
         parser = Pix2pixDataset.modify_commandline_options(parser, is_train)
         parser.add_argument("--coco_no_portraits", action="store_true",
                             help="do not add the *_portrait folders to the training set")
-        parser.set_defaults(preprocess_mode="resize_and_crop", load_size=286 if is_train else 256,
-                            crop_size=256, display_winsize=256, label_nc=182, contain_dontcare_label=True)
+        parser.set_defaults(dataroot="./datasets/coco_stuff/", preprocess_mode="resize_and_crop",
+                            load_size=286 if is_train else 256, crop_size=256, display_winsize=256, label_nc=182,
+                            contain_dontcare_label=True)
         return parser
 
     def get_paths(self, opt):

@@ -5,6 +5,8 @@ a short schedule. Samples are drawn at --load_size and go through the same trans
 """
 from PIL import Image
 
+from options.ranges import bounded
+
 from . import DATASETS
 from .base_dataset import BaseDataset
 from .pix2pix_dataset import Pix2pixDataset
@@ -23,7 +25,8 @@ class SyntheticDataset(Pix2pixDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         parser = Pix2pixDataset.modify_commandline_options(parser, is_train)
-        parser.add_argument("--num_synthetic", type=int, default=200, help="number of synthetic samples")
+        parser.add_argument("--num_synthetic", type=bounded(int, min=1), default=200,
+                            help="number of synthetic samples")
         parser.set_defaults(label_nc=9, no_instance=True, preprocess_mode="resize_and_crop", load_size=64,
                             crop_size=64, display_winsize=128)
         # The CPU demo: a small model, no VGG loss (--lambda_vgg 10 --vgg_weights PATH turns it on), a short

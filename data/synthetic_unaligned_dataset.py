@@ -6,6 +6,8 @@ the same images in its folder layout.
 """
 from PIL import Image
 
+from options.ranges import bounded
+
 from . import DATASETS
 from .unaligned_dataset import UnalignedDataset, set_no_layout
 
@@ -18,7 +20,7 @@ class SyntheticUnalignedDataset(UnalignedDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         set_no_layout(parser)
-        parser.add_argument("--num_synthetic", type=int, default=200,
+        parser.add_argument("--num_synthetic", type=bounded(int, min=1), default=200,
                             help="number of synthetic images in each domain")
         parser.set_defaults(preprocess_mode="resize_and_crop", load_size=64, crop_size=64, display_winsize=128)
         # the CPU demo's model and schedule, as --dataset_mode synthetic has (the VGG loss stays on: it is what

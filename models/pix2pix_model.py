@@ -68,7 +68,7 @@ class Pix2PixModel(nn.Module):
                 self.criterionOASIS = OASISLoss(opt.label_nc + int(opt.contain_dontcare_label),
                                                 opt.label_nc if opt.contain_dontcare_label else None,
                                                 labelmix=opt.lambda_labelmix > 0)
-            self.use_vgg_loss = not opt.no_vgg_loss and opt.lambda_vgg > 0
+            self.use_vgg_loss = self.vgg_loss_on(opt)
             self.criterionVGG = None
             if self.use_vgg_loss:
                 self.vgg_loss()
@@ -76,6 +76,16 @@ class Pix2PixModel(nn.Module):
             self.extra_criteria = networks.GENERATORS.get(opt.netG).extra_criteria(opt, self.vgg_loss)
             for name, (_, criterion, _) in self.extra_criteria.items():
                 self.add_module(f"criterion{name}", criterion)
+
+    @staticmethod
+    def vgg_loss_on(opt):
+        return not opt.no_vgg_loss and opt.lambda_vgg > 0
+
+    @classmethod
+    def needs_vgg(cls, opt):
+        """Whether training builds the VGG network, whose weights file (--vgg_weights) must then exist: for the
+        VGG loss, or for a term of the generator's own (SC-GAN's --sv_loss vgg)."""
+        return cls.vgg_loss_on(opt) or networks.GENERATORS.get(opt.netG).uses_vgg(opt)
 
     def vgg_loss(self):
         """The VGG perceptual loss, built once and shared (the VGG loss and, e.g., SC-GAN's --sv_loss vgg)."""

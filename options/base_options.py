@@ -22,6 +22,7 @@ import models
 from models import networks
 from util.distributed import launched_by_torchrun, world_size_from_environment
 from util.registry import RegistryError
+from .ranges import bounded, check_values
 
 
 SQUARE_CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop")
@@ -54,34 +55,36 @@ class BaseOptions:
         parser.add_argument("--norm_D", type=str, default="spectralinstance", help="norm of the discriminator")
         parser.add_argument("--norm_E", type=str, default="spectralinstance", help="norm of the VAE encoder")
         parser.add_argument("--phase", type=str, default="train", help="train, val, test, ...")
-        parser.add_argument("--seed", type=int, default=0,
+        parser.add_argument("--seed", type=bounded(int, min=0), default=0,
                             help="random seed for weights, data order and the synthetic dataset")
 
         # sizes
-        parser.add_argument("--batchSize", type=int, default=1, help="input batch size")
+        parser.add_argument("--batchSize", type=bounded(int, min=1), default=1, help="input batch size")
         parser.add_argument("--preprocess_mode", type=str, default="scale_width_and_crop",
                             choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop",
                                      "scale_shortside", "scale_shortside_and_crop", "fixed", "none"),
                             help="scaling and cropping of images at load time")
-        parser.add_argument("--load_size", type=int, default=1024,
+        parser.add_argument("--load_size", type=bounded(int, min=1), default=1024,
                             help="scale images to this size before cropping (see --preprocess_mode)")
-        parser.add_argument("--crop_size", type=int, default=512, help="crop images to this size")
-        parser.add_argument("--aspect_ratio", type=float, default=1.0,
+        parser.add_argument("--crop_size", type=bounded(int, min=1), default=512, help="crop images to this size")
+        parser.add_argument("--aspect_ratio", type=bounded(float, min=0, min_inclusive=False), default=1.0,
                             help="width / height of the generated image")
-        parser.add_argument("--label_nc", type=int, default=182,
+        parser.add_argument("--label_nc", type=bounded(int, min=0), default=182,
                             help="number of label classes, not counting the dontcare label")
         parser.add_argument("--contain_dontcare_label", action="store_true",
                             help="the label maps hold a dontcare label (255), one-hot as an extra channel")
-        parser.add_argument("--output_nc", type=int, default=3, help="number of output image channels")
+        parser.add_argument("--output_nc", type=bounded(int, min=1), default=3, help="number of output image channels")
 
         # input
-        parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/")
+        parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/",
+                            help="the dataset's folder; each --dataset_mode sets its own default (coco: "
+                                 "./datasets/coco_stuff/)")
         parser.add_argument("--dataset_mode", type=str, default="coco")
         parser.add_argument("--serial_batches", action="store_true",
                             help="take images in order instead of shuffling")
         parser.add_argument("--no_flip", action="store_true", help="do not flip images for augmentation")
-        parser.add_argument("--nThreads", type=int, default=0, help="number of data-loading workers")
-        parser.add_argument("--max_dataset_size", type=int, default=sys.maxsize,
+        parser.add_argument("--nThreads", type=bounded(int, min=0), default=0, help="number of data-loading workers")
+        parser.add_argument("--max_dataset_size", type=bounded(int, min=1), default=sys.maxsize,
                             help="use at most this many samples of the dataset")
         parser.add_argument("--load_from_opt_file", action="store_true",
                             help="take defaults from the saved options of the experiment (checkpoints/NAME/opt.json)")
@@ -94,23 +97,26 @@ class BaseOptions:
                             help="read the list of files from files.list instead of walking the folders")
 
         # display
-        parser.add_argument("--display_winsize", type=int, default=400, help="width of images on HTML pages")
+        parser.add_argument("--display_winsize", type=bounded(int, min=1), default=400,
+                            help="width of images on HTML pages")
 
         # generator
         parser.add_argument("--netG", type=str, default="spade",
                             help=f"generator: {', '.join(networks.GENERATORS.names())}")
-        parser.add_argument("--ngf", type=int, default=64, help="width of the first/last generator layer")
+        parser.add_argument("--ngf", type=bounded(int, min=1), default=64,
+                            help="width of the first/last generator layer")
         parser.add_argument("--init_type", type=str, default="xavier",
                             choices=("normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "none"),
                             help="weight initialisation")
-        parser.add_argument("--init_variance", type=float, default=0.02, help="gain of the initialisation")
-        parser.add_argument("--z_dim", type=int, default=256, help="dimension of the latent code z")
+        parser.add_argument("--init_variance", type=bounded(float, min=0, min_inclusive=False), default=0.02,
+                            help="gain of the initialisation")
+        parser.add_argument("--z_dim", type=bounded(int, min=1), default=256, help="dimension of the latent code z")
 
         # instance maps and VAE
         parser.add_argument("--no_instance", action="store_true", help="do not add the instance edge map")
         parser.add_argument("--netE", type=str, default="conv",
                             help=f"VAE encoder: {', '.join(networks.ENCODERS.names())}")
-        parser.add_argument("--nef", type=int, default=-1,
+        parser.add_argument("--nef", type=bounded(int, min=1, special={-1: "uses --ngf"}), default=-1,
                             help="width of the encoder's first layer; -1 uses ngf (as SPADE's encoder does)")
         parser.add_argument("--use_vae", action=argparse.BooleanOptionalAction, default=False,
                             help="encode the real image into z with a VAE encoder (multimodal synthesis); "
@@ -155,7 +161,9 @@ class BaseOptions:
         self._apply_saved(parser, saved)
         self.modify_dependent_defaults(parser, parser.parse_known_args(argv)[0])
         self.parser = parser
-        return parser.parse_args(argv)
+        opt = parser.parse_args(argv)
+        check_values(parser, opt)
+        return opt
 
     def modify_dependent_defaults(self, parser, opt):
         """Defaults that depend on other options (TrainOptions: Adam betas with --no_TTUR)."""
@@ -217,10 +225,6 @@ class BaseOptions:
         opt.semantic_nc = opt.label_nc + int(opt.contain_dontcare_label) + int(not opt.no_instance)
         if opt.nef == -1:
             opt.nef = opt.ngf
-        if opt.batchSize < 1:
-            raise SystemExit(f"--batchSize {opt.batchSize}: must be at least 1")
-        if opt.aspect_ratio <= 0:
-            raise SystemExit(f"--aspect_ratio {opt.aspect_ratio:g}: must be positive (width / height)")
         if opt.aspect_ratio != 1 and opt.preprocess_mode in SQUARE_CROP_MODES:
             raise SystemExit(f"--aspect_ratio {opt.aspect_ratio:g} with --preprocess_mode {opt.preprocess_mode}: that "
                              f"mode cuts square {opt.crop_size}x{opt.crop_size} crops; use --aspect_ratio 1, or "

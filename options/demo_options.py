@@ -1,5 +1,6 @@
 """Options of the painting demo (demo.py): the test options (the experiment's saved options are read, so the
 model is rebuilt as trained) plus where the local page is served."""
+from .ranges import bounded
 from .test_options import TestOptions
 
 
@@ -8,5 +9,5 @@ class DemoOptions(TestOptions):
         TestOptions.initialize(self, parser)
         parser.add_argument("--host", type=str, default="127.0.0.1",
                             help="address the page is served on (0.0.0.0 opens it to the network)")
-        parser.add_argument("--port", type=int, default=7860, help="port of the page")
+        parser.add_argument("--port", type=bounded(int, min=1, max=65535), default=7860, help="port of the page")
         return parser

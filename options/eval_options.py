@@ -6,6 +6,7 @@ README's `python -m util.weights ...` commands put them, under <repo>/.weights/.
 import os
 
 from util.metrics import DEFAULT_WEIGHTS_DIR
+from .ranges import bounded
 from .test_options import TestOptions
 
 METRICS = ("fid", "kid", "lpips", "miou")
@@ -36,8 +37,9 @@ class EvalOptions(TestOptions):
                             help="read the synthesized images test.py wrote under --results_dir "
                                  "(NAME/PHASE_EPOCH/images/synthesized_image) instead of running the generator")
         add_inception_option(parser)
-        parser.add_argument("--kid_subsets", type=int, default=100, help="KID: number of random subsets")
-        parser.add_argument("--kid_subset_size", type=int, default=1000,
+        parser.add_argument("--kid_subsets", type=bounded(int, min=1), default=100,
+                            help="KID: number of random subsets")
+        parser.add_argument("--kid_subset_size", type=bounded(int, min=2), default=1000,
                             help="KID: images per subset (capped at the number of images)")
         parser.add_argument("--lpips_net", type=str, default="alex", choices=("alex", "vgg"),
                             help="LPIPS backbone")
@@ -45,7 +47,7 @@ class EvalOptions(TestOptions):
                             help="LPIPS backbone file (python -m util.weights lpips); default "
                                  ".weights/lpips_NET.pth")
         add_segmenter_options(parser)
-        parser.add_argument("--num_examples", type=int, default=8, help="example rows on the page")
+        parser.add_argument("--num_examples", type=bounded(int, min=0), default=8, help="example rows on the page")
         return parser
 
     def finalize(self, opt):

@@ -5,6 +5,7 @@ import os
 
 from util.multimodal import check_options
 from .base_options import BaseOptions
+from .ranges import bounded
 
 
 def experiments_with(checkpoints_dir, which_epoch):
@@ -42,7 +43,8 @@ class TestOptions(BaseOptions):
         BaseOptions.initialize(self, parser)
         parser.add_argument("--results_dir", type=str, default="./results/", help="results are saved here")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to load")
-        parser.add_argument("--how_many", type=float, default=float("inf"), help="how many test images to run")
+        parser.add_argument("--how_many", type=bounded(float, min=1, allow_inf=True), default=float("inf"),
+                            help="how many test images to run")
         parser.add_argument("--no_ema", action="store_true",
                             help="use netG even when the experiment has an EMA generator (*_net_G_ema.pth)")
         parser.set_defaults(preprocess_mode="scale_width_and_crop", crop_size=256, load_size=256,
@@ -88,12 +90,12 @@ class TestPageOptions(TestOptions):
 
     def initialize(self, parser):
         TestOptions.initialize(self, parser)
-        parser.add_argument("--n_samples", type=int, default=1,
+        parser.add_argument("--n_samples", type=bounded(int, min=1), default=1,
                             help="results per label (needs a --use_vae model). 1: one result, its style encoded "
                                  "from the real image when the test set has one (SPADE's test). K >= 2: K results "
                                  "from K random codes z ~ N(0, I), none encoded from the real image (shown last "
                                  "for reference); code k is the same for every label and drawn from --seed")
-        parser.add_argument("--interpolate", type=int, default=None, metavar="STEPS",
+        parser.add_argument("--interpolate", type=bounded(int, min=2), default=None, metavar="STEPS",
                             help="add a row per label of STEPS (>= 2) results whose code moves linearly from "
                                  "the style of --style_a (t = 0) to that of --style_b (t = 1); a style is the "
                                  "mean mu of the encoder's posterior for the image (needs a --use_vae model)")

@@ -2,6 +2,7 @@
 import os
 
 from .base_options import BaseOptions
+from .ranges import bounded
 from .eval_options import TRAINING_METRICS as EVAL_METRICS, add_inception_option, add_segmenter_options
 
 
@@ -11,11 +12,13 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         BaseOptions.initialize(self, parser)
         # display and saving (frequencies count images, as in SPADE)
-        parser.add_argument("--display_freq", type=int, default=100, help="show results every this many images")
-        parser.add_argument("--print_freq", type=int, default=100, help="print losses every this many images")
-        parser.add_argument("--save_latest_freq", type=int, default=5000,
+        parser.add_argument("--display_freq", type=bounded(int, min=1), default=100,
+                            help="show results every this many images")
+        parser.add_argument("--print_freq", type=bounded(int, min=1), default=100,
+                            help="print losses every this many images")
+        parser.add_argument("--save_latest_freq", type=bounded(int, min=1), default=5000,
                             help="save the latest checkpoint every this many images")
-        parser.add_argument("--save_epoch_freq", type=int, default=10,
+        parser.add_argument("--save_epoch_freq", type=bounded(int, min=1), default=10,
                             help="save a numbered checkpoint every this many epochs")
         parser.add_argument("--no_html", action="store_true", help="do not write web/index.html")
         parser.add_argument("--debug", action="store_true",
@@ -33,40 +36,47 @@ class TrainOptions(BaseOptions):
                                  "norms and batch-norm statistics stay in fp32")
         parser.add_argument("--channels_last", action="store_true", help="channels-last memory format (speed)")
         parser.add_argument("--compile", action="store_true", help="torch.compile the networks (speed)")
-        parser.add_argument("--ema_decay", type=float, default=0.0,
+        parser.add_argument("--ema_decay", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.0,
                             help="keep an exponential moving average of G with this decay (e.g. 0.999), saved as "
                                  "*_net_G_ema.pth and used by test.py; 0 keeps none")
-        parser.add_argument("--ema_bn_batches", type=int, default=10,
+        parser.add_argument("--ema_bn_batches", type=bounded(int, min=1), default=10,
                             help="batches over which the EMA generator's batch-norm statistics are recomputed "
                                  "before each save")
-        parser.add_argument("--eval_freq", type=int, default=0,
+        parser.add_argument("--eval_freq", type=bounded(int, min=0), default=0,
                             help="every this many epochs measure --eval_metrics of the (EMA) generator on "
                                  "--eval_how_many validation images, plot them on the page and keep "
                                  "best_net_G.pth; 0: never")
-        parser.add_argument("--eval_how_many", type=int, default=500, help="validation images for --eval_freq")
+        parser.add_argument("--eval_how_many", type=bounded(int, min=1), default=500,
+                            help="validation images for --eval_freq")
         parser.add_argument("--eval_metrics", type=str, default="fid",
                             help="for --eval_freq, comma-separated from fid (needs --inception_weights), miou "
                                  "(needs --seg_model); best_net_G.pth follows the first of FID and mIoU")
         add_inception_option(parser)
         add_segmenter_options(parser)
-        parser.add_argument("--max_nonfinite_steps", type=int, default=10,
+        parser.add_argument("--max_nonfinite_steps", type=bounded(int, min=1), default=10,
                             help="stop after this many steps in a row with a NaN/Inf loss (each is skipped)")
         parser.add_argument("--which_epoch", type=str, default="latest", help="checkpoint to resume from")
-        parser.add_argument("--niter", type=int, default=50, help="epochs at the initial learning rate")
-        parser.add_argument("--niter_decay", type=int, default=0, help="epochs of linear decay to zero")
+        parser.add_argument("--niter", type=bounded(int, min=0), default=50, help="epochs at the initial learning rate")
+        parser.add_argument("--niter_decay", type=bounded(int, min=0), default=0, help="epochs of linear decay to zero")
         parser.add_argument("--optimizer", type=str, default="adam", choices=("adam", "adamw"),
                             help="adam, or adamw (decoupled weight decay 0.01)")
-        parser.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 (0.5 with --no_TTUR)")
-        parser.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (0.999 with --no_TTUR)")
+        parser.add_argument("--beta1", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.0,
+                            help="Adam beta1 (0.5 with --no_TTUR)")
+        parser.add_argument("--beta2", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.9,
+                            help="Adam beta2 (0.999 with --no_TTUR)")
         parser.add_argument("--no_TTUR", action="store_true",
                             help="same learning rate for G and D instead of lr/2 and 2*lr")
-        parser.add_argument("--lr", type=float, default=0.0002, help="initial learning rate")
-        parser.add_argument("--D_steps_per_G", type=int, default=1, help="discriminator steps per generator step")
+        parser.add_argument("--lr", type=bounded(float, min=0, min_inclusive=False), default=0.0002,
+                            help="initial learning rate")
+        parser.add_argument("--D_steps_per_G", type=bounded(int, min=1), default=1,
+                            help="discriminator steps per generator step")
 
         # discriminator and losses
-        parser.add_argument("--ndf", type=int, default=64, help="width of the first discriminator layer")
-        parser.add_argument("--lambda_feat", type=float, default=10.0, help="weight of the feature-matching loss")
-        parser.add_argument("--lambda_vgg", type=float, default=10.0,
+        parser.add_argument("--ndf", type=bounded(int, min=1), default=64,
+                            help="width of the first discriminator layer")
+        parser.add_argument("--lambda_feat", type=bounded(float, min=0), default=10.0,
+                            help="weight of the feature-matching loss")
+        parser.add_argument("--lambda_vgg", type=bounded(float, min=0), default=10.0,
                             help="weight of the VGG perceptual loss (0 turns it off)")
         parser.add_argument("--no_ganFeat_loss", action="store_true", help="no discriminator feature matching")
         parser.add_argument("--no_vgg_loss", action="store_true", help="no VGG perceptual loss")
@@ -78,7 +88,8 @@ class TrainOptions(BaseOptions):
                                  "weights; a deviation for machines with only a VGG16 file, e.g. LPIPS' backbone)")
         parser.add_argument("--gan_mode", type=str, default="hinge", choices=("hinge", "ls", "original", "w"))
         parser.add_argument("--netD", type=str, default="multiscale", help="discriminator")
-        parser.add_argument("--lambda_kld", type=float, default=0.05, help="weight of the VAE's KL divergence")
+        parser.add_argument("--lambda_kld", type=bounded(float, min=0), default=0.05,
+                            help="weight of the VAE's KL divergence")
         return parser
 
     def modify_dependent_defaults(self, parser, opt):
@@ -87,22 +98,11 @@ class TrainOptions(BaseOptions):
 
     def finalize(self, opt):
         BaseOptions.finalize(self, opt)
-        for name in ("display_freq", "print_freq", "save_latest_freq", "save_epoch_freq", "D_steps_per_G",
-                     "max_nonfinite_steps"):
-            if getattr(opt, name) < 1:
-                raise SystemExit(f"--{name} {getattr(opt, name)}: must be at least 1")
-        if opt.eval_freq < 0 or opt.eval_how_many < 1:
-            raise SystemExit(f"--eval_freq {opt.eval_freq} --eval_how_many {opt.eval_how_many}: the frequency must "
-                             f"be 0 (off) or more, the image count at least 1")
         asked = opt.eval_metrics if isinstance(opt.eval_metrics, list) else opt.eval_metrics.split(",")
         opt.eval_metrics = [m.strip() for m in asked if m.strip()]
         unknown = [m for m in opt.eval_metrics if m not in EVAL_METRICS]
         if unknown or not opt.eval_metrics:
             raise SystemExit(f"--eval_metrics {','.join(opt.eval_metrics)}: choose from {','.join(EVAL_METRICS)}")
-        if not 0.0 <= opt.ema_decay < 1.0:
-            raise SystemExit(f"--ema_decay {opt.ema_decay:g}: must be in [0, 1) (0.999 is usual; 0 keeps no EMA)")
-        if opt.niter < 0 or opt.niter_decay < 0:
-            raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: epochs cannot be negative")
         if opt.niter + opt.niter_decay < 1:
             raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: nothing to train; give at least "
                              f"one epoch (e.g. --niter 50)")

@@ -1,7 +1,9 @@
 """Option parsing, hooks, presets, saving and reloading (SPEC §3, options/)."""
 import json
+import math
 import os
 import pickle
+import re
 import sys
 
 import pytest
@@ -236,12 +238,7 @@ def test_a_corrupt_opt_json_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--D_steps_per_G", "0"], "--D_steps_per_G 0: must be at least 1"),
-    (["--print_freq", "0"], "--print_freq 0: must be at least 1"),
-    (["--save_epoch_freq", "0"], "--save_epoch_freq 0: must be at least 1"),
-    (["--display_freq", "-1"], "--display_freq -1: must be at least 1"),
     (["--niter", "0", "--niter_decay", "0"], "--niter 0 --niter_decay 0: nothing to train"),
-    (["--batchSize", "0"], "--batchSize 0: must be at least 1"),
     (["--aspect_ratio", "1.5"], r"--aspect_ratio 1.5 with --preprocess_mode resize_and_crop: that mode cuts "
                                 r"square"),
 ])
@@ -284,3 +281,117 @@ def test_test_options_refuse_an_experiment_never_trained(tmp_path):
     fake_experiment(tmp_path, "trained", 1_000_000)
     with pytest.raises(SystemExit, match=r"no experiment 'typo' under .*; experiments there: trained \(latest\)"):
         parse(tmp_path, "--name", "typo", "--dataset_mode", "cityscapes", cls=TestOptions)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every numeric option declares its range (options/ranges.py), and a value outside it is refused at parse time
+
+from data import DATASETS  # noqa: E402
+from models.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
+from options.demo_options import DemoOptions  # noqa: E402
+from options.eval_options import EvalOptions  # noqa: E402
+from options.ranges import Bounded  # noqa: E402
+from options.test_options import TestPageOptions  # noqa: E402
+
+
+def without_experiment(cls):
+    return type(cls.__name__, (cls,), {"requires_experiment": False})
+
+
+PARSERS = [TrainOptions] + [without_experiment(c) for c in (TestPageOptions, EvalOptions, DemoOptions)]
+
+
+def composed_parsers():
+    """(options class, argv, composed parser) for every parser and every --netG / --netD / --dataset_mode whose
+    hooks may add options (with --use_vae, for the encoder's hook)."""
+    for cls in PARSERS:
+        discriminators = DISCRIMINATORS.names() if cls.isTrain else [None]
+        for netG in GENERATORS.names():
+            for netD in discriminators:
+                for mode in DATASETS.names():
+                    argv = ["--gpu_ids", "-1", "--netG", netG, "--dataset_mode", mode, "--use_vae"]
+                    argv += ["--netD", netD] if netD else []
+                    argv += ["--label_dir", "x"] if mode == "custom" else []
+                    options = cls()
+                    options.argv = argv
+                    options.gather_options(argv)  # also checks that the composed defaults are in range
+                    yield cls, argv, options.parser
+
+
+def just_outside(t: Bounded):
+    """Command-line texts just outside the declared range of `t`."""
+    texts = []
+    if t.min is not None:
+        texts.append(str(t.min - 1 if t.min_inclusive else t.min) if t.kind is int else
+                     repr(math.nextafter(float(t.min), -math.inf) if t.min_inclusive else float(t.min)))
+    if t.max is not None:
+        texts.append(str(t.max + 1 if t.max_inclusive else t.max) if t.kind is int else
+                     repr(math.nextafter(float(t.max), math.inf) if t.max_inclusive else float(t.max)))
+    if t.odd:
+        texts.append(str((t.min or 0) + (t.min or 0) % 2))  # the smallest even number in range
+    texts.append("nan" if t.kind is float else "1.5")
+    return [x for x in texts if t.kind(float(x)) not in t.special]
+
+
+def test_every_numeric_option_declares_its_range():
+    unbounded = sorted({(cls.__name__, a.option_strings[0]) for cls, _, parser in composed_parsers()
+                        for a in parser._actions if a.type not in (None, str) and not isinstance(a.type, Bounded)})
+    assert not unbounded, f"give these options a range, type=bounded(...) (options/ranges.py): {unbounded}"
+
+
+def test_a_value_outside_its_range_is_refused_with_one_line(capsys):
+    tried = {}
+    for cls, argv, parser in composed_parsers():
+        for action in parser._actions:
+            if isinstance(action.type, Bounded) and (cls, action.dest) not in tried:
+                tried[(cls, action.dest)] = (argv, action)
+    # the walk reaches the options of every parser and of the networks' and datasets' hooks
+    assert {"crop_size", "lr", "how_many", "kid_subset_size", "port", "sc_conv_candidates", "sv_tau", "lambda_sv",
+            "resnet_kernel_size", "num_D", "oasis_D_blocks", "num_synthetic"} <= {dest for _, dest in tried}
+    for (cls, dest), (argv, action) in tried.items():
+        flag = action.option_strings[0]
+        for text in just_outside(action.type):
+            with pytest.raises(SystemExit) as e:
+                cls().parse([*argv, f"{flag}={text}"], save=False, verbose=False)
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            assert e.value.code == 2 and \
+                err.endswith(f"argument {flag}: must be {action.type.describe()}, got {text}"), (cls, flag, err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--netG", "scgan", "--sc_conv_candidates", "0"], "argument --sc_conv_candidates: must be an integer >= 1, got 0"),
+    (["--crop_size", "0"], "argument --crop_size: must be an integer >= 1, got 0"),
+    (["--netG", "scgan", "--sv_tau", "0"], "argument --sv_tau: must be a number > 0, got 0"),
+    (["--netG", "scgan", "--sv_tau", "-1"], "argument --sv_tau: must be a number > 0, got -1"),
+    (["--netG", "scgan", "--lambda_sv", "-1"], "argument --lambda_sv: must be a number >= 0, got -1"),
+    (["--ema_decay", "1"], r"argument --ema_decay: must be a number in \[0, 1\), got 1"),
+    (["--batchSize", "0"], "argument --batchSize: must be an integer >= 1, got 0"),
+    (["--nef", "0"], r"argument --nef: must be an integer >= 1, or -1 \(uses --ngf\), got 0"),
+    (["--netG", "pix2pixhd", "--resnet_kernel_size", "4"], "argument --resnet_kernel_size: must be an odd integer "
+                                                           ">= 1, got 4"),
+    (["--crop_size", "many"], "argument --crop_size: must be an integer >= 1, got many"),
+])
+def test_issue_examples_are_refused_at_parse_time(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        parse(tmp_path, "--gpu_ids", "-1", *argv)
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_special_values_keep_working(tmp_path):
+    assert parse(tmp_path, "--nef", "-1", "--ngf", "8").nef == 8
+    opt = parse(tmp_path, "--ema_decay", "0", "--eval_freq", "0", "--niter", "0", "--niter_decay", "3")
+    assert (opt.ema_decay, opt.eval_freq, opt.niter) == (0, 0, 0)
+    assert parse(tmp_path, "--name", "x", cls=without_experiment(TestOptions)).how_many == math.inf
+
+
+def test_out_of_range_values_not_from_the_command_line_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(SCGANGenerator.dataset_presets, "synthetic", {"sv_tau": 0.0})
+    with pytest.raises(SystemExit):
+        parse(tmp_path, "--netG", "scgan", "--dataset_mode", "synthetic")
+    assert "argument --sv_tau: must be a number > 0, got 0.0 (not from the command line" in capsys.readouterr().err
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "opt.json").write_text(json.dumps({"netG": "spade", "dataset_mode": "synthetic",
+                                                            "lambda_feat": -1.0, "ngf": 0}))
+    with pytest.raises(SystemExit):
+        parse(tmp_path, "--name", "exp", cls=TestOptions)
+    assert "argument --ngf: must be an integer >= 1, got 0 (not from the command line" in capsys.readouterr().err

@@ -330,3 +330,66 @@ def test_fid_during_training_needs_the_inception_file(tmp_path):
     with pytest.raises(SystemExit, match=rf"--inception_weights {missing}"):
         run_train(tmp_path, "fid", *SIZES["spade"], "--eval_freq", "1", "--inception_weights", str(missing))
     assert not (tmp_path / "checkpoints" / "fid" / "opt.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# everything is checked before anything is built or created (util/preflight.py)
+
+def test_a_run_without_data_and_weights_says_everything_at_once_and_builds_nothing(tmp_path, monkeypatch):
+    from models.networks.scgan import SCGANGenerator
+    monkeypatch.chdir(tmp_path)  # no ./datasets/ here, and ./checkpoints/ must stay absent
+    built = []
+    original = SCGANGenerator.__init__
+    monkeypatch.setattr(SCGANGenerator, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    vgg = tmp_path / "vgg19-dcbb9e9d.pth"
+    with pytest.raises(SystemExit) as e:
+        train_script.main(["--name", "coco_scgan", "--netG", "scgan", "--gpu_ids", "-1", "--vgg_weights", str(vgg)])
+    lines = str(e.value).splitlines()
+    assert lines[0] == "error: 2 problems found before building anything:" and len(lines) == 3, lines
+    assert lines[1].startswith(f"  --vgg_weights {vgg}: file not found.") and "--no_vgg_loss" in lines[1]
+    # a coco run looks in coco's default folder, and says that --dataroot was not given
+    assert lines[2].startswith("  --dataroot ./datasets/coco_stuff/: no such folder (--dataroot was not given: "
+                               "./datasets/coco_stuff/ is its default)")
+    assert built == [] and not (tmp_path / "checkpoints").exists()
+
+
+def test_problems_of_the_folder_the_data_and_the_evaluation_come_together(tmp_path):
+    folder = tmp_path / "checkpoints" / "exp"
+    folder.mkdir(parents=True)
+    (folder / "latest_net_G.pth").write_bytes(b"")
+    (tmp_path / "coco").mkdir()  # given, but without coco's folders
+    missing = tmp_path / "inception.pth"
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "exp", *SIZES["spade"], "--dataset_mode", "coco", "--dataroot", str(tmp_path / "coco"),
+                  "--eval_freq", "1", "--eval_metrics", "fid,miou", "--inception_weights", str(missing), "--no_vgg_loss")
+    lines = str(e.value).splitlines()
+    assert lines[0] == "error: 4 problems found before building anything:", lines
+    assert "already holds a trained model (latest_net_G.pth)" in lines[1] and "--overwrite" in lines[1]
+    assert lines[2] == (f"  --dataset_mode coco: the folder of label maps {tmp_path / 'coco' / 'train_label'} does "
+                        f"not exist (check --dataroot, --phase and the folder layout of --dataset_mode coco)")
+    assert lines[3].startswith(f"  --inception_weights {missing}: file not found.")
+    assert lines[4].startswith("  --eval_freq with --eval_metrics fid,miou needs --seg_model PATH.")
+    assert os.listdir(folder) == ["latest_net_G.pth"]
+
+
+def test_continue_train_needs_a_checkpoint(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "never", *SIZES["spade"], "--continue_train")
+    assert "--continue_train: " in str(e.value) and "holds no checkpoint to resume" in str(e.value)
+    assert not (tmp_path / "checkpoints" / "never").exists()
+
+
+def test_test_py_checks_checkpoint_data_and_folder_before_building(trained, monkeypatch):
+    from models.networks.scgan import SCGANGenerator
+    built = []
+    original = SCGANGenerator.__init__
+    monkeypatch.setattr(SCGANGenerator, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    with pytest.raises(SystemExit) as e:
+        run_test(trained, "--which_epoch", "7", "--dataset_mode", "custom", "--label_dir", str(trained / "nowhere"),
+                 results="results_bad")
+    lines = str(e.value).splitlines()
+    assert lines[0] == "error: 2 problems found before building anything:", lines
+    assert lines[1].startswith(f"  --which_epoch 7: {trained / 'checkpoints' / 'scg' / '7_net_G.pth'} not found "
+                               f"(--name scg holds: 1_net_D.pth, 1_net_G.pth")
+    assert lines[2].startswith(f"  --dataset_mode custom: the folder of label maps {trained / 'nowhere'} does not")
+    assert built == [] and not (trained / "results_bad").exists()

@@ -23,16 +23,13 @@ from util import util
 
 
 def check_options(opt):
-    """Raise ValueError naming the option when --n_samples / --interpolate / --style_a / --style_b cannot work."""
-    if opt.n_samples < 1:
-        raise ValueError(f"--n_samples {opt.n_samples}: must be at least 1")
+    """Raise ValueError naming the option when --n_samples / --interpolate / --style_a / --style_b cannot work
+    together (each one's range is declared with the option, options/test_options.py)."""
     if opt.interpolate is None:
         given = [name for name in ("style_a", "style_b") if getattr(opt, name)]
         if given:
             raise ValueError(f"--{given[0]} is used only with --interpolate STEPS")
     else:
-        if opt.interpolate < 2:
-            raise ValueError(f"--interpolate {opt.interpolate}: needs at least 2 steps (t = 0 and t = 1)")
         missing = [f"--{name}" for name in ("style_a", "style_b") if not getattr(opt, name)]
         if missing:
             raise ValueError(f"--interpolate needs --style_a IMG and --style_b IMG, the two style images to "

@@ -49,6 +49,11 @@ class BaseNetwork(nn.Module):
         return {}
 
     @staticmethod
+    def uses_vgg(opt):
+        """Whether `extra_criteria` asks for the VGG network (so its weights file is needed); the default: no."""
+        return False
+
+    @staticmethod
     def extra_loss_weights(opt):
         """A discriminator's own loss terms: {name: weight} (OASIS: D_LabelMix); the default has none."""
         return {}

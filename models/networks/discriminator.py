@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from options.ranges import bounded
+
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork
 from .normalization import conv_with_norm, parse_norm
@@ -47,8 +49,8 @@ class MultiscaleDiscriminator(BaseNetwork):
     def modify_commandline_options(parser, is_train):
         parser.add_argument("--netD_subarch", type=str, default="n_layer", choices=("n_layer",),
                             help="architecture of each discriminator")
-        parser.add_argument("--num_D", type=int, default=2, help="number of discriminators (scales)")
-        parser.add_argument("--n_layers_D", type=int, default=4, help="layers in each discriminator")
+        parser.add_argument("--num_D", type=bounded(int, min=1), default=2, help="number of discriminators (scales)")
+        parser.add_argument("--n_layers_D", type=bounded(int, min=1), default=4, help="layers in each discriminator")
         return parser
 
     @classmethod

@@ -4,11 +4,11 @@ Module names follow NVlabs SPADE exactly, so their released `latest_net_G.pth` f
 Also OASIS's optional 3-D noise (`with_3d_noise`, --oasis_noise_nc), which spade and scgan concatenate to the
 layout they read.
 """
-import argparse
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from options.ranges import bounded
 
 from . import GENERATORS
 from .architecture import ResnetBlock, SPADEResnetBlock
@@ -56,15 +56,8 @@ def with_3d_noise(seg, noise_nc: int):
     return torch.cat([z.expand(b, noise_nc, h, w), seg], dim=1)
 
 
-def noise_channels(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be 0 (no noise) or a number of channels, e.g. 64")
-    return value
-
-
 def add_noise_option(parser):
-    parser.add_argument("--oasis_noise_nc", type=noise_channels, default=0,
+    parser.add_argument("--oasis_noise_nc", type=bounded(int, min=0), default=0,
                         help="OASIS's 3-D noise: this many N(0, 1) channels, one value per image, concatenated to "
                              "the layout that the generator reads (OASIS: 64; 0: none, as SC-GAN's Table 8)")
 
@@ -151,10 +144,12 @@ class SPADEGenerator(BaseNetwork):
 class Pix2PixHDGenerator(BaseNetwork):
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument("--resnet_n_downsample", type=int, default=4, help="down-sampling layers in netG")
-        parser.add_argument("--resnet_n_blocks", type=int, default=9, help="residual blocks in netG")
-        parser.add_argument("--resnet_kernel_size", type=int, default=3, help="kernel size of the resnet block")
-        parser.add_argument("--resnet_initial_kernel_size", type=int, default=7,
+        parser.add_argument("--resnet_n_downsample", type=bounded(int, min=0), default=4,
+                            help="down-sampling layers in netG")
+        parser.add_argument("--resnet_n_blocks", type=bounded(int, min=0), default=9, help="residual blocks in netG")
+        parser.add_argument("--resnet_kernel_size", type=bounded(int, min=1, odd=True), default=3,
+                            help="kernel size of the resnet block")
+        parser.add_argument("--resnet_initial_kernel_size", type=bounded(int, min=1, odd=True), default=7,
                             help="kernel size of the first convolution")
         parser.set_defaults(norm_G="instance")
         return parser

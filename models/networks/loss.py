@@ -76,6 +76,13 @@ class MissingWeightsError(FileNotFoundError):
     pass
 
 
+def missing_vgg_message(path: str, net: str = "vgg19") -> str:
+    """What to do when --vgg_weights is not there (said by the loss, and by train.py before building)."""
+    return (f"--vgg_weights {path}: file not found. The VGG perceptual loss (--vgg_net {net}) needs "
+            f"{VGG_WEIGHTS_SOURCE[net]}: put the file there or pass --vgg_weights PATH, or train without the loss "
+            f"with --no_vgg_loss.")
+
+
 def vgg_features(net: str = "vgg19"):
     if net not in VGG_LAYERS:
         raise ValueError(f"--vgg_net {net}: expected one of {', '.join(VGG_LAYERS)}")
@@ -97,10 +104,7 @@ def load_vgg_weights(features: nn.Sequential, path: str, net: str = "vgg19"):
     """Load a torchvision state dict of `net` (keys `features.N.weight`) into `features`."""
     name = net.upper()
     if not os.path.isfile(path):
-        raise MissingWeightsError(
-            f"--vgg_weights {path}: file not found. The VGG perceptual loss (--vgg_net {net}) needs "
-            f"{VGG_WEIGHTS_SOURCE[net]}: put the file there or pass --vgg_weights PATH, or train without the loss "
-            f"with --no_vgg_loss.")
+        raise MissingWeightsError(missing_vgg_message(path, net))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from options.ranges import bounded
+
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork
 from .normalization import conv_with_norm, parse_norm
@@ -67,10 +69,10 @@ class OASISDiscriminator(BaseNetwork):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument("--oasis_D_blocks", type=int, default=6,
+        parser.add_argument("--oasis_D_blocks", type=bounded(int, min=1), default=6,
                             help="OASIS U-Net: residual blocks on each side, each halving (encoder) or doubling "
                                  "(decoder) the size; the image sides must be divisible by 2^blocks")
-        parser.add_argument("--lambda_labelmix", type=float, default=10.0,
+        parser.add_argument("--lambda_labelmix", type=bounded(float, min=0), default=10.0,
                             help="weight of OASIS' LabelMix consistency loss on the discriminator (0 turns it off)")
         # OASIS trains D with spectral norm and no normalization layer, without feature matching (its D has no
         # real/fake feature pyramid), and keeps an EMA generator of decay 0.9999 (kept here unless chosen).

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from options.ranges import bounded
+
 from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, add_noise_option, first_features,
@@ -120,6 +122,10 @@ class SCGANGenerator(BaseNetwork):
         return {"SV": ("svg_image", SemanticVectorLoss(opt.sv_loss, vgg() if opt.sv_loss == "vgg" else None),
                        opt.lambda_sv)}
 
+    @staticmethod
+    def uses_vgg(opt):
+        return opt.sv_loss == "vgg"
+
     # Released configurations (SPEC §6), applied when --netG scgan is chosen and not overridden.
     dataset_presets = {
         "ade20k": dict(ngf=32, nrf=32, nff=32, sc_conv_candidates=3, sc_norm_candidates=4, sv_tau=0.05,
@@ -140,17 +146,22 @@ class SCGANGenerator(BaseNetwork):
         parser.set_defaults(norm_G="spectralsccsyncbatch3x3")
         parser.add_argument("--num_upsampling_layers", choices=tuple(NUM_LEVELS), default="normal",
                             help="'more' adds an up-sampling between the two middle blocks (Cityscapes)")
-        parser.add_argument("--nrf", type=int, default=32, help="width of the SVG (semantic vector generator)")
-        parser.add_argument("--nff", type=int, default=32, help="width of the SRG's entry layer (16 * nff)")
+        parser.add_argument("--nrf", type=bounded(int, min=1), default=32,
+                            help="width of the SVG (semantic vector generator)")
+        parser.add_argument("--nff", type=bounded(int, min=1), default=32,
+                            help="width of the SRG's entry layer (16 * nff)")
         parser.add_argument("--sc_conv", choices=("scc", "conv"), default="scc",
                             help="scc, or the Table 3 baseline: plain convs reading V concatenated to their input")
         parser.add_argument("--sc_norm", choices=("scn", "bn"), default="scn",
                             help="scn, or the Table 3 baseline: batch norm with a learned affine")
-        parser.add_argument("--sc_conv_candidates", type=int, default=3, help="kernel candidates n of each SCC")
-        parser.add_argument("--sc_norm_candidates", type=int, default=3, help="scale/shift candidates of each SCN")
+        parser.add_argument("--sc_conv_candidates", type=bounded(int, min=1), default=3,
+                            help="kernel candidates n of each SCC")
+        parser.add_argument("--sc_norm_candidates", type=bounded(int, min=1), default=3,
+                            help="scale/shift candidates of each SCN")
         parser.add_argument("--sv_activation", choices=SV_ACTIVATIONS, default="softmax",
                             help="g in V = g(tau * raw) (paper Eq. 2, Table 6)")
-        parser.add_argument("--sv_tau", type=float, default=0.05, help="temperature tau of the semantic vectors")
+        parser.add_argument("--sv_tau", type=bounded(float, min=0, min_inclusive=False), default=0.05,
+                            help="temperature tau of the semantic vectors")
         parser.add_argument("--sv_detach", action="store_true",
                             help="stop the SRG's gradients into the SVG (the SVG then learns from L_s only)")
         parser.add_argument("--no_spectral_on_routing", action="store_true",
@@ -158,12 +169,13 @@ class SCGANGenerator(BaseNetwork):
         parser.add_argument("--sv_position", choices=POSITION_MODES, default="none",
                             help="Gaussian 'position' encoding of the SVG's layout pyramid (the authors' "
                                  "CelebAMask-HQ model: pyramid); see models/networks/position_encoding.py")
-        parser.add_argument("--sv_position_blurred_levels", type=int, default=2,
+        parser.add_argument("--sv_position_blurred_levels", type=bounded(int, min=0), default=2,
                             help="with --sv_position pyramid: how many levels below full resolution are "
                                  "encoded as the pyramid is built (their pyr_rng minus 2)")
         add_noise_option(parser)
         if is_train:
-            parser.add_argument("--lambda_sv", type=float, default=2.0, help="weight of the semantic-vector loss L_s")
+            parser.add_argument("--lambda_sv", type=bounded(float, min=0), default=2.0,
+                                help="weight of the semantic-vector loss L_s")
             parser.add_argument("--sv_loss", choices=("l1", "l2", "vgg", "none"), default="l1",
                                 help="distance of L_s between the SVG's image and the real one (Table 4)")
             parser.set_defaults(netD="fpse", beta1=0.0, beta2=0.999)
