@@ -11,7 +11,7 @@ import torch
 
 import test as test_script
 import train as train_script
-from util import checkpoint
+from util import checkpoint, visualizer
 
 TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
         "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2", "--netG", "spade",
@@ -127,6 +127,70 @@ def test_a_fresh_run_refuses_a_trained_folder_unless_overwrite(trained, tmp_path
         "2_net_D.pth", "2_net_G.pth", "2_net_G_ema.pth", "latest_net_D.pth", "latest_net_G.pth",
         "latest_net_G_ema.pth"]
     assert json.loads((trained / "opt.json").read_text())["ngf"] == 16
+
+
+def test_overwrite_starts_a_fresh_log_and_page(tmp_path, monkeypatch):
+    folder = train(tmp_path, "exp", "--niter", "2")
+    drawn = []
+    original = visualizer.draw_loss_curves
+    monkeypatch.setattr(visualizer, "draw_loss_curves", lambda history, path: (drawn.append(list(history)),
+                                                                               original(history, path)))
+    train(tmp_path, "exp", "--overwrite")
+    log = (folder / "loss_log.txt").read_text()
+    assert log.count("Training Loss") == 1 and log.startswith("================ Training Loss")
+    assert [epoch for epoch, _ in visualizer.read_loss_log(str(folder / "loss_log.txt"))] == [1, 1]
+    assert [epoch for epoch, _ in drawn[-1]] == [1, 1]  # web/loss_curves.png: one pass over epoch 1
+    assert not [f for f in os.listdir(folder / "web" / "images") if f.startswith("epoch002")]
+    assert not (folder / checkpoint.REPLACED_RUN).exists() and not (folder / "2_net_G.pth").exists()
+
+
+def stop_after_saves(monkeypatch, n):
+    """The run stops (as a kill would) after its n-th complete save; n = 0: before the first."""
+    original, done = train_script.Pix2PixTrainer.save, []
+
+    def save(self, *args, **kwargs):
+        if len(done) < n:
+            original(self, *args, **kwargs)
+            done.append(1)
+        if len(done) == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "save", save)
+    return monkeypatch
+
+
+def test_the_first_save_of_an_overwrite_run_keeps_its_unit(tmp_path, monkeypatch):
+    folder = train(tmp_path, "exp", "--niter", "2", "--save_latest_freq", "2")
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [8, 6]
+    stop_after_saves(monkeypatch, 1)
+    fails(tmp_path, "exp", "--overwrite", "--save_latest_freq", "2")
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [2]  # not pruned as older than the old run's
+    assert os.path.samefile(folder / "latest_net_G.pth", folder / "saves" / "step_000000000002" / "net_G.pth")
+    assert not (folder / checkpoint.REPLACED_RUN).exists() and not (folder / "2_net_G.pth").exists()
+
+
+@pytest.mark.parametrize("then", ["--continue_train", "--overwrite"])
+def test_an_overwrite_run_stopped_before_its_first_save_gives_the_old_run_back(tmp_path, monkeypatch, capsys, then):
+    folder = train(tmp_path, "exp", "--niter", "2")
+    old_log, old = (folder / "loss_log.txt").read_text(), digest(folder)
+    with monkeypatch.context() as patch:
+        stop_after_saves(patch, 0)
+        fails(tmp_path, "exp", "--overwrite", "--ngf", "16")
+    assert (folder / checkpoint.REPLACED_RUN / "saves").is_dir()
+    assert (folder / "loss_log.txt").read_text().count("Training Loss") == 1  # the new run's own log
+    capsys.readouterr()
+    train(tmp_path, "exp", then, "--niter", "3")
+    out = capsys.readouterr().out
+    assert "the run it was replacing (its checkpoints, loss_log.txt, web/ and options) is back in place" in out
+    assert not (folder / checkpoint.REPLACED_RUN).exists()
+    log = (folder / "loss_log.txt").read_text()
+    if then == "--continue_train":  # the old run goes on: its checkpoint, its options, its log
+        assert "resuming at epoch 3, image 0 of the epoch" in out
+        assert log.startswith(old_log) and log.count("Training Loss") == 2
+        assert json.loads((folder / "opt.json").read_text())["ngf"] == 8
+    else:
+        assert log.count("Training Loss") == 1
+        assert [s for s, _ in checkpoint.list_units(str(folder))] == [12, 8]
+        assert digest(folder) != old
 
 
 def test_continue_train_with_other_options_changes_nothing(trained, tmp_path):

@@ -92,8 +92,13 @@ class Pix2PixTrainer:
         self.nonfinite_in_a_row, self.nonfinite_total = 0, 0
         self.last_finite_losses = {}
         self.last_save_id = None
-        # after a fresh start with --overwrite, the old run's files go once the new run has a complete save
-        self.replace_old_run = bool(opt.overwrite and not opt.continue_train and existing_checkpoints(self.folder))
+        # --overwrite: the old run waits in replaced_run/ and goes once the new run has a complete save; its log,
+        # pages and saves are set aside before anything opens them, so the new run's start empty
+        self.replace_old_run = False
+        if self.ctx.is_main and os.path.isdir(self.folder):
+            checkpoint.settle_replaced_run(self.folder)
+            if opt.overwrite and not opt.continue_train:
+                self.replace_old_run = checkpoint.set_aside_run(self.folder)
         self.optimizer_G, self.optimizer_D = self.create_optimizers(opt)
 
     # ------------------------------------------------------------------------------------------------
@@ -298,20 +303,12 @@ class Pix2PixTrainer:
             checkpoint.save_unit(self.folder, total_steps,
                                  {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
                                  train_state, labels, counters)
-            if self.replace_old_run:
-                self.remove_old_run(labels)
+            if self.replace_old_run:  # the new run has a complete save
+                checkpoint.remove_replaced_run(self.folder, labels)
+                self.replace_old_run = False
         elif self.ctx.device.type == "cuda":
             distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
         distributed.barrier(self.ctx)
-
-    def remove_old_run(self, labels):
-        """--overwrite: the new run has a complete save, so the old run's units and network files go."""
-        checkpoint.remove_units(self.folder, except_id=self.last_save_id)
-        keep = {f"{label}_net_" for label in labels}
-        for path in glob.glob(os.path.join(self.folder, "*_net_*.pth")):
-            if not any(os.path.basename(path).startswith(k) for k in keep):
-                os.remove(path)
-        self.replace_old_run = False
 
     def resume(self):
         """With --continue_train: load the networks, optimizers, RNG state and counters and return (epoch,

@@ -11,6 +11,13 @@ Only then are SPADE's file names in the experiment folder pointed at it (hard li
 system has none), each replaced atomically: {label}_net_{G,D,E}.pth for 'latest' and epoch labels, and iter.txt.
 So `latest_net_G.pth` loads alone in test.py and in NVlabs' scripts, and a resume reads the newest unit whose
 manifest checks out, falling back to the previous one with a warning. The two newest complete units are kept.
+A resume refuses to go on when a published file is no longer the unit's (a copied-in `latest_net_G.pth`): it
+says so instead of ignoring the file (`check_published_files`).
+
+A fresh run with --overwrite first moves the old run's units and the files it wrote besides them (logs, pages,
+options) into replaced_run/; the old SPADE-named files stay in place, so test.py keeps working on the old model.
+The new run's first complete save publishes over them and removes replaced_run/. A run stopped before that save
+leaves replaced_run/ behind, and the next start puts it back (`settle_replaced_run`).
 
 Every .pth is read with torch.load(weights_only=True): tensors, numbers, strings and containers only. A file
 that needs full unpickling (which can run code) is refused unless the user passes --trust_pickle.
@@ -237,11 +244,61 @@ def prune_units(folder: str, keep: int = KEEP_UNITS):
     remove_stale_temporaries(folder)
 
 
-def remove_units(folder: str, except_id: int):
-    """Remove every unit but `except_id` (a run started afresh with --overwrite, after its first save)."""
-    for save_id, path in list_units(folder):
-        if save_id != except_id:
-            shutil.rmtree(path, ignore_errors=True)
+# what a run writes into the experiment folder besides its checkpoints: util/visualizer.py (loss_log.txt, web/,
+# logs/ of --tf_log), trainers/eval_monitor.py (eval_log.jsonl), options/base_options.py (opt.*)
+RUN_FILES = ("loss_log.txt", "web", "logs", "eval_log.jsonl", "opt.txt", "opt.json", "opt.pkl")
+REPLACED_RUN = "replaced_run"
+
+
+def _remove(path: str):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def set_aside_run(folder: str) -> bool:
+    """--overwrite: move the old run's units and RUN_FILES into replaced_run/, so the new run's log, pages and
+    saves start empty; True if there was anything to move. SPADE's files stay until the new run publishes."""
+    names = [UNITS_DIR, *RUN_FILES]
+    present = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    if not present:
+        return False
+    aside = os.path.join(folder, REPLACED_RUN)
+    os.makedirs(aside)
+    for name in present:
+        os.replace(os.path.join(folder, name), os.path.join(aside, name))
+    _fsync_dir(folder)
+    return True
+
+
+def settle_replaced_run(folder: str, warn=print):
+    """A replaced_run/ is left when an --overwrite run stopped before its old run was removed. If the new run
+    has a complete unit, only the removal was missing; otherwise the checkpoints in place are the old run's:
+    its units and files go back, and the files of the new run, which never saved, go."""
+    aside = os.path.join(folder, REPLACED_RUN)
+    if not os.path.isdir(aside):
+        return
+    if any(verify_unit(path, checksums=False) is None for _, path in list_units(folder)):
+        shutil.rmtree(aside)
+        return
+    for name in (UNITS_DIR, *RUN_FILES):
+        _remove(os.path.join(folder, name))
+    for name in os.listdir(aside):
+        os.replace(os.path.join(aside, name), os.path.join(folder, name))
+    os.rmdir(aside)
+    warn(f"note: an --overwrite run in {folder} stopped before its first complete save; the run it was replacing "
+         f"(its checkpoints, loss_log.txt, web/ and options) is back in place")
+
+
+def remove_replaced_run(folder: str, labels):
+    """After the new run's first complete save (published under `labels`): the old run's SPADE files of other
+    labels, then replaced_run/ (last: it is what tells a later start that the removal was not finished)."""
+    keep = {f"{label}_net_" for label in labels}
+    for path in glob.glob(os.path.join(folder, "*_net_*.pth")):
+        if not any(os.path.basename(path).startswith(k) for k in keep):
+            os.remove(path)
+    shutil.rmtree(os.path.join(folder, REPLACED_RUN), ignore_errors=True)
 
 
 def remove_stale_temporaries(folder: str):
