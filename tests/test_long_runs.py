@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -191,6 +192,75 @@ def test_an_overwrite_run_stopped_before_its_first_save_gives_the_old_run_back(t
         assert log.count("Training Loss") == 1
         assert [s for s, _ in checkpoint.list_units(str(folder))] == [12, 8]
         assert digest(folder) != old
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fine-tuning SPADE's way: a latest_net_G.pth copied in, or --init_from
+
+def test_a_copied_in_latest_net_g_stops_the_resume_naming_both_files(trained, tmp_path):
+    other = train(tmp_path, "other", "--seed", "1")
+    shutil.copy(other / "latest_net_G.pth", trained / "latest_net_G.pth")  # cp writes through the hard link
+    before = digest(trained)
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    published, unit = trained / "latest_net_G.pth", trained / "saves" / "step_000000000004"
+    assert f"{published} was written over in place, so {unit}/net_G.pth, the same file, changed with it, and no " \
+           f"complete checkpoint is left to resume" in message and f"--init_from {published}" in message
+    assert digest(trained) == before  # nothing loaded, relinked or set aside
+    # one way on: the file starts a fresh run (the other, moving it away, resumes the unit)
+    train(tmp_path, "exp", "--overwrite", "--init_from", str(published))
+    assert [s for s, _ in checkpoint.list_units(str(trained))] == [4]
+
+
+def test_moving_the_copied_file_away_resumes_the_unit(trained, tmp_path, capsys):
+    shutil.copyfile(trained / "latest_net_G.pth", tmp_path / "G.pth")
+    os.replace(tmp_path / "G.pth", trained / "latest_net_G.pth")  # the same bytes, another file: not refused
+    shutil.copy(trained / "latest_net_D.pth", tmp_path / "D.pth")
+    (trained / "latest_net_D.pth").unlink()
+    torch.save({"w": torch.zeros(1)}, trained / "latest_net_D.pth")
+    assert "latest_net_D.pth is not the file" in fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    (trained / "latest_net_D.pth").unlink()
+    train(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert "resuming at epoch 2, image 0 of the epoch" in capsys.readouterr().out
+
+
+def init_from_options(tmp_path, name, *extra):
+    from options.train_options import TrainOptions
+    return TrainOptions().parse(["--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY, *extra],
+                                save=False, verbose=False)
+
+
+def test_init_from_starts_a_fresh_run_from_spade_files(trained, tmp_path, capsys):
+    G, D = (torch.load(trained / f"latest_net_{n}.pth", weights_only=True) for n in ("G", "D"))
+    assert any(k.endswith("weight_orig") for k in G)  # NVlabs SPADE's key layout, as their files have it
+    trainer = train_script.Pix2PixTrainer(init_from_options(tmp_path, "new", "--init_from",
+                                                            str(trained / "latest_net_G.pth")))
+    for net, state in ((trainer.model.netG, G), (trainer.model.netD, D), (trainer.netG_ema, G)):
+        assert net.state_dict().keys() == state.keys()
+        assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    assert not trainer.optimizer_G.state and not trainer.optimizer_D.state
+    assert f"netG from {trained / 'latest_net_G.pth'}, netD from {trained / 'latest_net_D.pth'}; fresh optimizers, " \
+           f"epoch 1" in capsys.readouterr().out
+    folder = train(tmp_path, "new", "--init_from", str(trained / "latest_net_G.pth"))
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [4]
+    assert [epoch for epoch, _ in visualizer.read_loss_log(str(folder / "loss_log.txt"))] == [1, 1]
+
+
+def test_init_from_a_lone_generator_file_starts_the_discriminator_afresh(trained, tmp_path, capsys):
+    shutil.copy(trained / "latest_net_G.pth", tmp_path / "G.pth")
+    trainer = train_script.Pix2PixTrainer(init_from_options(tmp_path, "new", "--init_from", str(tmp_path / "G.pth")))
+    assert f"netG from {tmp_path / 'G.pth'}; netD start afresh" in capsys.readouterr().out
+    D = torch.load(trained / "latest_net_D.pth", weights_only=True)
+    assert not all(torch.equal(v, D[k]) for k, v in trainer.model.netD.state_dict().items())
+
+
+def test_init_from_is_refused_with_continue_train_or_when_it_does_not_fit(trained, tmp_path):
+    file = str(trained / "latest_net_G.pth")
+    message = fails(tmp_path, "exp", "--continue_train", "--init_from", file)
+    assert f"--init_from {file} starts a new run" in message and "--continue_train resumes" in message
+    message = fails(tmp_path, "new", "--init_from", file, "--ngf", "16")
+    assert f"{file} does not fit --netG as the options build it (give the options the file was trained with" in message
+    assert f"--init_from {tmp_path / 'none.pth'}: no such file" in fails(tmp_path, "new", "--init_from",
+                                                                         str(tmp_path / "none.pth"))
 
 
 def test_continue_train_with_other_options_changes_nothing(trained, tmp_path):

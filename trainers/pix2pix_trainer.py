@@ -67,6 +67,8 @@ class Pix2PixTrainer:
         self.model = create_model(opt, device=self.ctx.device)
         self.pix2pix_model = self.model  # SPADE's name for it
         model = self.model
+        if opt.init_from:
+            self.load_init_from(opt.init_from)
         if opt.channels_last:
             for net in (model.netG, model.netD, model.netE):
                 if net is not None:
@@ -102,6 +104,25 @@ class Pix2PixTrainer:
         self.optimizer_G, self.optimizer_D = self.create_optimizers(opt)
 
     # ------------------------------------------------------------------------------------------------
+    def load_init_from(self, path: str):
+        """--init_from: a fresh run (fresh optimizers, epoch 1) from a generator file (ours or NVlabs SPADE's
+        layout), strictly loaded; the discriminator and encoder start from the SPADE-named files beside it
+        (`{label}_net_D.pth`, `_E`) when there are some, as SPADE's --continue_train would load them, else afresh.
+        An EMA generator starts as a copy of the loaded one."""
+        opt, model = self.opt, self.model
+        hint = ("give the options the file was trained with; a released SC-GAN file is converted first by "
+                "python -m util.import_checkpoint")
+        nets = {"G": model.netG, "D": model.netD, "E": model.netE}
+        files = {"G": path, **checkpoint.init_from_files(path, [n for n in ("D", "E") if nets[n] is not None])}
+        for name, file in files.items():
+            state = checkpoint.read_state_dict(file, "--init_from", opt.trust_pickle)
+            checkpoint.load_state_into(nets[name], state, file, name, hint=hint)
+        if self.ctx.is_main:
+            fresh = [f"net{n}" for n, net in nets.items() if net is not None and n not in files]
+            print(f"--init_from: {', '.join(f'net{n} from {f}' for n, f in files.items())}"
+                  f"{'; ' + ', '.join(fresh) + ' start afresh (no file beside it)' if fresh else ''}; fresh "
+                  f"optimizers, epoch 1")
+
     def wrap(self, net, find_unused_parameters=False):
         """DDP for several processes (gradients averaged over ranks in backward), torch.compile when asked."""
         if self.ctx.distributed:
@@ -322,6 +343,7 @@ class Pix2PixTrainer:
         nets = self.networks_to_save()
         if opt.which_epoch == "latest" and checkpoint.list_units(folder):
             found = checkpoint.newest_complete_unit(folder)
+            checkpoint.check_published_files(folder, *(found or (None, None)))  # a file copied over latest_net_*
             if found is None:
                 raise CheckpointError(f"no complete checkpoint under {os.path.join(folder, checkpoint.UNITS_DIR)} "
                                       f"(see the warnings above): start afresh with --overwrite")

@@ -360,6 +360,75 @@ def newest_complete_unit(folder: str, warn=print):
     return None
 
 
+def _same_file_as(published: str, name: str, units):
+    """The unit of `units` whose file `name` is `published` itself (a hard link), or None."""
+    for unit in units:
+        own = os.path.join(unit, name)
+        if os.path.isfile(own) and os.path.samefile(published, own):
+            return unit
+    return None
+
+
+def _holds_a_units_bytes(published: str, name: str, units) -> bool:
+    """`published` has the size and sha256 that the manifest of one of `units` records for `name`."""
+    size, digest = os.path.getsize(published), None
+    for unit in units:
+        try:
+            entry = read_manifest(unit)["files"][name]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if entry["bytes"] == size:
+            digest = digest or _sha256(published)
+            if digest == entry["sha256"]:
+                return True
+    return False
+
+
+def check_published_files(folder: str, unit, manifest):
+    """Before a resume from `unit` (as newest_complete_unit returned it, its checksums verified; None when no
+    unit is complete): every latest_net_*.pth of `folder` must still hold a unit's bytes. It is the unit's own
+    file, or has the size and sha256 of that file in any unit's manifest (a kill between two links leaves some
+    pointing at the previous unit, and links fall back to copies; the resume repairs both). A file copied over
+    one, SPADE's way to fine-tune, would otherwise be ignored, or, written in place through its hard link, make
+    the newest unit fail its checksum: refused, naming both files and the ways on, so the two never mix."""
+    units = [path for _, path in list_units(folder)]
+    replaced = []
+    for published in sorted(glob.glob(os.path.join(folder, "latest_net_*.pth"))):
+        name = os.path.basename(published)[len("latest_"):]
+        if unit is not None and (name not in manifest["files"] or _same_file_as(published, name, [unit])):
+            continue  # not the unit's to publish, or the unit's own verified file
+        if not _holds_a_units_bytes(published, name, units):
+            replaced.append(name)
+    if not replaced:
+        return
+    name = replaced[0]
+    published = os.path.join(folder, f"latest_{name}")
+    through = _same_file_as(published, name, units)
+    how = (f"written over in place, so {os.path.join(through, name)}, the same file, changed with it" if through
+           else "replaced after that save")
+    others = "; so were " + ", ".join(f"latest_{other}" for other in replaced[1:]) if replaced[1:] else ""
+    fresh = (f"python train.py --name NEW_NAME --init_from {published} (or, in this folder, --overwrite instead of "
+             f"--continue_train)")
+    if unit is None:
+        raise CheckpointError(f"{published} was {how}{others}, and no complete checkpoint is left to resume. To "
+                              f"start from the file with fresh optimizers at epoch 1: {fresh}")
+    raise CheckpointError(
+        f"{published} is not the file of the checkpoint it should link to, {os.path.join(unit, name)} (it was "
+        f"{how}{others}), and --continue_train never mixes the two. To resume the checkpoint, move {published} "
+        f"out of the folder; to start from the file with fresh optimizers at epoch 1: {fresh}")
+
+
+def init_from_files(path: str, names=("D", "E")) -> dict:
+    """--init_from `{label}_net_G.pth` (or _G_ema.pth) -> {name: `{label}_net_{name}.pth`} for the networks of
+    `names` that lie beside it: the files NVlabs SPADE's --continue_train would load with it. {} for a file
+    not named that way."""
+    found = re.fullmatch(r"(.*)_net_G(_ema)?\.pth", os.path.basename(path))
+    if found is None:
+        return {}
+    siblings = {name: os.path.join(os.path.dirname(path), f"{found.group(1)}_net_{name}.pth") for name in names}
+    return {name: sibling for name, sibling in siblings.items() if os.path.isfile(sibling)}
+
+
 def set_aside_units_newer_than(folder: str, save_id: int):
     """Move incomplete units newer than the one resumed from to saves/broken_step_* (kept for inspection,
     never read again), so that later saves of the resumed run are the newest."""
@@ -407,13 +476,14 @@ def read_state_dict(path: str, option: str, trust_pickle: bool = False) -> dict:
     return dict(state)
 
 
-def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True):
+def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True, hint: str = None):
+    """`hint`: what to check when the file does not fit (by default: the experiment's saved options)."""
+    hint = hint or ("were the same options used for training? --load_from_opt_file takes them from the "
+                    "experiment's opt.json")
     try:
         net.load_state_dict(state, strict=strict)
     except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it (were the same "
-                              f"options used for training? --load_from_opt_file takes them from the "
-                              f"experiment's opt.json):\n{e}") from None
+        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it ({hint}):\n{e}") from None
     return net
 
 
