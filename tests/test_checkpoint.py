@@ -184,16 +184,30 @@ def test_a_file_copied_in_place_through_the_link_is_named_too(tmp_path):
     save(tmp_path, 4, 2.0)
     newest = checkpoint.unit_path(str(tmp_path), 4)
     with open(tmp_path / "latest_net_G.pth", "wb") as f:  # what `cp G.pth latest_net_G.pth` does: same inode
-        torch.save(nets(7.0)["G"], f)
+        torch.save(nets(7.0)["G"], f, _use_new_zipfile_serialization=False)  # as NVlabs' released files are
     assert os.path.samefile(tmp_path / "latest_net_G.pth", os.path.join(newest, "net_G.pth"))
     warnings = []
     unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=warnings.append)
-    assert unit == checkpoint.unit_path(str(tmp_path), 2) and "net_G.pth does not match its checksum" in warnings[0]
+    assert unit == checkpoint.unit_path(str(tmp_path), 2) and "step_000000000004 is incomplete (net_G" in warnings[0]
     with pytest.raises(CheckpointError) as e:
         checkpoint.check_published_files(str(tmp_path), unit, manifest)
     assert str(e.value).startswith(f"{tmp_path / 'latest_net_G.pth'} is not the file of the checkpoint it should "
-                                   f"link to, {unit}/net_G.pth (it was written over in place, so {newest}/net_G.pth, "
-                                   f"the same file, changed with it)")
+                                   f"link to, {unit}/net_G.pth (it was written over in place (copied onto, or "
+                                   f"damaged), so {newest}/net_G.pth, the same file, changed with it)")
+
+
+def test_a_truncated_unit_file_and_links_into_a_set_aside_unit_are_not_taken_for_a_copy(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    with open(tmp_path / "latest_net_G.pth", "r+b") as f:  # damage: the newest unit fails, the resume falls back
+        f.truncate(100)
+    unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=lambda line: None)
+    checkpoint.check_published_files(str(tmp_path), unit, manifest)
+    # a resume killed after setting the damaged unit aside, before publishing the previous one
+    checkpoint.set_aside_units_newer_than(str(tmp_path), 2)
+    assert os.path.samefile(tmp_path / "latest_net_D.pth", tmp_path / "saves" / "broken_step_000000000004" /
+                            "net_D.pth")
+    checkpoint.check_published_files(str(tmp_path), unit, manifest)
 
 
 def test_init_from_finds_spade_named_siblings(tmp_path):

@@ -203,8 +203,9 @@ def test_a_copied_in_latest_net_g_stops_the_resume_naming_both_files(trained, tm
     before = digest(trained)
     message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
     published, unit = trained / "latest_net_G.pth", trained / "saves" / "step_000000000004"
-    assert f"{published} was written over in place, so {unit}/net_G.pth, the same file, changed with it, and no " \
-           f"complete checkpoint is left to resume" in message and f"--init_from {published}" in message
+    assert f"{published} was written over in place (copied onto, or damaged), so {unit}/net_G.pth, the same " \
+           f"file, changed with it, and no complete checkpoint is left to resume" in message
+    assert f"--init_from {published}" in message
     assert digest(trained) == before  # nothing loaded, relinked or set aside
     # one way on: the file starts a fresh run (the other, moving it away, resumes the unit)
     train(tmp_path, "exp", "--overwrite", "--init_from", str(published))

@@ -384,29 +384,47 @@ def _holds_a_units_bytes(published: str, name: str, units) -> bool:
     return False
 
 
+def _readable(path: str) -> bool:
+    """A file torch.load reads, weights only: memory-mapped (little is read) or, for the legacy format of
+    NVlabs' released files, which cannot be mapped, whole."""
+    for mmap in (True, False):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return True
+        except Exception:
+            continue
+    return False
+
+
 def check_published_files(folder: str, unit, manifest):
     """Before a resume from `unit` (as newest_complete_unit returned it, its checksums verified; None when no
-    unit is complete): every latest_net_*.pth of `folder` must still hold a unit's bytes. It is the unit's own
-    file, or has the size and sha256 of that file in any unit's manifest (a kill between two links leaves some
-    pointing at the previous unit, and links fall back to copies; the resume repairs both). A file copied over
-    one, SPADE's way to fine-tune, would otherwise be ignored, or, written in place through its hard link, make
-    the newest unit fail its checksum: refused, naming both files and the ways on, so the two never mix."""
-    units = [path for _, path in list_units(folder)]
+    unit is complete): every latest_net_*.pth of `folder` must still hold what a save wrote. It is the unit's
+    own file, or has the size and sha256 of that file in the manifest of any unit, broken_step_* included (a
+    kill between two links leaves some pointing at the previous unit, a resume killed before it published
+    leaves them pointing into a unit it set aside, and links fall back to copies; the resume repairs all three).
+
+    A file copied over one, SPADE's way to fine-tune, would otherwise be ignored; `cp` onto the hard link even
+    writes into the newest unit, which then fails its checksum. Both are refused, naming the file, the unit it
+    should link to and the ways on, so the two never mix. An unreadable file written into its unit (truncated,
+    say) is damage, not a replacement: the unit fails its checks and the resume falls back, as before."""
+    units = [path for path in glob.glob(os.path.join(folder, UNITS_DIR, "*step_*")) if os.path.isdir(path)]
     replaced = []
     for published in sorted(glob.glob(os.path.join(folder, "latest_net_*.pth"))):
         name = os.path.basename(published)[len("latest_"):]
         if unit is not None and (name not in manifest["files"] or _same_file_as(published, name, [unit])):
             continue  # not the unit's to publish, or the unit's own verified file
-        if not _holds_a_units_bytes(published, name, units):
-            replaced.append(name)
+        if _holds_a_units_bytes(published, name, units):
+            continue
+        through = _same_file_as(published, name, units)
+        if through is None or _readable(published):
+            replaced.append((name, through))
     if not replaced:
         return
-    name = replaced[0]
+    (name, through), others = replaced[0], replaced[1:]
     published = os.path.join(folder, f"latest_{name}")
-    through = _same_file_as(published, name, units)
-    how = (f"written over in place, so {os.path.join(through, name)}, the same file, changed with it" if through
-           else "replaced after that save")
-    others = "; so were " + ", ".join(f"latest_{other}" for other in replaced[1:]) if replaced[1:] else ""
+    how = (f"written over in place (copied onto, or damaged), so {os.path.join(through, name)}, the same file, "
+           f"changed with it" if through else "replaced after that save")
+    others = "; so were " + ", ".join(f"latest_{other}" for other, _ in others) if others else ""
     fresh = (f"python train.py --name NEW_NAME --init_from {published} (or, in this folder, --overwrite instead of "
              f"--continue_train)")
     if unit is None:
