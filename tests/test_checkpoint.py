@@ -214,5 +214,6 @@ def test_init_from_finds_spade_named_siblings(tmp_path):
     for name in ("10_net_G.pth", "10_net_D.pth", "latest_net_E.pth", "G.pth"):
         (tmp_path / name).write_bytes(b"")
     assert checkpoint.init_from_files(str(tmp_path / "10_net_G.pth")) == {"D": str(tmp_path / "10_net_D.pth")}
-    assert checkpoint.init_from_files(str(tmp_path / "10_net_G_ema.pth"), ["D"]) == {"D": str(tmp_path / "10_net_D.pth")}
+    assert checkpoint.init_from_files(str(tmp_path / "10_net_G_ema.pth"), ["D"]) == {"D": str(tmp_path /
+                                                                                          "10_net_D.pth")}
     assert checkpoint.init_from_files(str(tmp_path / "G.pth")) == {}

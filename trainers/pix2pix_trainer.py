@@ -95,7 +95,8 @@ class Pix2PixTrainer:
         self.last_finite_losses = {}
         self.last_save_id = None
         # --overwrite: the old run waits in replaced_run/ and goes once the new run has a complete save; its log,
-        # pages and saves are set aside before anything opens them, so the new run's start empty
+        # pages and saves are set aside before the visualizer or the evaluation opens them, so the new run's start
+        # empty
         self.replace_old_run = False
         if self.ctx.is_main and os.path.isdir(self.folder):
             checkpoint.settle_replaced_run(self.folder)
