@@ -206,7 +206,7 @@ def test_a_copied_in_latest_net_g_stops_the_resume_naming_both_files(trained, tm
            f"file, changed with it, and no complete checkpoint is left to resume" in message
     assert f"--init_from {published}" in message
     assert digest(trained) == before  # nothing loaded, relinked or set aside
-    # one way on: the file starts a fresh run (the other, moving it away, resumes the unit)
+    # the way on when no unit is left: a fresh run from the file, here in the same folder
     train(tmp_path, "exp", "--overwrite", "--init_from", str(published))
     assert [s for s, _ in checkpoint.list_units(str(trained))] == [4]
 
@@ -214,9 +214,8 @@ def test_a_copied_in_latest_net_g_stops_the_resume_naming_both_files(trained, tm
 def test_moving_the_copied_file_away_resumes_the_unit(trained, tmp_path, capsys):
     shutil.copyfile(trained / "latest_net_G.pth", tmp_path / "G.pth")
     os.replace(tmp_path / "G.pth", trained / "latest_net_G.pth")  # the same bytes, another file: not refused
-    shutil.copy(trained / "latest_net_D.pth", tmp_path / "D.pth")
     (trained / "latest_net_D.pth").unlink()
-    torch.save({"w": torch.zeros(1)}, trained / "latest_net_D.pth")
+    torch.save({"w": torch.zeros(1)}, trained / "latest_net_D.pth")  # another file with other bytes: refused
     assert "latest_net_D.pth is not the file" in fails(tmp_path, "exp", "--continue_train", "--niter", "2")
     (trained / "latest_net_D.pth").unlink()
     train(tmp_path, "exp", "--continue_train", "--niter", "2")
