@@ -31,6 +31,10 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--overwrite", action="store_true",
                             help="start afresh in an experiment folder that already holds a checkpoint (it is "
                                  "replaced by the new run's first save)")
+        parser.add_argument("--init_from", type=str, default="", metavar="FILE",
+                            help="start a new run (fresh optimizers, epoch 1) from this generator file, ours or "
+                                 "NVlabs SPADE's (e.g. latest_net_G.pth), loaded strictly; {label}_net_D.pth and "
+                                 "_E.pth beside it are loaded too when present, else those networks start afresh")
         parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                             help="mixed precision: autocast to bf16 or fp16 (fp16 with a GradScaler); spectral "
                                  "norms and batch-norm statistics stay in fp32")
@@ -106,6 +110,9 @@ class TrainOptions(BaseOptions):
         if opt.niter + opt.niter_decay < 1:
             raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: nothing to train; give at least "
                              f"one epoch (e.g. --niter 50)")
+        if opt.init_from and opt.continue_train:
+            raise SystemExit(f"--init_from {opt.init_from} starts a new run from a file (fresh optimizers, epoch 1) "
+                             f"and --continue_train resumes the experiment's own checkpoint: give one of them")
         if opt.debug:
             opt.niter, opt.niter_decay = 1, 0
             opt.max_dataset_size = min(opt.max_dataset_size, 4 * opt.batchSize)

@@ -142,3 +142,78 @@ def test_pickle_refusal_is_about_pickles_only(tmp_path):
     with pytest.raises(CheckpointError):
         checkpoint.safe_load(str(path))
     assert not (tmp_path / "m").exists()
+
+
+def resume_check(folder):
+    unit, manifest = checkpoint.newest_complete_unit(str(folder))
+    checkpoint.check_published_files(str(folder), unit, manifest)
+
+
+def test_a_file_copied_over_latest_net_g_is_named_with_the_unit_it_replaced(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    os.remove(tmp_path / "latest_net_G.pth")
+    torch.save(nets(7.0)["G"], tmp_path / "latest_net_G.pth")  # SPADE's way to fine-tune: cp G.pth latest_net_G.pth
+    with pytest.raises(CheckpointError) as e:
+        resume_check(tmp_path)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'latest_net_G.pth'} is not the file of the checkpoint it should link "
+                              f"to, {checkpoint.unit_path(str(tmp_path), 4)}/net_G.pth")
+    assert "move" in message and f"--init_from {tmp_path / 'latest_net_G.pth'}" in message
+    assert "so were" not in message  # latest_net_D.pth is still the unit's
+
+
+def test_links_a_kill_left_half_updated_and_copies_of_the_same_bytes_are_the_units(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    # killed between two links: latest_net_D.pth still the previous unit's
+    os.remove(tmp_path / "latest_net_D.pth")
+    os.link(os.path.join(checkpoint.unit_path(str(tmp_path), 2), "net_D.pth"), tmp_path / "latest_net_D.pth")
+    # a file system without hard links: a copy, another inode with the same bytes
+    os.remove(tmp_path / "latest_net_G.pth")
+    (tmp_path / "latest_net_G.pth").write_bytes(open(os.path.join(checkpoint.unit_path(str(tmp_path), 4),
+                                                                  "net_G.pth"), "rb").read())
+    resume_check(tmp_path)
+    os.remove(tmp_path / "latest_net_G.pth")  # a missing file is published again by the resume, not refused
+    resume_check(tmp_path)
+
+
+def test_a_file_copied_in_place_through_the_link_is_named_too(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    newest = checkpoint.unit_path(str(tmp_path), 4)
+    with open(tmp_path / "latest_net_G.pth", "wb") as f:  # what `cp G.pth latest_net_G.pth` does: same inode
+        torch.save(nets(7.0)["G"], f, _use_new_zipfile_serialization=False)  # as NVlabs' released files are
+    assert os.path.samefile(tmp_path / "latest_net_G.pth", os.path.join(newest, "net_G.pth"))
+    warnings = []
+    unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=warnings.append)
+    assert unit == checkpoint.unit_path(str(tmp_path), 2) and "step_000000000004 is incomplete (net_G" in warnings[0]
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.check_published_files(str(tmp_path), unit, manifest)
+    assert str(e.value).startswith(f"{tmp_path / 'latest_net_G.pth'} is not the file of the checkpoint it should "
+                                   f"link to, {unit}/net_G.pth (it was written over in place (copied onto, or "
+                                   f"damaged), so {newest}/net_G.pth, the same file, changed with it)")
+
+
+def test_a_truncated_unit_file_and_links_into_a_set_aside_unit_are_not_taken_for_a_copy(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    with open(tmp_path / "latest_net_G.pth", "r+b") as f:  # damage: the newest unit fails, the resume falls back
+        f.truncate(100)
+    unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=lambda line: None)
+    checkpoint.check_published_files(str(tmp_path), unit, manifest)
+    # a resume killed after setting the damaged unit aside, before publishing the previous one
+    checkpoint.set_aside_units_newer_than(str(tmp_path), 2)
+    assert os.path.samefile(tmp_path / "latest_net_D.pth", tmp_path / "saves" / "broken_step_000000000004" /
+                            "net_D.pth")
+    checkpoint.check_published_files(str(tmp_path), unit, manifest)
+
+
+def test_init_from_finds_spade_named_siblings(tmp_path):
+    for name in ("10_net_G.pth", "10_net_D.pth", "latest_net_E.pth", "G.pth"):
+        (tmp_path / name).write_bytes(b"")
+    assert checkpoint.init_from_files(str(tmp_path / "10_net_G.pth")) == {"D": str(tmp_path / "10_net_D.pth")}
+    assert checkpoint.init_from_files(str(tmp_path / "10_net_G_ema.pth"), ["D"]) == {"D": str(tmp_path /
+                                                                                          "10_net_D.pth")}
+    assert checkpoint.init_from_files(str(tmp_path / "G.pth")) == {}

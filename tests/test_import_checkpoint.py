@@ -10,14 +10,20 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
+import test as test_script
+from data import DATASETS
+from data.pix2pix_dataset import Pix2pixDataset
 from models import networks
 from models.networks.position_encoding import IterativeGaussian, gaussian_window, layout_pyramid
 from util.checkpoint import CheckpointError, load_network, read_state_dict, save_network
 from util.import_checkpoint import build_options, expected_keys, export_state_dict, import_state_dict, main
+from .conftest import write_id_map
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "scgan_ade20k_state_dict_keys.json")))
 SPADE_SMALL = ["--ngf", "4", "--ndf", "4", "--crop_size", "64", "--load_size", "64", "--gpu_ids", "-1"]
@@ -319,6 +325,71 @@ def test_vae_configuration_needs_the_encoder_file(tmp_path):
     with pytest.raises(SystemExit, match="--src_E"):
         main(["--from", "scgan", "--src", str(src), "--name", "c", "--dataset_mode", "celebamaskhq", *SMALL,
               "--checkpoints_dir", str(tmp_path / "checkpoints")])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every dataset mode: released weights onto one's own data
+
+PAIRED = [m for m in DATASETS.names() if issubclass(DATASETS.get(m), Pix2pixDataset)]  # label map -> image
+UNPAIRED = [m for m in DATASETS.names() if m not in PAIRED]
+
+
+def mode_argv(mode, tmp_path):
+    """The options a mode cannot do without: custom names its label maps; cityscapes' generator (one more
+    up-sampling, aspect ratio 2) needs a crop of 128 to start from a 1x2 map."""
+    if mode == "custom":
+        return ["--label_dir", str(tmp_path / "labels"), "--label_nc", "9", "--no_instance"]
+    if mode == "cityscapes":
+        return ["--crop_size", "128", "--load_size", "128"]
+    return []
+
+
+@pytest.mark.parametrize("mode", PAIRED)
+def test_a_spade_generator_imports_for_every_paired_dataset_mode(tmp_path, mode):
+    opt = options(tmp_path, "spade", "--dataset_mode", mode, *mode_argv(mode, tmp_path))
+    G = randomize(networks.define_G(opt, verbose=False))
+    torch.save(export_state_dict(G), tmp_path / "nv_G.pth")
+    main(["--from", "spade", "--src", str(tmp_path / "nv_G.pth"), "--name", "mine", "--dataset_mode", mode,
+          *SPADE_SMALL, *mode_argv(mode, tmp_path), "--checkpoints_dir", str(tmp_path / "checkpoints")])
+    folder = str(tmp_path / "checkpoints" / "mine")
+    G2 = load_network(networks.define_G(opt, verbose=False), folder, "latest", "G").eval()
+    seg = one_hot(1, opt.semantic_nc, int(opt.crop_size / opt.aspect_ratio), opt.crop_size)
+    with torch.no_grad():
+        assert torch.equal(G2(seg), G(seg))
+    saved = json.load(open(os.path.join(folder, "opt.json")))
+    assert (saved["dataset_mode"], saved["semantic_nc"]) == (mode, opt.semantic_nc)
+
+
+@pytest.mark.parametrize("mode", UNPAIRED)
+def test_a_dataset_mode_without_label_maps_is_refused_naming_the_paired_ones(tmp_path, mode):
+    src = tmp_path / "G.pth"
+    torch.save({}, src)
+    with pytest.raises(SystemExit) as e:
+        main(["--from", "spade", "--src", str(src), "--name", "x", "--dataset_mode", mode, *SPADE_SMALL,
+              "--checkpoints_dir", str(tmp_path / "checkpoints")])
+    message = str(e.value)
+    assert f"--dataset_mode {mode} holds unpaired images without label maps" in message
+    assert all(m in message for m in PAIRED)
+    assert not (tmp_path / "checkpoints" / "x").exists()
+
+
+def test_test_py_runs_an_imported_model_on_ones_own_label_maps(tmp_path, capsys):
+    labels = tmp_path / "labels"
+    for i in range(2):
+        write_id_map(labels / f"street{i}.png", np.arange(64 * 64).reshape(64, 64) // 7 % 9)
+    argv = ["--dataset_mode", "custom", "--label_dir", str(labels), "--label_nc", "9", "--no_instance"]
+    opt = options(tmp_path, "spade", *argv)
+    torch.save(export_state_dict(randomize(networks.define_G(opt, verbose=False))), tmp_path / "nv_G.pth")
+    checkpoints = str(tmp_path / "checkpoints")
+    main(["--from", "spade", "--src", str(tmp_path / "nv_G.pth"), "--name", "mine", *argv, *SPADE_SMALL,
+          "--checkpoints_dir", checkpoints])
+    assert f"python test.py --name mine --label_dir {labels}" in capsys.readouterr().out
+    test_script.main(["--name", "mine", "--label_dir", str(labels), "--checkpoints_dir", checkpoints,
+                      "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1"])
+    page = tmp_path / "results" / "mine" / "test_latest"
+    results = sorted(p.name for p in (page / "images" / "synthesized_image").iterdir())
+    assert results == ["street0.png", "street1.png"]
+    assert Image.open(page / "images" / "synthesized_image" / "street0.png").size == (64, 64)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,13 +5,14 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 
 import pytest
 import torch
 
 import test as test_script
 import train as train_script
-from util import checkpoint
+from util import checkpoint, visualizer
 
 TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
         "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2", "--netG", "spade",
@@ -127,6 +128,138 @@ def test_a_fresh_run_refuses_a_trained_folder_unless_overwrite(trained, tmp_path
         "2_net_D.pth", "2_net_G.pth", "2_net_G_ema.pth", "latest_net_D.pth", "latest_net_G.pth",
         "latest_net_G_ema.pth"]
     assert json.loads((trained / "opt.json").read_text())["ngf"] == 16
+
+
+def test_overwrite_starts_a_fresh_log_and_page(tmp_path, monkeypatch):
+    folder = train(tmp_path, "exp", "--niter", "2")
+    drawn = []
+    original = visualizer.draw_loss_curves
+    monkeypatch.setattr(visualizer, "draw_loss_curves", lambda history, path: (drawn.append(list(history)),
+                                                                               original(history, path)))
+    train(tmp_path, "exp", "--overwrite")
+    log = (folder / "loss_log.txt").read_text()
+    assert log.count("Training Loss") == 1 and log.startswith("================ Training Loss")
+    assert [epoch for epoch, _ in visualizer.read_loss_log(str(folder / "loss_log.txt"))] == [1, 1]
+    assert [epoch for epoch, _ in drawn[-1]] == [1, 1]  # web/loss_curves.png: one pass over epoch 1
+    assert not [f for f in os.listdir(folder / "web" / "images") if f.startswith("epoch002")]
+    assert not (folder / checkpoint.REPLACED_RUN).exists() and not (folder / "2_net_G.pth").exists()
+
+
+def stop_after_saves(monkeypatch, n):
+    """The run stops (as a kill would) after its n-th complete save; n = 0: before the first."""
+    original, done = train_script.Pix2PixTrainer.save, []
+
+    def save(self, *args, **kwargs):
+        if len(done) < n:
+            original(self, *args, **kwargs)
+            done.append(1)
+        if len(done) == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "save", save)
+    return monkeypatch
+
+
+def test_the_first_save_of_an_overwrite_run_keeps_its_unit(tmp_path, monkeypatch):
+    folder = train(tmp_path, "exp", "--niter", "2", "--save_latest_freq", "2")
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [8, 6]
+    stop_after_saves(monkeypatch, 1)
+    fails(tmp_path, "exp", "--overwrite", "--save_latest_freq", "2")
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [2]  # not pruned as older than the old run's
+    assert os.path.samefile(folder / "latest_net_G.pth", folder / "saves" / "step_000000000002" / "net_G.pth")
+    assert not (folder / checkpoint.REPLACED_RUN).exists() and not (folder / "2_net_G.pth").exists()
+
+
+@pytest.mark.parametrize("then", ["--continue_train", "--overwrite"])
+def test_an_overwrite_run_stopped_before_its_first_save_gives_the_old_run_back(tmp_path, monkeypatch, capsys, then):
+    folder = train(tmp_path, "exp", "--niter", "2")
+    old_log = (folder / "loss_log.txt").read_text()
+    with monkeypatch.context() as patch:
+        stop_after_saves(patch, 0)
+        fails(tmp_path, "exp", "--overwrite", "--ngf", "16")
+    assert (folder / checkpoint.REPLACED_RUN / "saves").is_dir()
+    assert (folder / "loss_log.txt").read_text().count("Training Loss") == 1  # the new run's own log
+    capsys.readouterr()
+    train(tmp_path, "exp", then, "--niter", "3")
+    out = capsys.readouterr().out
+    assert "the run it was replacing (its checkpoints, loss_log.txt, web/ and options) is back in place" in out
+    assert not (folder / checkpoint.REPLACED_RUN).exists()
+    log = (folder / "loss_log.txt").read_text()
+    if then == "--continue_train":  # the old run goes on: its checkpoint, its options, its log
+        assert "resuming at epoch 3, image 0 of the epoch" in out
+        assert log.startswith(old_log) and log.count("Training Loss") == 2
+        assert json.loads((folder / "opt.json").read_text())["ngf"] == 8
+    else:
+        assert log.count("Training Loss") == 1 and "epoch: 3" in log
+        assert [s for s, _ in checkpoint.list_units(str(folder))] == [12, 8]  # the new run's three epochs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fine-tuning SPADE's way: a latest_net_G.pth copied in, or --init_from
+
+def test_a_copied_in_latest_net_g_stops_the_resume_naming_both_files(trained, tmp_path):
+    other = train(tmp_path, "other", "--seed", "1")
+    shutil.copy(other / "latest_net_G.pth", trained / "latest_net_G.pth")  # cp writes through the hard link
+    before = digest(trained)
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    published, unit = trained / "latest_net_G.pth", trained / "saves" / "step_000000000004"
+    assert f"{published} was written over in place (copied onto, or damaged), so {unit}/net_G.pth, the same " \
+           f"file, changed with it, and no complete checkpoint is left to resume" in message
+    assert f"--init_from {published}" in message
+    assert digest(trained) == before  # nothing loaded, relinked or set aside
+    # the way on when no unit is left: a fresh run from the file, here in the same folder
+    train(tmp_path, "exp", "--overwrite", "--init_from", str(published))
+    assert [s for s, _ in checkpoint.list_units(str(trained))] == [4]
+
+
+def test_moving_the_copied_file_away_resumes_the_unit(trained, tmp_path, capsys):
+    shutil.copyfile(trained / "latest_net_G.pth", tmp_path / "G.pth")
+    os.replace(tmp_path / "G.pth", trained / "latest_net_G.pth")  # the same bytes, another file: not refused
+    (trained / "latest_net_D.pth").unlink()
+    torch.save({"w": torch.zeros(1)}, trained / "latest_net_D.pth")  # another file with other bytes: refused
+    assert "latest_net_D.pth is not the file" in fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    (trained / "latest_net_D.pth").unlink()
+    train(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert "resuming at epoch 2, image 0 of the epoch" in capsys.readouterr().out
+
+
+def init_from_options(tmp_path, name, *extra):
+    from options.train_options import TrainOptions
+    return TrainOptions().parse(["--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY, *extra],
+                                save=False, verbose=False)
+
+
+def test_init_from_starts_a_fresh_run_from_spade_files(trained, tmp_path, capsys):
+    G, D = (torch.load(trained / f"latest_net_{n}.pth", weights_only=True) for n in ("G", "D"))
+    assert any(k.endswith("weight_orig") for k in G)  # NVlabs SPADE's key layout, as their files have it
+    trainer = train_script.Pix2PixTrainer(init_from_options(tmp_path, "new", "--init_from",
+                                                            str(trained / "latest_net_G.pth")))
+    for net, state in ((trainer.model.netG, G), (trainer.model.netD, D), (trainer.netG_ema, G)):
+        assert net.state_dict().keys() == state.keys()
+        assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    assert not trainer.optimizer_G.state and not trainer.optimizer_D.state
+    assert f"netG from {trained / 'latest_net_G.pth'}, netD from {trained / 'latest_net_D.pth'}; fresh optimizers, " \
+           f"epoch 1" in capsys.readouterr().out
+    folder = train(tmp_path, "new", "--init_from", str(trained / "latest_net_G.pth"))
+    assert [s for s, _ in checkpoint.list_units(str(folder))] == [4]
+    assert [epoch for epoch, _ in visualizer.read_loss_log(str(folder / "loss_log.txt"))] == [1, 1]
+
+
+def test_init_from_a_lone_generator_file_starts_the_discriminator_afresh(trained, tmp_path, capsys):
+    shutil.copy(trained / "latest_net_G.pth", tmp_path / "G.pth")
+    trainer = train_script.Pix2PixTrainer(init_from_options(tmp_path, "new", "--init_from", str(tmp_path / "G.pth")))
+    assert f"netG from {tmp_path / 'G.pth'}; netD start afresh" in capsys.readouterr().out
+    D = torch.load(trained / "latest_net_D.pth", weights_only=True)
+    assert not all(torch.equal(v, D[k]) for k, v in trainer.model.netD.state_dict().items())
+
+
+def test_init_from_is_refused_with_continue_train_or_when_it_does_not_fit(trained, tmp_path):
+    file = str(trained / "latest_net_G.pth")
+    message = fails(tmp_path, "exp", "--continue_train", "--init_from", file)
+    assert f"--init_from {file} starts a new run" in message and "--continue_train resumes" in message
+    message = fails(tmp_path, "new", "--init_from", file, "--ngf", "16")
+    assert f"{file} does not fit --netG as the options build it (give the options the file was trained with" in message
+    assert f"--init_from {tmp_path / 'none.pth'}: no such file" in fails(tmp_path, "new", "--init_from",
+                                                                         str(tmp_path / "none.pth"))
 
 
 def test_continue_train_with_other_options_changes_nothing(trained, tmp_path):

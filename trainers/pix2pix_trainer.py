@@ -67,6 +67,8 @@ class Pix2PixTrainer:
         self.model = create_model(opt, device=self.ctx.device)
         self.pix2pix_model = self.model  # SPADE's name for it
         model = self.model
+        if opt.init_from:
+            self.load_init_from(opt.init_from)
         if opt.channels_last:
             for net in (model.netG, model.netD, model.netE):
                 if net is not None:
@@ -92,11 +94,36 @@ class Pix2PixTrainer:
         self.nonfinite_in_a_row, self.nonfinite_total = 0, 0
         self.last_finite_losses = {}
         self.last_save_id = None
-        # after a fresh start with --overwrite, the old run's files go once the new run has a complete save
-        self.replace_old_run = bool(opt.overwrite and not opt.continue_train and existing_checkpoints(self.folder))
+        # --overwrite: the old run waits in replaced_run/ and goes once the new run has a complete save; its log,
+        # pages and saves are set aside before the visualizer or the evaluation opens them, so the new run's start
+        # empty
+        self.replace_old_run = False
+        if self.ctx.is_main and os.path.isdir(self.folder):
+            checkpoint.settle_replaced_run(self.folder)
+            if opt.overwrite and not opt.continue_train:
+                self.replace_old_run = checkpoint.set_aside_run(self.folder)
         self.optimizer_G, self.optimizer_D = self.create_optimizers(opt)
 
     # ------------------------------------------------------------------------------------------------
+    def load_init_from(self, path: str):
+        """--init_from: a fresh run (fresh optimizers, epoch 1) from a generator file (ours or NVlabs SPADE's
+        layout), strictly loaded; the discriminator and encoder start from the SPADE-named files beside it
+        (`{label}_net_D.pth`, `_E`) when there are some, as SPADE's --continue_train would load them, else afresh.
+        An EMA generator starts as a copy of the loaded one."""
+        opt, model = self.opt, self.model
+        hint = ("give the options the file was trained with; a released SC-GAN file is converted first by "
+                "python -m util.import_checkpoint")
+        nets = {"G": model.netG, "D": model.netD, "E": model.netE}
+        files = {"G": path, **checkpoint.init_from_files(path, [n for n in ("D", "E") if nets[n] is not None])}
+        for name, file in files.items():
+            state = checkpoint.read_state_dict(file, "--init_from", opt.trust_pickle)
+            checkpoint.load_state_into(nets[name], state, file, name, hint=hint)
+        if self.ctx.is_main:
+            fresh = [f"net{n}" for n, net in nets.items() if net is not None and n not in files]
+            print(f"--init_from: {', '.join(f'net{n} from {f}' for n, f in files.items())}"
+                  f"{'; ' + ', '.join(fresh) + ' start afresh (no file beside it)' if fresh else ''}; fresh "
+                  f"optimizers, epoch 1")
+
     def wrap(self, net, find_unused_parameters=False):
         """DDP for several processes (gradients averaged over ranks in backward), torch.compile when asked."""
         if self.ctx.distributed:
@@ -298,20 +325,12 @@ class Pix2PixTrainer:
             checkpoint.save_unit(self.folder, total_steps,
                                  {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
                                  train_state, labels, counters)
-            if self.replace_old_run:
-                self.remove_old_run(labels)
+            if self.replace_old_run:  # the new run has a complete save
+                checkpoint.remove_replaced_run(self.folder, labels)
+                self.replace_old_run = False
         elif self.ctx.device.type == "cuda":
             distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
         distributed.barrier(self.ctx)
-
-    def remove_old_run(self, labels):
-        """--overwrite: the new run has a complete save, so the old run's units and network files go."""
-        checkpoint.remove_units(self.folder, except_id=self.last_save_id)
-        keep = {f"{label}_net_" for label in labels}
-        for path in glob.glob(os.path.join(self.folder, "*_net_*.pth")):
-            if not any(os.path.basename(path).startswith(k) for k in keep):
-                os.remove(path)
-        self.replace_old_run = False
 
     def resume(self):
         """With --continue_train: load the networks, optimizers, RNG state and counters and return (epoch,
@@ -325,6 +344,7 @@ class Pix2PixTrainer:
         nets = self.networks_to_save()
         if opt.which_epoch == "latest" and checkpoint.list_units(folder):
             found = checkpoint.newest_complete_unit(folder)
+            checkpoint.check_published_files(folder, *(found or (None, None)))  # a file copied over latest_net_*
             if found is None:
                 raise CheckpointError(f"no complete checkpoint under {os.path.join(folder, checkpoint.UNITS_DIR)} "
                                       f"(see the warnings above): start afresh with --overwrite")

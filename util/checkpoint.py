@@ -11,6 +11,13 @@ Only then are SPADE's file names in the experiment folder pointed at it (hard li
 system has none), each replaced atomically: {label}_net_{G,D,E}.pth for 'latest' and epoch labels, and iter.txt.
 So `latest_net_G.pth` loads alone in test.py and in NVlabs' scripts, and a resume reads the newest unit whose
 manifest checks out, falling back to the previous one with a warning. The two newest complete units are kept.
+A resume refuses to go on when a published file is no longer the unit's (a copied-in `latest_net_G.pth`): it
+says so instead of ignoring the file (`check_published_files`).
+
+A fresh run with --overwrite first moves the old run's units and the files it wrote besides them (logs, pages,
+options) into replaced_run/; the old SPADE-named files stay in place, so test.py keeps working on the old model.
+The new run's first complete save publishes over them and removes replaced_run/. A run stopped before that save
+leaves replaced_run/ behind, and the next start puts it back (`settle_replaced_run`).
 
 Every .pth is read with torch.load(weights_only=True): tensors, numbers, strings and containers only. A file
 that needs full unpickling (which can run code) is refused unless the user passes --trust_pickle.
@@ -237,11 +244,61 @@ def prune_units(folder: str, keep: int = KEEP_UNITS):
     remove_stale_temporaries(folder)
 
 
-def remove_units(folder: str, except_id: int):
-    """Remove every unit but `except_id` (a run started afresh with --overwrite, after its first save)."""
-    for save_id, path in list_units(folder):
-        if save_id != except_id:
-            shutil.rmtree(path, ignore_errors=True)
+# what a run writes into the experiment folder besides its checkpoints: util/visualizer.py (loss_log.txt, web/,
+# logs/ of --tf_log), trainers/eval_monitor.py (eval_log.jsonl), options/base_options.py (opt.*)
+RUN_FILES = ("loss_log.txt", "web", "logs", "eval_log.jsonl", "opt.txt", "opt.json", "opt.pkl")
+REPLACED_RUN = "replaced_run"
+
+
+def _remove(path: str):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def set_aside_run(folder: str) -> bool:
+    """--overwrite: move the old run's units and RUN_FILES into replaced_run/, so the new run's log, pages and
+    saves start empty; True if there was anything to move. SPADE's files stay until the new run publishes."""
+    names = [UNITS_DIR, *RUN_FILES]
+    present = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    if not present:
+        return False
+    aside = os.path.join(folder, REPLACED_RUN)
+    os.makedirs(aside)
+    for name in present:
+        os.replace(os.path.join(folder, name), os.path.join(aside, name))
+    _fsync_dir(folder)
+    return True
+
+
+def settle_replaced_run(folder: str, warn=print):
+    """A replaced_run/ is left when an --overwrite run stopped before its old run was removed. If the new run
+    has a complete unit, only the removal was missing; otherwise the checkpoints in place are the old run's:
+    its units and files go back, and the files of the new run, which never saved, go."""
+    aside = os.path.join(folder, REPLACED_RUN)
+    if not os.path.isdir(aside):
+        return
+    if any(verify_unit(path, checksums=False) is None for _, path in list_units(folder)):
+        shutil.rmtree(aside)
+        return
+    for name in (UNITS_DIR, *RUN_FILES):
+        _remove(os.path.join(folder, name))
+    for name in os.listdir(aside):
+        os.replace(os.path.join(aside, name), os.path.join(folder, name))
+    os.rmdir(aside)
+    warn(f"note: an --overwrite run in {folder} stopped before its first complete save; the run it was replacing "
+         f"(its checkpoints, loss_log.txt, web/ and options) is back in place")
+
+
+def remove_replaced_run(folder: str, labels):
+    """After the new run's first complete save (published under `labels`): the old run's SPADE files of other
+    labels, then replaced_run/ (last: it is what tells a later start that the removal was not finished)."""
+    keep = {f"{label}_net_" for label in labels}
+    for path in glob.glob(os.path.join(folder, "*_net_*.pth")):
+        if not any(os.path.basename(path).startswith(k) for k in keep):
+            os.remove(path)
+    shutil.rmtree(os.path.join(folder, REPLACED_RUN), ignore_errors=True)
 
 
 def remove_stale_temporaries(folder: str):
@@ -303,6 +360,93 @@ def newest_complete_unit(folder: str, warn=print):
     return None
 
 
+def _same_file_as(published: str, name: str, units):
+    """The unit of `units` whose file `name` is `published` itself (a hard link), or None."""
+    for unit in units:
+        own = os.path.join(unit, name)
+        if os.path.isfile(own) and os.path.samefile(published, own):
+            return unit
+    return None
+
+
+def _holds_a_units_bytes(published: str, name: str, units) -> bool:
+    """`published` has the size and sha256 that the manifest of one of `units` records for `name`."""
+    size, digest = os.path.getsize(published), None
+    for unit in units:
+        try:
+            entry = read_manifest(unit)["files"][name]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if entry["bytes"] == size:
+            digest = digest or _sha256(published)
+            if digest == entry["sha256"]:
+                return True
+    return False
+
+
+def _readable(path: str) -> bool:
+    """A file torch.load reads, weights only: memory-mapped (little is read) or, for the legacy format of
+    NVlabs' released files, which cannot be mapped, whole."""
+    for mmap in (True, False):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return True
+        except Exception:
+            continue
+    return False
+
+
+def check_published_files(folder: str, unit, manifest):
+    """Before a resume from `unit` (as newest_complete_unit returned it, its checksums verified; None when no
+    unit is complete): every latest_net_*.pth of `folder` must still hold what a save wrote. It is the unit's
+    own file, or has the size and sha256 of that file in the manifest of any unit, broken_step_* included (a
+    kill between two links leaves some pointing at the previous unit, a resume killed before it published
+    leaves them pointing into a unit it set aside, and links fall back to copies; the resume repairs all three).
+
+    A file copied over one, SPADE's way to fine-tune, would otherwise be ignored; `cp` onto the hard link even
+    writes into the newest unit, which then fails its checksum. Both are refused, naming the file, the unit it
+    should link to and the ways on, so the two never mix. An unreadable file written into its unit (truncated,
+    say) is damage, not a replacement: the unit fails its checks and the resume falls back, as before."""
+    units = [path for path in glob.glob(os.path.join(folder, UNITS_DIR, "*step_*")) if os.path.isdir(path)]
+    replaced = []
+    for published in sorted(glob.glob(os.path.join(folder, "latest_net_*.pth"))):
+        name = os.path.basename(published)[len("latest_"):]
+        if unit is not None and (name not in manifest["files"] or _same_file_as(published, name, [unit])):
+            continue  # not the unit's to publish, or the unit's own verified file
+        if _holds_a_units_bytes(published, name, units):
+            continue
+        through = _same_file_as(published, name, units)
+        if through is None or _readable(published):
+            replaced.append((name, through))
+    if not replaced:
+        return
+    (name, through), others = replaced[0], replaced[1:]
+    published = os.path.join(folder, f"latest_{name}")
+    how = (f"written over in place (copied onto, or damaged), so {os.path.join(through, name)}, the same file, "
+           f"changed with it" if through else "replaced after that save")
+    others = "; so were " + ", ".join(f"latest_{other}" for other, _ in others) if others else ""
+    fresh = (f"python train.py --name NEW_NAME --init_from {published} (or, in this folder, --overwrite instead of "
+             f"--continue_train)")
+    if unit is None:
+        raise CheckpointError(f"{published} was {how}{others}, and no complete checkpoint is left to resume. To "
+                              f"start from the file with fresh optimizers at epoch 1: {fresh}")
+    raise CheckpointError(
+        f"{published} is not the file of the checkpoint it should link to, {os.path.join(unit, name)} (it was "
+        f"{how}{others}), and --continue_train never mixes the two. To resume the checkpoint, move {published} "
+        f"out of the folder; to start from the file with fresh optimizers at epoch 1: {fresh}")
+
+
+def init_from_files(path: str, names=("D", "E")) -> dict:
+    """--init_from `{label}_net_G.pth` (or _G_ema.pth) -> {name: `{label}_net_{name}.pth`} for the networks of
+    `names` that lie beside it: the files NVlabs SPADE's --continue_train would load with it. {} for a file
+    not named that way."""
+    found = re.fullmatch(r"(.*)_net_G(_ema)?\.pth", os.path.basename(path))
+    if found is None:
+        return {}
+    siblings = {name: os.path.join(os.path.dirname(path), f"{found.group(1)}_net_{name}.pth") for name in names}
+    return {name: sibling for name, sibling in siblings.items() if os.path.isfile(sibling)}
+
+
 def set_aside_units_newer_than(folder: str, save_id: int):
     """Move incomplete units newer than the one resumed from to saves/broken_step_* (kept for inspection,
     never read again), so that later saves of the resumed run are the newest."""
@@ -350,13 +494,14 @@ def read_state_dict(path: str, option: str, trust_pickle: bool = False) -> dict:
     return dict(state)
 
 
-def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True):
+def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True, hint: str = None):
+    """`hint`: what to check when the file does not fit (by default: the experiment's saved options)."""
+    hint = hint or ("were the same options used for training? --load_from_opt_file takes them from the "
+                    "experiment's opt.json")
     try:
         net.load_state_dict(state, strict=strict)
     except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it (were the same "
-                              f"options used for training? --load_from_opt_file takes them from the "
-                              f"experiment's opt.json):\n{e}") from None
+        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it ({hint}):\n{e}") from None
     return net
 
 

@@ -27,6 +27,8 @@ import sys
 import torch
 from torch import nn
 
+import data
+from data.pix2pix_dataset import Pix2pixDataset
 from models import networks
 from models.networks.discriminator import MultiscaleDiscriminator
 from models.networks.fpse_discriminator import FPSEDiscriminator
@@ -218,6 +220,7 @@ def build_options(family: str, user_argv, train: bool = False, released: bool = 
         if known.dataset_mode is None:
             raise CheckpointError("--dataset_mode is required: the released configuration depends on the "
                                   f"dataset ({', '.join(RELEASED_OPTIONS[family])} for --from {family})")
+        check_paired(known.dataset_mode, family)
         argv += RELEASED_OPTIONS[family].get(known.dataset_mode, [])
     argv += list(user_argv)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -229,13 +232,33 @@ def build_options(family: str, user_argv, train: bool = False, released: bool = 
         train_parser.parse(argv, save=False, verbose=False)
         options = TestOptions()
         options.requires_experiment = released is False  # an import creates the experiment
-        opt = options.parse(_drop_unknown(argv, train_parser.parser, _test_option_strings(argv)),
-                            save=False, verbose=False)
+        accepted = _test_option_strings(argv, train_parser.parser)
+        opt = options.parse(_drop_unknown(argv, train_parser.parser, accepted), save=False, verbose=False)
     return options, opt
 
 
-def _test_option_strings(argv):
-    """Option strings test.py accepts for the generator and dataset named in argv (hooks add some)."""
+def paired_modes():
+    """The dataset modes that give a label map per image (data/pix2pix_dataset.py), which a released
+    generator synthesizes from."""
+    return [name for name in data.DATASETS.names() if issubclass(data.DATASETS.get(name), Pix2pixDataset)]
+
+
+def check_paired(dataset_mode: str, family: str):
+    """Refuse a mode without label maps (the unaligned ones, for --model unpaired): no released generator
+    reads it. An unknown mode is left to the option parser, which lists the registered ones."""
+    if dataset_mode in data.DATASETS and dataset_mode not in paired_modes():
+        raise CheckpointError(f"--dataset_mode {dataset_mode} holds unpaired images without label maps (for --model "
+                              f"unpaired), and a released {family} generator synthesizes images from label maps: "
+                              f"import it with a paired mode ({', '.join(paired_modes())}; custom for your own "
+                              f"label maps)")
+
+
+def _test_option_strings(argv, full_parser):
+    """Option strings test.py accepts for the generator and dataset named in argv (hooks add some).
+
+    The probe parses a few naming options, plus the values of every option `full_parser` (the training parser
+    built for argv) requires: a hook may add a required one (--label_dir of --dataset_mode custom), and a probe
+    without it would stop at argparse's "the following arguments are required"."""
     from options.test_options import TestOptions
     probe = argparse.ArgumentParser(add_help=False)
     for name in ("--netG", "--dataset_mode", "--model", "--netE", "--checkpoints_dir", "--name"):
@@ -246,6 +269,8 @@ def _test_option_strings(argv):
     for name in ("netG", "dataset_mode", "model", "netE", "checkpoints_dir", "name"):
         if getattr(known, name) is not None:
             minimal += [f"--{name}", getattr(known, name)]
+    required = {s for action in full_parser._actions if action.required for s in action.option_strings}
+    minimal += _drop_unknown(argv, full_parser, required)
     options = TestOptions()
     options.requires_experiment = False  # only the option names are wanted
     options.parse(minimal, save=False, verbose=False)
@@ -337,8 +362,9 @@ def main(argv=None):
             if not args.src:
                 parser.error("--from needs --src (the released generator file)")
             opt = import_checkpoint(args.from_family, args.src, rest, args.src_D, args.src_E, args.trust_pickle)
+            data_option = f"--label_dir {opt.label_dir}" if opt.dataset_mode == "custom" else "--dataroot DATAROOT"
             print(f"imported into {os.path.join(opt.checkpoints_dir, opt.name)}; run: "
-                  f"python test.py --name {opt.name} --dataroot DATAROOT")
+                  f"python test.py --name {opt.name} {data_option}")
         else:
             if not args.dst:
                 parser.error("--to needs --dst (the generator file to write)")
