@@ -38,7 +38,7 @@ class BaseOptions:
                        "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
                        "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
                        "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug", "trust_pickle",
-                       "overwrite", "no_ema")
+                       "overwrite", "no_ema", "dist_timeout")
 
     def initialize(self, parser):
         # experiment

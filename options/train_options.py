@@ -1,6 +1,8 @@
 """Training options (SPADE's names and defaults, SPEC §3)."""
 import os
 
+from util.distributed import DEFAULT_TIMEOUT_S
+
 from .base_options import BaseOptions
 from .eval_options import TRAINING_METRICS as EVAL_METRICS, add_inception_option, add_segmenter_options
 
@@ -33,6 +35,9 @@ class TrainOptions(BaseOptions):
                                  "norms and batch-norm statistics stay in fp32")
         parser.add_argument("--channels_last", action="store_true", help="channels-last memory format (speed)")
         parser.add_argument("--compile", action="store_true", help="torch.compile the networks (speed)")
+        parser.add_argument("--dist_timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                            help="with several processes: seconds a collective waits for the other ranks before the "
+                                 "run stops, naming the rank that stopped answering")
         parser.add_argument("--ema_decay", type=float, default=0.0,
                             help="keep an exponential moving average of G with this decay (e.g. 0.999), saved as "
                                  "*_net_G_ema.pth and used by test.py; 0 keeps none")
@@ -99,6 +104,8 @@ class TrainOptions(BaseOptions):
         unknown = [m for m in opt.eval_metrics if m not in EVAL_METRICS]
         if unknown or not opt.eval_metrics:
             raise SystemExit(f"--eval_metrics {','.join(opt.eval_metrics)}: choose from {','.join(EVAL_METRICS)}")
+        if not opt.dist_timeout > 0:
+            raise SystemExit(f"--dist_timeout {opt.dist_timeout:g}: must be more than 0 seconds")
         if not 0.0 <= opt.ema_decay < 1.0:
             raise SystemExit(f"--ema_decay {opt.ema_decay:g}: must be in [0, 1) (0.999 is usual; 0 keeps no EMA)")
         if opt.niter < 0 or opt.niter_decay < 0:
