@@ -7,8 +7,8 @@ train.py ...` (and multi-node torchrun) does the same from outside; `--gpu_ids -
 Ctrl-C or SIGTERM (what Slurm sends before it kills a job) finishes the current step, saves the latest
 checkpoint and exits; so does a bad data file met mid-epoch, on any rank: the ranks agree at every step boundary
 (util/distributed.py). --continue_train goes on from the last complete save (network weights, optimizers, RNG
-state, epoch and iteration). A run without --continue_train refuses an
-experiment folder that already holds a checkpoint unless --overwrite is given.
+state, epoch and iteration). A run without --continue_train refuses an experiment folder that already holds a
+checkpoint unless --overwrite is given.
 """
 import itertools
 import os
