@@ -81,9 +81,9 @@ def test_a_rank_killed_with_sigkill_ends_the_run_with_one_line(tmp_path):
     assert proc.returncode != 0, out
     lines = rank_lines(out, 0)
     errors = [line for line in lines if line.startswith("error")]
-    assert len(errors) == 1 and re.fullmatch(r"error at epoch \d+, image \d+: rank 1 stopped answering \(.+\); not saved "
-                                             r"\(the ranks can no longer agree on a step\): --continue_train resumes "
-                                             r"from the last complete checkpoint", errors[0]), out
+    assert len(errors) == 1 and re.fullmatch(r"error at epoch \d+, image \d+: rank 1 stopped answering \(.+\); not "
+                                             r"saved \(the ranks can no longer agree on a step\): --continue_train "
+                                             r"resumes from the last complete checkpoint", errors[0]), out
     assert "Traceback" not in "\n".join(lines), out
 
 
