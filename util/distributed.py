@@ -91,18 +91,17 @@ class RankPrefixedStream:
     (tracebacks) are left as they are."""
 
     def __init__(self, stream, rank: int):
-        self.stream, self.prefix, self.pending = stream, f"[rank{rank}]: ", ""
+        self.stream, self.prefix, self.at_line_start = stream, f"[rank{rank}]: ", True
 
     def write(self, text):
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            self.stream.write(("" if not line or line.startswith(self.prefix) else self.prefix) + line + "\n")
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start and piece != "\n" and not piece.startswith(self.prefix):
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self.at_line_start = piece.endswith("\n")
         return len(text)
 
     def flush(self):
-        if self.pending:
-            self.write("\n")
         self.stream.flush()
 
     def __getattr__(self, name):  # fileno, isatty, encoding, ... of the real stream
