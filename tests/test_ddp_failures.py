@@ -115,6 +115,7 @@ def _silent_rank_process(rank, port, tmp, ready, done):
         f.write(result)
 
 
+@pytest.mark.slow
 def test_a_collective_that_never_completes_names_the_rank_that_stopped_answering(tmp_path):
     import torch.multiprocessing as mp
     spawn = mp.get_context("spawn")
