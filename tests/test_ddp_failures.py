@@ -143,3 +143,33 @@ def test_dist_timeout_reaches_the_process_group(monkeypatch, tmp_path):
     assert asked == {"gpu_ids": [], "timeout_s": 42.0}
     with pytest.raises(SystemExit, match=r"--dist_timeout 0: must be more than 0 seconds"):
         train_script.main(["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--dist_timeout", "0"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what travels at the step boundary: one line per failed rank
+
+class _Failing(torch.utils.data.Dataset):
+    def __init__(self, error):
+        self.error = error
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        raise self.error
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_loading_error_becomes_one_line(workers, capsys):
+    """DatasetError: its message (it names the file); anything else: type and message, with its traceback on
+    stderr. A loading worker's exception reads the same as the main process's."""
+    from data import DatasetError, next_batch
+    for error, line in [(DatasetError("cannot read a.png: OSError: image file is truncated"),
+                         "cannot read a.png: OSError: image file is truncated"),
+                        (OSError(28, "No space left on device"), "OSError: [Errno 28] No space left on device")]:
+        batches = iter(torch.utils.data.DataLoader(_Failing(error), num_workers=workers))
+        assert next_batch(batches) == (None, line)
+        assert ("Traceback" in capsys.readouterr().err) == (not isinstance(error, DatasetError))
+    batch, error = next_batch(iter(torch.utils.data.DataLoader([5])))
+    assert torch.equal(batch, torch.tensor([5])) and error is None
+    assert next_batch(iter([])) == (None, None)  # the end of the epoch
