@@ -5,9 +5,10 @@ train.py ...` (and multi-node torchrun) does the same from outside; `--gpu_ids -
 --batchSize is the global batch. Rank 0 writes logs, pages and checkpoints.
 
 Ctrl-C or SIGTERM (what Slurm sends before it kills a job) finishes the current step, saves the latest
-checkpoint and exits; so does a bad data file met mid-epoch. --continue_train goes on from the last complete
-save (network weights, optimizers, RNG state, epoch and iteration). A run without --continue_train refuses an
-experiment folder that already holds a checkpoint unless --overwrite is given.
+checkpoint and exits; so does a bad data file met mid-epoch, on any rank: the ranks agree at every step boundary
+(util/distributed.py). --continue_train goes on from the last complete save (network weights, optimizers, RNG
+state, epoch and iteration). A run without --continue_train refuses an experiment folder that already holds a
+checkpoint unless --overwrite is given.
 """
 import itertools
 import os
@@ -22,10 +23,29 @@ from options.train_options import TrainOptions
 from trainers.eval_monitor import EvalMonitor
 from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
 from util.checkpoint import CheckpointError, check_writable
-from util.distributed import any_rank, cleanup, launch, launched_by_torchrun, setup
+from util.distributed import (agree, cleanup, is_collective_failure, launch, launched_by_torchrun, leave_word, setup,
+                              stopped_answering)
 from util.iter_counter import IterationCounter
 from util.preflight import Problems, training_problems
 from util.visualizer import Visualizer
+
+
+class RanksFailed(Exception):
+    """Ranks that could not load their next batch, [(rank, line)], known to every rank at the same step boundary:
+    the last step is complete everywhere, so it can still be saved."""
+
+    def __init__(self, failures, ctx):
+        super().__init__("; ".join(f"rank {rank}: {line}" if ctx.distributed else line for rank, line in failures))
+
+
+def stop_run(message, ctx, speaks=None):
+    """Stop with an error. Under DDP the line is printed at once, before the process group is torn down (torchrun
+    may be stopping this process already), and by one rank: rank 0 where every rank stops on the same error."""
+    if not ctx.distributed:
+        sys.exit(message)
+    if ctx.is_main if speaks is None else speaks:
+        print(message, file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 class StopRequest:
@@ -66,7 +86,7 @@ def main(argv=None):
     if len(opt.gpu_ids) > 1 and not launched_by_torchrun():  # SPADE's habit: one process per listed GPU
         launch_processes(argv, len(opt.gpu_ids))
         return
-    ctx = setup(opt.gpu_ids)
+    ctx = setup(opt.gpu_ids, opt.dist_timeout)
     try:
         train(options, opt, ctx)
     finally:
@@ -142,16 +162,41 @@ def train(options, opt, ctx):
         return ["best"] if best else []
 
     with StopRequest() as stop:
-        train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)
+        try:
+            train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)
+        except Exception as e:  # inside a step or a save, where the other ranks may wait for this one in a collective
+            if not ctx.distributed:
+                raise
+            where = f"epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}"
+            if not is_collective_failure(e):  # this rank failed: the others learn it from the store, then the traceback
+                leave_word(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", ctx)
+                raise
+            line, speaks = stopped_answering(e, ctx, interrupted=lambda: bool(stop))
+            stop_run(f"error at {where}: {line}; not saved (the ranks can no longer agree on a step): "
+                     f"--continue_train resumes from the last complete checkpoint", ctx, speaks)
 
 
 def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate):
+    def boundary(error):
+        """Between two steps, every rank at the same point: all stop if any was asked to (a signal), all fail if
+        any could not load its batch (`error`, one line). True: stop here."""
+        stopping, failures = agree(bool(stop), error, ctx)
+        if failures:
+            raise RanksFailed(failures, ctx)
+        if stopping:
+            stop.agree()
+        return stopping
+
     try:
         for epoch in iter_counter.training_epochs():
             iter_counter.record_epoch_start(epoch)
             trainer.update_learning_rate(epoch)
             dataloader.sampler.set_epoch(epoch, start=iter_counter.epoch_iter)
-            for data_i in dataloader:
+            batches = iter(dataloader)
+            data_i, error = data.next_batch(batches)
+            if boundary(error):
+                data_i = None
+            while data_i is not None:
                 batch_index = iter_counter.epoch_iter // opt.batchSize
                 if batch_index % opt.D_steps_per_G == 0:
                     trainer.run_generator_one_step(data_i)
@@ -170,8 +215,10 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
                     for name, image in trainer.aux_images.items():
                         visuals[name] = image
                     visualizer.display_current_results(visuals, epoch, iter_counter.total_steps_so_far)
-                if any_rank(bool(stop), ctx):  # the ranks stop together, after the same step
-                    stop.agree()
+                # the next batch is loaded before the boundary: a rank that cannot load it says so there, and every
+                # rank stops after this step instead of waiting in the next one for it
+                data_i, error = data.next_batch(batches)
+                if boundary(error):
                     break
                 if iter_counter.needs_saving():
                     print(f"saving the latest model (epoch {epoch}, total_steps {iter_counter.total_steps_so_far})",
@@ -190,15 +237,17 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
             evaluated = opt.eval_freq > 0 and epoch % opt.eval_freq == 0  # the same on every rank
             if with_label or evaluated or trainer.last_save_id != iter_counter.total_steps_so_far:
                 save(epoch + 1, 0, labels)
-    except data.DatasetError as e:
+    except (RanksFailed, data.DatasetError) as e:
+        if isinstance(e, data.DatasetError) and ctx.distributed:  # met outside the loading (an evaluation):
+            raise  # the other ranks may be in a collective
         try:
             save(iter_counter.epoch, iter_counter.epoch_iter)
         except (NonFiniteError, CheckpointError) as save_error:
-            sys.exit(f"error: {e}\n(and the checkpoint could not be saved: {save_error})")
-        sys.exit(f"error: {e}\n(saved the latest checkpoint at epoch {iter_counter.epoch}, image "
-                 f"{iter_counter.epoch_iter}; fix the data and resume with --continue_train)")
-    except (NonFiniteError, CheckpointError) as e:
-        sys.exit(f"error at epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}: {e}")
+            stop_run(f"error: {e}\n(and the checkpoint could not be saved: {save_error})", ctx)
+        stop_run(f"error: {e}\n(saved the latest checkpoint at epoch {iter_counter.epoch}, image "
+                 f"{iter_counter.epoch_iter}; fix the data and resume with --continue_train)", ctx)
+    except (NonFiniteError, CheckpointError) as e:  # the same on every rank (agreed on in finite() and save())
+        stop_run(f"error at epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}: {e}", ctx)
     except KeyboardInterrupt:  # raised outside a step boundary: its state would be half a step, so no save
         sys.exit(f"interrupted mid-step at epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}: not saved; "
                  f"--continue_train resumes from the last complete checkpoint")

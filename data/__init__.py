@@ -78,6 +78,28 @@ def create_dataloader(opt, dataset=None, rank: int = 0, world_size: int = 1):
                       pin_memory=bool(opt.gpu_ids), worker_init_fn=leave_the_job_process_group)
 
 
+def next_batch(batches):
+    """(the next batch of the iterator `batches`, None), (None, None) at the end of the epoch, or (None, one line)
+    when loading failed: a DatasetError's message (it names the file), else the exception's type and message. An
+    exception that a DataLoader worker re-raised ('Caught OSError in DataLoader worker process 0. Original
+    Traceback ...') is told by the original's last line. Exceptions other than DatasetError also print their
+    traceback on stderr, where a bug can be found."""
+    try:
+        return next(batches), None
+    except StopIteration:
+        return None, None
+    except DatasetError as e:
+        return None, str(e)
+    except Exception as e:  # a full disk, a bug: the run stops all the same, after the last complete step
+        import traceback
+        traceback.print_exc()
+        text = str(e).strip()
+        if text.startswith("Caught ") and "Original Traceback" in text:
+            name, _, message = text.splitlines()[-1].partition(": ")
+            return None, f"{name.rsplit('.', 1)[-1]}: {message}"
+        return None, f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
 def leave_the_job_process_group(worker_id):
     """In each loading worker: a process group of its own. `timeout`, a shell's Ctrl-C and `kill -- -PGID` signal the
     whole process group, and a worker killed by them would take the run down (the loader raises in the main

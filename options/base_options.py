@@ -39,7 +39,7 @@ class BaseOptions:
                        "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
                        "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
                        "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug", "trust_pickle",
-                       "overwrite", "no_ema", "init_from")
+                       "overwrite", "no_ema", "init_from", "dist_timeout")
 
     def initialize(self, parser):
         # experiment

@@ -1,6 +1,8 @@
 """Training options (SPADE's names and defaults, SPEC §3)."""
 import os
 
+from util.distributed import DEFAULT_TIMEOUT_S
+
 from .base_options import BaseOptions
 from .ranges import bounded
 from .eval_options import TRAINING_METRICS as EVAL_METRICS, add_inception_option, add_segmenter_options
@@ -40,6 +42,10 @@ class TrainOptions(BaseOptions):
                                  "norms and batch-norm statistics stay in fp32")
         parser.add_argument("--channels_last", action="store_true", help="channels-last memory format (speed)")
         parser.add_argument("--compile", action="store_true", help="torch.compile the networks (speed)")
+        parser.add_argument("--dist_timeout", type=bounded(float, min=0, min_inclusive=False),
+                            default=DEFAULT_TIMEOUT_S,
+                            help="with several processes: seconds a collective waits for the other ranks before the "
+                                 "run stops, naming the rank that stopped answering")
         parser.add_argument("--ema_decay", type=bounded(float, min=0, max=1, max_inclusive=False), default=0.0,
                             help="keep an exponential moving average of G with this decay (e.g. 0.999), saved as "
                                  "*_net_G_ema.pth and used by test.py; 0 keeps none")

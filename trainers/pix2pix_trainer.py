@@ -300,7 +300,8 @@ class Pix2PixTrainer:
         first recomputed over `ema_bn_batches`), the optimizers, the GradScalers and every rank's RNG state,
         published as latest_net_*.pth and {label}_net_*.pth for each of `labels` (an epoch, as SPADE's epoch
         files, or 'best' for the lowest FID of --eval_freq). Every rank calls
-        it; rank 0 writes. Non-finite weights are never saved. A save at the step of the previous one replaces
+        it; rank 0 writes, and a write that fails (a full disk) raises CheckpointError on every rank. Non-finite
+        weights are never saved. A save at the step of the previous one replaces
         that unit."""
         if self.netG_ema is not None:
             self.refresh_ema_batchnorm(ema_bn_batches)
@@ -312,6 +313,7 @@ class Pix2PixTrainer:
                                          f"checkpoint is intact. Lower --lr, or check the data and the weights")
         rng_states = distributed.gather_objects(torch.get_rng_state(), self.ctx)
         self.last_save_id = total_steps
+        failed = None
         if self.ctx.is_main:
             labels = ["latest"] + [str(label) for label in labels]
             counters = {"epoch": epoch, "epoch_iter": epoch_iter, "total_steps": total_steps}
@@ -322,15 +324,20 @@ class Pix2PixTrainer:
                            "nonfinite_total": self.nonfinite_total}
             if self.ctx.device.type == "cuda":
                 train_state["rng_cuda"] = distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
-            checkpoint.save_unit(self.folder, total_steps,
-                                 {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
-                                 train_state, labels, counters)
-            if self.replace_old_run:  # the new run has a complete save
-                checkpoint.remove_replaced_run(self.folder, labels)
-                self.replace_old_run = False
+            try:
+                checkpoint.save_unit(self.folder, total_steps,
+                                     {n: checkpoint.cpu_state_dict(net) for n, net in nets.items()},
+                                     train_state, labels, counters)
+                if self.replace_old_run:  # the new run has a complete save
+                    checkpoint.remove_replaced_run(self.folder, labels)
+                    self.replace_old_run = False
+            except CheckpointError as e:  # a full disk: every rank learns it below and stops with it
+                failed = str(e)
         elif self.ctx.device.type == "cuda":
             distributed.gather_objects(torch.cuda.get_rng_state(), self.ctx)
-        distributed.barrier(self.ctx)
+        _, failures = distributed.agree(False, failed, self.ctx)  # the barrier: rank 0 has written, or failed to
+        if failures:
+            raise CheckpointError(failures[0][1])
 
     def resume(self):
         """With --continue_train: load the networks, optimizers, RNG state and counters and return (epoch,
