@@ -1,5 +1,5 @@
 """The run context: which process this is, on which device, and the few collective operations training needs,
-all on torch.distributed (NCCL on GPUs, gloo on CPUs; SPEC §7).
+all on torch.distributed (NCCL on GPUs, gloo on CPUs).
 
 Three ways a run starts:
 - one process (`--gpu_ids -1` on the CPU, or `--gpu_ids 0` on one GPU): no process group;
@@ -8,6 +8,7 @@ Three ways a run starts:
 - `python train.py --gpu_ids 0,1,...` (SPADE's habit): `launch` starts one process per listed GPU with
   torch.multiprocessing and a free local port, and each calls the same main function as torchrun's would.
 """
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -114,11 +115,13 @@ def launch(fn, args, world_size: int):
 # collectives (no-ops in one process)
 
 def mean_over_ranks(values: dict, ctx: RunContext) -> dict:
-    """{name: scalar tensor} averaged over the processes (every rank must call it)."""
+    """{name: scalar tensor} averaged over the processes (every rank must call it), in the widest dtype of the
+    values and at least fp32 (half-precision losses of AMP are averaged in fp32, a float64 run's in float64)."""
     if not ctx.distributed or not values:
         return values
     names = list(values)  # the same order on every rank: the losses are computed in one order
-    stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(ctx.device)
+    dtype = functools.reduce(torch.promote_types, (values[n].dtype for n in names), torch.float32)
+    stacked = torch.stack([values[n].detach().to(dtype).reshape(()) for n in names]).to(ctx.device)
     dist.all_reduce(stacked)
     stacked /= ctx.world_size
     return dict(zip(names, stacked.unbind()))

@@ -40,9 +40,14 @@ def segmentation_targets(label, real: bool):
     return label + 1 if real else torch.full_like(label, FAKE)
 
 
+def at_least_fp32(x):
+    """x in fp32 when autocast made it half precision; fp32 and float64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def weighted_cross_entropy(logits, targets, weights=None):
     """logits: (B, N + 1, H, W); targets: (B, H, W); weights: (B, H, W) or None -> mean of weight * CE."""
-    ce = F.cross_entropy(logits.float(), targets, reduction="none")
+    ce = F.cross_entropy(at_least_fp32(logits), targets, reduction="none")
     return (ce * weights).mean() if weights is not None else ce.mean()
 
 
@@ -55,8 +60,8 @@ def labelmix_mask(label, num_classes: int, generator=None):
 
 def labelmix_loss(mask, logits_mixed, logits_fake, logits_real):
     """MSE between D's logits of the mixed image and the same mix of its logits of the real and fake images."""
-    target = mask * logits_real.float() + (1 - mask) * logits_fake.float()
-    return F.mse_loss(logits_mixed.float(), target)
+    target = mask * at_least_fp32(logits_real) + (1 - mask) * at_least_fp32(logits_fake)
+    return F.mse_loss(at_least_fp32(logits_mixed), target)
 
 
 class OASISLoss(nn.Module):
