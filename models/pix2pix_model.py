@@ -25,10 +25,10 @@ from .networks.loss import GANLoss, VGGLoss, feature_matching_loss, kld_loss
 from .networks.oasis_loss import OASISLoss
 
 
-def one_hot_layout(label, num_channels: int):
-    """label: (B, 1, H, W) long class ids -> (B, num_channels, H, W) float one-hot."""
+def one_hot_layout(label, num_channels: int, dtype=None):
+    """label: (B, 1, H, W) long class ids -> (B, num_channels, H, W) one-hot of `dtype` (torch's default if None)."""
     b, _, h, w = label.shape
-    out = torch.zeros(b, num_channels, h, w, device=label.device)
+    out = torch.zeros(b, num_channels, h, w, device=label.device, dtype=dtype)
     return out.scatter_(1, label, 1.0)
 
 
@@ -127,16 +127,17 @@ class Pix2PixModel(nn.Module):
 
     def preprocess_input(self, data):
         """data['label']: (B, 1, H, W) ids; data['instance']: (B, 1, H, W) ids or 0; data['image']: (B, 3, H, W)
-        or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image, on the device of
-        the networks."""
+        or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image, on the device and
+        in the floating dtype of the networks (fp32, or float64 for a model moved to it)."""
         opt = self.opt
-        device = next(self.netG.parameters()).device
+        weight = next(self.netG.parameters())
+        device, dtype = weight.device, weight.dtype
         label = data["label"].long().to(device, non_blocking=True)
-        layout = one_hot_layout(label, opt.label_nc + int(opt.contain_dontcare_label))
+        layout = one_hot_layout(label, opt.label_nc + int(opt.contain_dontcare_label), dtype)
         if not opt.no_instance:
-            layout = torch.cat([layout, instance_edges(data["instance"].to(device))], dim=1)
+            layout = torch.cat([layout, instance_edges(data["instance"].to(device)).to(dtype)], dim=1)
         image = data.get("image")
-        return layout, (image.to(device, non_blocking=True) if image is not None else None)
+        return layout, (image.to(device, dtype, non_blocking=True) if image is not None else None)
 
     def generate_fake(self, input_semantics, real_image, netG=None, netE=None):
         """-> (fake, aux dict of the generator, KLD or None). With the VAE, z is encoded from the real image

@@ -49,13 +49,13 @@ class UnpairedModel(Pix2PixModel):
     # ------------------------------------------------------------------------------------------------
     def preprocess_input(self, data):
         """data['image']: (B, 3, H, W) source-domain images, data['target']: (B, 3, H, W) target-domain images
-        -> (source, target) on the device of the networks."""
+        -> (source, target) on the device and in the floating dtype of the networks."""
         if "target" not in data:
             raise ValueError(f"--model unpaired needs a source and a target-domain image per sample (--dataset_mode "
                              f"unaligned or synthetic_unaligned); --dataset_mode {self.opt.dataset_mode} gives "
                              f"{', '.join(sorted(data))}")
-        device = next(self.netG.parameters()).device
-        return (data["image"].to(device, non_blocking=True), data["target"].to(device, non_blocking=True))
+        weight = next(self.netG.parameters())
+        return tuple(data[k].to(weight.device, weight.dtype, non_blocking=True) for k in ("image", "target"))
 
     def generate_fake(self, source, target, netG=None, netE=None):
         """-> (fake, aux dict of the generator, None): `source` translated with the style of `target`."""

@@ -6,6 +6,7 @@ dvlab-research/SCGAN (model/net/generator.py, model/ops/layer.py, model/ops/norm
 hook-based spectral norm W / (u . W v), adaptive channel pooling, Softmax2d, the (n, 2C) SCN matmul. An imported
 model must return the same image.
 """
+import contextlib
 import json
 import math
 import os
@@ -37,6 +38,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def built_in_float64():
+    """Networks, layouts and references made inside are float64: an equivalence of two implementations is
+    checked where rounding is 1e-16, not where float32 kernels (which differ between CPUs) decide it."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
 
 
 def one_hot(b, c, h, w, seed=0):
@@ -214,15 +227,24 @@ def test_export_import_round_trip_gives_identical_outputs(tmp_path):
     assert exported.keys() == theirs.keys() and all(torch.equal(exported[k], theirs[k]) for k in theirs)
 
 
+def in_float64(tensors: dict) -> dict:
+    return {k: v.double() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
 def test_imported_ade20k_generator_returns_the_authors_image(tmp_path):
     opt = options(tmp_path, "scgan", "--dataset_mode", "ade20k")
     seg = one_hot(2, 151, 64, 64, seed=2)
     theirs = export_state_dict(calibrate(randomize(networks.define_G(opt, verbose=False), 1, seg), seg))
-    G = import_state_dict(networks.define_G(opt, verbose=False), dict(theirs)).eval()
-    with torch.no_grad():
-        ours, reference = G(seg), their_generator(theirs, seg, n_conv=3, n_norm=4, tau=0.05)
+    with built_in_float64():  # their weights, made in float32, compared in float64
+        theirs, seg = in_float64(theirs), seg.double()
+        G = import_state_dict(networks.define_G(opt, verbose=False), dict(theirs)).eval()
+        with torch.no_grad():
+            ours, reference = G(seg), their_generator(theirs, seg, n_conv=3, n_norm=4, tau=0.05)
+    assert ours.dtype == reference.dtype == torch.float64
     assert reference.std() > 0.1 and (reference.abs() < 0.99).float().mean() > 0.5  # not ~0, not saturated
-    assert (ours - reference).abs().max() < 1e-5
+    # measured 4.0e-15 (4.1e-15 below); 1e-12 leaves a factor above 200 for other summation orders. In float32
+    # the two differed by 2.2e-6, a fifth of the 1e-5 this test used to allow.
+    assert (ours - reference).abs().max() < 1e-12
 
 
 def test_imported_celebamaskhq_generator_with_position_encoding_returns_the_authors_image(tmp_path):
@@ -237,12 +259,16 @@ def test_imported_celebamaskhq_generator_with_position_encoding_returns_the_auth
     seg_theirs = torch.zeros(2, 19, 64, 64).scatter_(1, (ids - 1) % 19, 1.0)  # theirs: id k -> k - 1, 0 -> 18
     z = torch.randn(2, 256, generator=torch.Generator().manual_seed(5))
     theirs = export_state_dict(calibrate(randomize(G, 3, seg_ours, z), seg_ours, z), order)
-    G2 = import_state_dict(networks.define_G(opt, verbose=False), dict(theirs), label_order=order).eval()
-    with torch.no_grad():
-        ours = G2(seg_ours, z)
-        reference = their_generator(theirs, seg_theirs, n_conv=3, n_norm=3, tau=0.05, pyr_pos=True, pyr_rng=4, z=z)
+    with built_in_float64():
+        theirs, seg_ours, seg_theirs, z = in_float64(theirs), seg_ours.double(), seg_theirs.double(), z.double()
+        G2 = import_state_dict(networks.define_G(opt, verbose=False), dict(theirs), label_order=order).eval()
+        with torch.no_grad():
+            ours = G2(seg_ours, z)
+            reference = their_generator(theirs, seg_theirs, n_conv=3, n_norm=3, tau=0.05, pyr_pos=True, pyr_rng=4,
+                                        z=z)
+    assert ours.dtype == reference.dtype == torch.float64
     assert reference.std() > 0.1 and (reference.abs() < 0.99).float().mean() > 0.5
-    assert (ours - reference).abs().max() < 1e-5
+    assert (ours - reference).abs().max() < 1e-12  # measured 4.1e-15
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -401,7 +427,11 @@ def test_gaussian_window_is_their_unnormalized_window():
     assert torch.allclose(w, w.t()) and w[0, 3].item() == pytest.approx(math.exp(-9 / 4.5), rel=1e-6)
 
 
+# float64: the library's conv2d and the shifted sums add the same products in other orders; measured equal (the
+# 2x2 mean within 1.8e-15 of values near 14), so 1e-12 relative leaves a wide margin for other CPUs
+
 @pytest.mark.parametrize("iters,relative", [(1, False), (2, False), (2, True)])
+@built_in_float64()
 def test_iterative_gaussian_matches_a_slow_reference(iters, relative):
     seg = one_hot(2, 4, 16, 16)
     x, previous = seg, seg
@@ -409,9 +439,10 @@ def test_iterative_gaussian_matches_a_slow_reference(iters, relative):
         previous = x
         x = blur_by_shifts(x) * seg
     expected = x / (previous + 1e-8) if relative else x
-    assert torch.allclose(IterativeGaussian(iters=iters, relative=relative)(seg), expected, atol=1e-4)
+    assert torch.allclose(IterativeGaussian(iters=iters, relative=relative)(seg), expected, rtol=1e-12, atol=0)
 
 
+@built_in_float64()
 def test_position_pyramid_matches_a_slow_reference():
     seg = one_hot(1, 3, 64, 64)
     levels = layout_pyramid(seg, 6, "pyramid", IterativeGaussian(), blurred_levels=2)
@@ -422,17 +453,18 @@ def test_position_pyramid_matches_a_slow_reference():
     expected[-1] = blur_by_shifts(seg) * seg
     assert [lv.shape[-1] for lv in levels] == [2, 4, 8, 16, 32, 64]
     for got, want in zip(levels, expected):
-        assert torch.allclose(got, want, atol=1e-4)
+        assert torch.allclose(got, want, rtol=1e-12, atol=0)
     inside = levels[-1][0, :, 36, 36].max()  # 3+ pixels inside its 8x8 block: the window's full sum
     assert inside.item() == pytest.approx(13.65, abs=0.05)
 
 
+@built_in_float64()
 def test_full_position_mode_encodes_the_layout_but_not_the_edge_channel():
     seg = one_hot(1, 4, 32, 32)
     levels = layout_pyramid(seg, 3, "full", IterativeGaussian(), edge_channel=True)
-    assert torch.allclose(levels[-1][:, :3], blur_by_shifts(seg[:, :3]) * seg[:, :3], atol=1e-4)
+    assert torch.allclose(levels[-1][:, :3], blur_by_shifts(seg[:, :3]) * seg[:, :3], rtol=1e-12, atol=0)
     assert torch.equal(levels[-1][:, 3:], seg[:, 3:])
-    assert torch.allclose(levels[-2], F.avg_pool2d(levels[-1], 2), atol=1e-5)
+    assert torch.allclose(levels[-2], F.avg_pool2d(levels[-1], 2), rtol=1e-12, atol=0)
 
 
 def test_position_option_builds_and_runs(tmp_path):

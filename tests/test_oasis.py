@@ -52,7 +52,8 @@ def test_oasis_losses_equal_a_hand_computation():
     label = torch.tensor([[[0, 0, 2], [0, 2, 2]],
                           [[1, 1, 1], [0, 0, 0]]])  # (2, 2, 3): counts 6, 3, 3; P = 12, K = 3
     counts = {0: 6, 1: 3, 2: 3}
-    logits_real, logits_fake = torch.randn(2, n + 1, 2, 3), torch.randn(2, n + 1, 2, 3)
+    # float64, against sums of Python floats: measured 3.3e-16 apart (float32 logits: 1.2e-7), so rel=1e-12
+    logits_real, logits_fake = (torch.randn(2, n + 1, 2, 3, dtype=torch.float64) for _ in range(2))
     pixels = [(b, y, x) for b in range(2) for y in range(2) for x in range(3)]
 
     def weight(c):
@@ -65,9 +66,10 @@ def test_oasis_losses_equal_a_hand_computation():
                 for p in pixels) / 12
 
     loss = OASISLoss(num_classes=n, labelmix=False)
-    assert float(loss.real_loss(logits_real, label)) == pytest.approx(d_real, rel=1e-5)
+    assert loss.real_loss(logits_real, label).dtype == torch.float64
+    assert float(loss.real_loss(logits_real, label)) == pytest.approx(d_real, rel=1e-12)
     assert float(weighted_cross_entropy(logits_fake, segmentation_targets(label, real=False))) == \
-        pytest.approx(d_fake, rel=1e-5)
+        pytest.approx(d_fake, rel=1e-12)
 
     # through the model-facing API: a "discriminator" that returns the logits above for fake and real
     layout = torch.zeros(2, n, 2, 3).scatter_(1, label[:, None], 1.0)
@@ -78,9 +80,9 @@ def test_oasis_losses_equal_a_hand_computation():
 
     losses = loss.discriminator_losses(netD, fake, real, layout)
     assert list(losses) == ["D_Fake", "D_real"]
-    assert float(losses["D_Fake"]) == pytest.approx(d_fake, rel=1e-5)
-    assert float(losses["D_real"]) == pytest.approx(d_real, rel=1e-5)
-    assert float(loss.generator_loss(netD, fake, layout)) == pytest.approx(g_adv, rel=1e-5)
+    assert float(losses["D_Fake"]) == pytest.approx(d_fake, rel=1e-12)
+    assert float(losses["D_real"]) == pytest.approx(d_real, rel=1e-12)
+    assert float(loss.generator_loss(netD, fake, layout)) == pytest.approx(g_adv, rel=1e-12)
 
 
 def test_fake_is_channel_zero_and_class_c_is_channel_c_plus_one():

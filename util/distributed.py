@@ -14,6 +14,7 @@ leaves the others in a collective, which fails at once (gloo, a dead peer) or en
 `stopped_answering` then names the ranks that did not answer a roll call in the store.
 """
 import datetime
+import functools
 import os
 import socket
 import sys
@@ -154,11 +155,13 @@ def launch(fn, args, world_size: int):
 # collectives (no-ops in one process)
 
 def mean_over_ranks(values: dict, ctx: RunContext) -> dict:
-    """{name: scalar tensor} averaged over the processes (every rank must call it)."""
+    """{name: scalar tensor} averaged over the processes (every rank must call it), in the widest dtype of the
+    values and at least fp32 (half-precision losses of AMP are averaged in fp32, a float64 run's in float64)."""
     if not ctx.distributed or not values:
         return values
     names = list(values)  # the same order on every rank: the losses are computed in one order
-    stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(ctx.device)
+    dtype = functools.reduce(torch.promote_types, (values[n].dtype for n in names), torch.float32)
+    stacked = torch.stack([values[n].detach().to(dtype).reshape(()) for n in names]).to(ctx.device)
     dist.all_reduce(stacked)
     stacked /= ctx.world_size
     return dict(zip(names, stacked.unbind()))

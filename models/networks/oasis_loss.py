@@ -23,16 +23,17 @@ from torch.nn import functional as F
 FAKE = 0  # the logit channel of the "fake" class; class c is channel c + 1
 
 
-def class_balance_weights(label, num_classes: int, dontcare=None):
-    """label: (B, H, W) long class ids in [0, num_classes) -> (B, H, W) float weights w_label (module docstring).
-    dontcare: the id of the dontcare label (weight 0, not counted as a class), or None."""
-    counts = torch.bincount(label.flatten(), minlength=num_classes).float()
+def class_balance_weights(label, num_classes: int, dontcare=None, dtype=torch.float32):
+    """label: (B, H, W) long class ids in [0, num_classes) -> (B, H, W) weights w_label (module docstring) of
+    `dtype`, computed in float64. dontcare: the id of the dontcare label (weight 0, not counted as a class), or
+    None."""
+    counts = torch.bincount(label.flatten(), minlength=num_classes).double()
     if dontcare is not None:
         counts[dontcare] = 0
     present = counts > 0
     k = present.sum()
     per_class = torch.where(present, label.numel() / (k * counts.clamp(min=1)), torch.zeros_like(counts))
-    return per_class[label]
+    return per_class[label].to(dtype)
 
 
 def segmentation_targets(label, real: bool):
@@ -40,9 +41,14 @@ def segmentation_targets(label, real: bool):
     return label + 1 if real else torch.full_like(label, FAKE)
 
 
+def at_least_fp32(x):
+    """x in fp32 when autocast made it half precision; fp32 and float64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def weighted_cross_entropy(logits, targets, weights=None):
     """logits: (B, N + 1, H, W); targets: (B, H, W); weights: (B, H, W) or None -> mean of weight * CE."""
-    ce = F.cross_entropy(logits.float(), targets, reduction="none")
+    ce = F.cross_entropy(at_least_fp32(logits), targets, reduction="none")
     return (ce * weights).mean() if weights is not None else ce.mean()
 
 
@@ -55,8 +61,8 @@ def labelmix_mask(label, num_classes: int, generator=None):
 
 def labelmix_loss(mask, logits_mixed, logits_fake, logits_real):
     """MSE between D's logits of the mixed image and the same mix of its logits of the real and fake images."""
-    target = mask * logits_real.float() + (1 - mask) * logits_fake.float()
-    return F.mse_loss(logits_mixed.float(), target)
+    target = mask * at_least_fp32(logits_real) + (1 - mask) * at_least_fp32(logits_fake)
+    return F.mse_loss(at_least_fp32(logits_mixed), target)
 
 
 class OASISLoss(nn.Module):
@@ -73,7 +79,7 @@ class OASISLoss(nn.Module):
 
     def real_loss(self, logits, label):
         """Weighted CE of `logits` (B, N + 1, H, W) to the true classes of `label` (B, H, W)."""
-        weights = class_balance_weights(label, self.num_classes, self.dontcare)
+        weights = class_balance_weights(label, self.num_classes, self.dontcare, at_least_fp32(logits).dtype)
         return weighted_cross_entropy(logits, segmentation_targets(label, real=True), weights)
 
     def generator_loss(self, netD, fake, layout):

@@ -23,9 +23,9 @@ POSITION_MODES = ("none", "full", "pyramid")
 
 
 def gaussian_window(size: int = 7, sigma: float = 1.5) -> torch.Tensor:
-    """(size, size) outer product of the 1-D window exp(-(x - size//2)^2 / (2 sigma^2)); not normalized."""
-    g = torch.tensor([math.exp(-(x - size // 2) ** 2 / (2.0 * sigma ** 2)) for x in range(size)],
-                     dtype=torch.float32)
+    """(size, size) outer product of the 1-D window exp(-(x - size//2)^2 / (2 sigma^2)); not normalized. In
+    torch's default dtype, as a module's parameters are built (a model built in float64 gets it unrounded)."""
+    g = torch.tensor([math.exp(-(x - size // 2) ** 2 / (2.0 * sigma ** 2)) for x in range(size)])
     return torch.outer(g, g)
 
 
