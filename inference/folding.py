@@ -37,5 +37,15 @@ def fold_spectral_norms(net: nn.Module) -> int:
     net.eval()
     folded = spectral_parametrizations(net)
     for module, name in folded:
+        own_class(module)
         parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return len(folded)
+
+
+def own_class(module):
+    """Give a parametrized module a class of its own. torch makes one per module, but a deep copy shares it with
+    the original, and removing a parametrization deletes the property from that class: without this, folding a
+    copy would break the original (and every other copy)."""
+    cls = type(module)
+    module.__class__ = type(cls.__name__, cls.__bases__, {k: v for k, v in cls.__dict__.items()
+                                                          if k not in ("__dict__", "__weakref__")})
