@@ -9,7 +9,8 @@ synthesized image and, for generators that have them, their extra images (SC-GAN
 semantic vectors V_t of one chosen scale, one heat map per component. With --use_vae (or OASIS's 3-D noise,
 --oasis_noise_nc) a "new style" button draws another code z (and noise). Nothing is fetched from the internet.
 Needs gradio: pip install -r requirements-demo.txt. The logic (colours -> ids -> images) lives in
-util/demo_logic.py; nothing else in the project imports gradio.
+util/demo_logic.py, and the generator runs through inference.Synthesizer (spectral norms folded); nothing else in
+the project imports gradio.
 """
 import html
 import os

@@ -111,8 +111,11 @@ def export_onnx(netG, opt, path, batch=2):
     module, shapes, described = exported_module(netG, opt)
     module.eval()
     examples = tuple(torch.zeros([batch, *shape[1:]]) for shape in shapes.values())
-    batch_dim = torch.export.Dim("batch", min=1)
-    dynamic = tuple({0: batch_dim} for _ in shapes)
+    batch_dim = {0: torch.export.Dim("batch", min=1)}
+    if isinstance(module, LabelToImage) and len(examples) > 1:  # forward(layout, *extra): extra is a tuple
+        dynamic = (batch_dim, tuple(batch_dim for _ in examples[1:]))
+    else:
+        dynamic = tuple(batch_dim for _ in examples)
     torch.onnx.export(module, examples, path, input_names=list(shapes), output_names=["image"],
                       dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, external_data=False,
                       optimize=False, verbose=False)

@@ -84,6 +84,17 @@ def load_networks(opt, folder, which_epoch="latest", ema=True, device="cpu", tru
     return netG, netE, network_path(folder, which_epoch, label)
 
 
+def check_settings(opt, device, precision):
+    """Raise ValueError, naming the setting, unless a Synthesizer can run this model this way."""
+    if opt.label_nc < 1:
+        raise ValueError(f"'{opt.name}' (--model {opt.model}, --netG {opt.netG}) reads no label maps "
+                         f"(--label_nc {opt.label_nc}); Synthesizer renders label maps")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError(f"precision fp16 runs on CUDA only, and the device is {device}: use bf16 or fp32")
+
+
 class Synthesizer:
     """A trained label-to-image generator in eval mode: label maps in, images out.
 
@@ -94,14 +105,8 @@ class Synthesizer:
     class region)."""
 
     def __init__(self, netG, opt, netE=None, device="cpu", precision="fp32", generator_file=None):
-        if opt.label_nc < 1:
-            raise ValueError(f"'{opt.name}' (--model {opt.model}, --netG {opt.netG}) reads no label maps "
-                             f"(--label_nc {opt.label_nc}); Synthesizer renders label maps")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         device = torch.device(device)
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError(f"precision fp16 runs on CUDA only, and the device is {device}: use bf16 or fp32")
+        check_settings(opt, device, precision)
         self.opt, self.device, self.precision = opt, device, precision
         self.dtype = PRECISIONS[precision]
         self.netG = netG.to(device=device, dtype=self.dtype).eval()
@@ -132,6 +137,7 @@ class Synthesizer:
         which_epoch = which_epoch if which_epoch is not None else opt.which_epoch
         ema = ema if ema is not None else not opt.no_ema
         trust_pickle = trust_pickle if trust_pickle is not None else opt.trust_pickle
+        check_settings(opt, device, precision)   # before minutes of loading a large model
         netG, netE, file = load_networks(opt, folder, which_epoch, ema, device, trust_pickle, fold)
         return cls(netG, opt, netE, device, precision, file)
 
@@ -250,10 +256,10 @@ class Synthesizer:
         return layout.to(self.dtype)
 
     # ------------------------------------------------------------------------------------------------ style
-    def _require_vae(self, what):
-        if self.netE is None and not self.opt.use_vae:
-            raise ValueError(f"{what} needs a model trained with --use_vae (a style code z); '{self.opt.name}' "
-                             f"has none")
+    def _require_vae(self, what, encoder=False):
+        if not self.opt.use_vae or (encoder and self.netE is None):
+            raise ValueError(f"{what} needs a model trained with --use_vae (a style code z"
+                             f"{' and its encoder' if encoder else ''}); '{self.opt.name}' has none")
 
     def random_codes(self, n, seed):
         """-> (n, z_dim) style codes z ~ N(0, I) from a CPU generator seeded by `seed` (the same on every device;
@@ -265,7 +271,7 @@ class Synthesizer:
     def encode_style(self, images, sample=False):
         """images: (B, 3, H, W) in [-1, 1] -> (B, z_dim): the posterior mean mu, or with `sample` a draw
         mu + eps * sigma with eps from the global random state (SPADE's test-time encoding)."""
-        self._require_vae("encode_style")
+        self._require_vae("encode_style", encoder=True)
         mu, logvar = self.netE(images.to(self.device, self.dtype))
         if not sample:
             return mu
