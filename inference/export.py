@@ -14,6 +14,7 @@ Output: image (B, 3, H, W) in [-1, 1]. Needs the packages of requirements-export
 """
 import copy
 import json
+import warnings
 
 import torch
 from torch import nn
@@ -116,9 +117,11 @@ def export_onnx(netG, opt, path, batch=2):
         dynamic = (batch_dim, tuple(batch_dim for _ in examples[1:]))
     else:
         dynamic = tuple(batch_dim for _ in examples)
-    torch.onnx.export(module, examples, path, input_names=list(shapes), output_names=["image"],
-                      dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, external_data=False,
-                      optimize=False, verbose=False)
+    with warnings.catch_warnings():   # every input's batch is the one dimension "batch", which the exporter says
+        warnings.filterwarnings("ignore", message=".*The axis name: batch will not be used")
+        torch.onnx.export(module, examples, path, input_names=list(shapes), output_names=["image"],
+                          dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, external_data=False,
+                          optimize=False, verbose=False)
     info = sidecar(opt, shapes, described)
     atomic_write_bytes(str(path) + ".json", (json.dumps(info, indent=1) + "\n").encode())
     return info
