@@ -137,7 +137,7 @@ class Synthesizer:
         which_epoch = which_epoch if which_epoch is not None else opt.which_epoch
         ema = ema if ema is not None else not opt.no_ema
         trust_pickle = trust_pickle if trust_pickle is not None else opt.trust_pickle
-        check_settings(opt, device, precision)   # before minutes of loading a large model
+        check_settings(opt, device, precision)   # before the networks are built and loaded
         netG, netE, file = load_networks(opt, folder, which_epoch, ema, device, trust_pickle, fold)
         return cls(netG, opt, netE, device, precision, file)
 
