@@ -1,8 +1,8 @@
 """The painting demo's logic, without gradio (demo.py builds the page on it; tests/test_demo.py tests it).
 
   painted colours (H', W', 3) --colours_to_ids--> class ids (H', W') --resize_ids--> ids at the model's size
-  --DemoModel.run (inference.Synthesizer)--> synthesized image, the generator's extra images (SC-GAN: the SVG's image) and its
-  semantic vectors --vector_heatmaps--> one heat map per component of V_t.
+  --DemoModel.run (through inference.Synthesizer)--> synthesized image, the generator's extra images (SC-GAN:
+  the SVG's image) and its semantic vectors --vector_heatmaps--> one heat map per component of V_t.
 
 Colours are the HTML pages' label colours (util.util.labelcolormap over the Visualizer's label_nc + 2
 entries), so a class looks the same in the demo, on the training page and on test.py's result page.
