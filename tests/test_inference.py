@@ -258,3 +258,18 @@ def test_the_five_line_example_of_docs_inference_runs(tiny_experiment, tmp_path,
     exec(compile(example, "docs/inference.md", "exec"), scope)
     assert scope["image"].shape == (32, 32, 3) and scope["batch"].shape == (2, 32, 32, 3)
     assert np.array_equal(np.asarray(Image.open("result.png")), scope["image"])
+
+
+def test_a_dataset_batch_renders_as_test_py_rendered_it_with_the_style_of_the_real_image(tiny_experiment):
+    folder, _ = tiny_experiment("style", "--netG", "spade", "--use_vae", "--z_dim", "16", "--oasis_noise_nc", "4")
+    g = torch.Generator().manual_seed(6)
+    data = {"label": torch.randint(0, 9, (2, 1, 32, 32), generator=g), "instance": 0,
+            "image": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1}
+    synth, model = Synthesizer.from_experiment(str(folder)), pix2pix_model(folder)
+    torch.manual_seed(1)   # the same global draws: the posterior sample of z, then OASIS's noise
+    got = synth.synthesize_batch(data)
+    torch.manual_seed(1)
+    expected = model(data, mode="inference")
+    assert (expected.abs() < 0.99).float().mean() > 0.9 and max_difference(got, expected) <= 1e-6
+    torch.manual_seed(2)
+    assert max_difference(synth.synthesize_batch(data), expected) > 1e-4   # the sample does depend on the draw
