@@ -9,7 +9,8 @@ synthesized image and, for generators that have them, their extra images (SC-GAN
 semantic vectors V_t of one chosen scale, one heat map per component. With --use_vae (or OASIS's 3-D noise,
 --oasis_noise_nc) a "new style" button draws another code z (and noise). Nothing is fetched from the internet.
 Needs gradio: pip install -r requirements-demo.txt. The logic (colours -> ids -> images) lives in
-util/demo_logic.py; nothing else in the project imports gradio.
+util/demo_logic.py, and the generator runs through inference.Synthesizer (spectral norms folded); nothing else in
+the project imports gradio.
 """
 import html
 import os
@@ -26,7 +27,7 @@ except ImportError:
 import numpy as np
 import torch
 
-from models import create_model
+from inference import Synthesizer
 from options.demo_options import DemoOptions
 from util import demo_logic
 from util.checkpoint import CheckpointError
@@ -44,7 +45,7 @@ LEGEND_CSS = """
 
 
 class DemoPage:
-    """The page's state and callbacks around one Synthesizer; `build()` returns the gradio Blocks."""
+    """The page's state and callbacks around one demo_logic.DemoModel; `build()` returns the gradio Blocks."""
 
     def __init__(self, synthesizer, names, initial_ids, title):
         self.synth, self.names, self.title = synthesizer, list(names), title
@@ -173,9 +174,13 @@ class DemoPage:
 
 
 def load_page(opt):
-    """Options -> DemoPage for the experiment (its model on the options' device, in eval mode)."""
-    model = create_model(opt)
-    synthesizer = demo_logic.Synthesizer(model, opt)
+    """Options -> DemoPage for the experiment (its generator on the options' device, spectral norms folded)."""
+    demo_logic.check_paintable(opt)
+    device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+    api = Synthesizer.from_options(opt, device=device)
+    if api.uses_ema:
+        print(f"using the EMA generator {api.generator_file} (--no_ema for netG)")
+    synthesizer = demo_logic.DemoModel(api)
     initial_ids, dataset_names = demo_logic.initial_layout(opt, synthesizer.size)
     names = demo_logic.class_names(dataset_names, opt.label_nc, opt.contain_dontcare_label)
     title = f"{opt.name} ({opt.netG}, epoch {opt.which_epoch})"

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 import data
-from models import create_model
+from inference import Synthesizer
 from options.eval_options import EvalOptions
 from util import evaluation
 from util.metrics import MetricSetupError
@@ -32,7 +32,7 @@ def main(argv=None):
     try:
         run = evaluation.Evaluation(opt, device)   # weights files are checked before any image is made
         dataloader = data.create_dataloader(opt)
-        model = None if opt.from_results else create_model(opt).eval()
+        synth = None if opt.from_results else Synthesizer.from_options(opt, device=device)
     except (MetricSetupError, data.DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     if not dataloader.dataset.has_images:
@@ -51,7 +51,7 @@ def main(argv=None):
             if opt.from_results:
                 fake = evaluation.read_result_images(evaluation.results_folder(opt), paths, real.shape[2:])
             else:
-                fake = model(data_i, mode="inference")[:keep].cpu()
+                fake = synth.synthesize_batch(data_i)[:keep].cpu()
             extras = run.add(fake, real, label)
             for b in range(min(keep, opt.num_examples - len(examples))):
                 visuals = OrderedDict([("input_label", label[b:b + 1]), ("synthesized_image", fake[b:b + 1]),

@@ -7,6 +7,8 @@ python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir
 The model names the images of each row (model.visuals): label, result and real image; for --model unpaired the
 source, the reference (a target-domain image) and the result. A --use_vae model also writes K samples per label
 (--n_samples K) and style interpolations (--interpolate STEPS --style_a IMG --style_b IMG); see util/multimodal.py.
+Label maps are rendered by inference.Synthesizer (the generator with its spectral norms folded, as every
+application runs it); the multimodal rows and --model unpaired use the model's own methods.
 """
 import os
 import sys
@@ -15,7 +17,9 @@ import torch
 from tqdm import tqdm
 
 import data
+from inference import Synthesizer
 from models import create_model
+from models.pix2pix_model import label_visuals
 from options.test_options import TestPageOptions
 from util import html, multimodal
 from util.checkpoint import CheckpointError, check_writable
@@ -27,17 +31,22 @@ def main(argv=None):
     opt = TestPageOptions().parse(argv)
     torch.manual_seed(opt.seed)
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
+    device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
     try:
         # the checkpoint files, the data and the results folder, all reported at once before the model is built
         problems, dataset = test_problems(opt, web_dir)
         if problems:
             raise Problems(problems)
-        model = create_model(opt)
+        if opt.model == "pix2pix" and not multimodal.asked(opt):
+            synth, model = Synthesizer.from_options(opt, device=device), None
+            if synth.uses_ema:
+                print(f"using the EMA generator {synth.generator_file} (--no_ema for netG)")
+        else:  # style rows (util/multimodal.py) and unpaired translation run the model's own methods
+            synth, model = None, create_model(opt).eval()
         dataloader = data.create_dataloader(opt, dataset)
         check_writable(web_dir)
     except (Problems, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    model.eval()
     has_images = dataloader.dataset.has_images
 
     visualizer = Visualizer(opt)
@@ -62,8 +71,12 @@ def main(argv=None):
                 done += count
                 progress.update(count)
                 continue
-            generated = model(data_i, mode="inference")
-            visuals = model.visuals(data_i, generated)  # e.g. input_label, synthesized_image, real_image
+            if synth is not None:
+                generated = synth.synthesize_batch(data_i)
+                visuals = label_visuals(data_i, generated)  # input_label, synthesized_image, real_image
+            else:
+                generated = model(data_i, mode="inference")
+                visuals = model.visuals(data_i, generated)  # unpaired: source, reference, result
             for b in range(int(min(generated.size(0), opt.how_many - done))):
                 visualizer.save_images(webpage, {name: v[b:b + 1] for name, v in visuals.items()},
                                        data_i["path"][b])

@@ -45,6 +45,26 @@ def instance_edges(instance):
     return edge.float()
 
 
+def semantic_layout(label, instance, label_nc: int, contain_dontcare_label: bool, no_instance: bool,
+                    dtype=None):
+    """The generator's input from a label map: label: (B, 1, H, W) long class ids in [0, label_nc] (label_nc:
+    dontcare); instance: (B, 1, H, W) instance ids (read unless no_instance) -> (B, semantic_nc, H, W) of
+    `dtype` (torch's default if None): the one-hot over label_nc (+ 1 with the dontcare label), then the
+    instance edges (unless no_instance)."""
+    layout = one_hot_layout(label, label_nc + int(contain_dontcare_label), dtype)
+    if not no_instance:
+        layout = torch.cat([layout, instance_edges(instance.to(label.device)).to(layout.dtype)], dim=1)
+    return layout
+
+
+def label_visuals(data, generated):
+    """The images of a batch of label maps as the training and test pages show them, by name."""
+    visuals = OrderedDict([("input_label", data["label"]), ("synthesized_image", generated)])
+    if data.get("image") is not None:
+        visuals["real_image"] = data["image"]
+    return visuals
+
+
 @MODELS.register("pix2pix")
 class Pix2PixModel(nn.Module):
     @staticmethod
@@ -133,9 +153,8 @@ class Pix2PixModel(nn.Module):
         weight = next(self.netG.parameters())
         device, dtype = weight.device, weight.dtype
         label = data["label"].long().to(device, non_blocking=True)
-        layout = one_hot_layout(label, opt.label_nc + int(opt.contain_dontcare_label), dtype)
-        if not opt.no_instance:
-            layout = torch.cat([layout, instance_edges(data["instance"].to(device)).to(dtype)], dim=1)
+        layout = semantic_layout(label, data["instance"], opt.label_nc, opt.contain_dontcare_label, opt.no_instance,
+                                 dtype)
         image = data.get("image")
         return layout, (image.to(device, dtype, non_blocking=True) if image is not None else None)
 
@@ -223,10 +242,7 @@ class Pix2PixModel(nn.Module):
 
     def visuals(self, data, generated):
         """The images of a batch as the training and test pages show them, by name."""
-        visuals = OrderedDict([("input_label", data["label"]), ("synthesized_image", generated)])
-        if data.get("image") is not None:
-            visuals["real_image"] = data["image"]
-        return visuals
+        return label_visuals(data, generated)
 
     def discriminator_losses(self, input_semantics, real_image, netD=None):
         with torch.no_grad():

@@ -205,3 +205,88 @@ def tiny_scgan(tmp_path_factory):
         netG = networks.define_G(opt, torch.device("cpu"), verbose=False)
     save_network(netG, f"{checkpoints}/{name}", "latest", "G")
     return checkpoints, name, ["--name", name, "--checkpoints_dir", checkpoints, "--gpu_ids", "-1"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# inference (tests/test_inference.py, tests/test_export.py): tiny saved experiments whose outputs are not
+# saturated. An untrained generator's batch norms hold running statistics 0 and 1, so in eval mode its features
+# grow block after block (to 1e19 at the last conv of a tiny SC-GAN) and almost every pixel ends at +-1, where
+# any two implementations agree. Here the running statistics are measured on random layouts, as after training,
+# and the last conv is scaled so the output's pre-activation peaks at 0.5.
+
+def last_conv(netG):
+    """The generator's last convolution (conv_img, or pix2pixhd's final 7x7)."""
+    from torch import nn
+    return [m for m in netG.modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+def probe_inputs(netG, opt, batch=4, seed=0):
+    """Random inputs of the generator: (args, kwargs) of a forward."""
+    import torch
+    from models.pix2pix_model import semantic_layout
+    g = torch.Generator().manual_seed(seed)
+    h, w = int(round(opt.crop_size / opt.aspect_ratio)), opt.crop_size
+    if opt.label_nc == 0:  # scgan_unpaired: a reference and a source image
+        return (torch.rand(batch, 3, h, w, generator=g) * 2 - 1, torch.rand(batch, 3, h, w, generator=g) * 2 - 1), {}
+    ids = torch.randint(0, opt.label_nc, (batch, 1, h, w), generator=g)
+    layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
+    return (layout,), ({"z": torch.randn(batch, opt.z_dim, generator=g)} if opt.use_vae else {})
+
+
+def unsaturate(netG, opt):
+    """Set the batch norms' running statistics of netG (in place) to those of random inputs, then scale its last
+    conv so that its output peaks at 0.5 in magnitude on them."""
+    import torch
+    from torch import nn
+    norms = [m for m in netG.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    conv, peak = last_conv(netG), []
+    args, kwargs = probe_inputs(netG, opt, batch=32)   # at 32x32 the first blocks are 1x1: 32 values per channel
+    with torch.no_grad():
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None        # a plain average over the (one) batch
+        netG.train()(*args, **kwargs)
+        for m in norms:
+            m.momentum = 0.1
+        handle = conv.register_forward_hook(lambda m, i, o: peak.append(float(o.abs().max())))
+        netG.eval()(*args, **kwargs)
+        handle.remove()
+        conv.weight.mul_(0.5 / peak[0])
+        if conv.bias is not None:
+            conv.bias.mul_(0.5 / peak[0])
+    return netG
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """tiny_experiment(name, *argv, ema=False) -> (folder, opt): a saved experiment (opt.json, latest_net_G.pth,
+    latest_net_E.pth with --use_vae, latest_net_G_ema.pth with ema: netG with a scaled last conv) built once per
+    session from TrainOptions on `argv` (synthetic data, 32x32, widths 8 unless argv says otherwise), its
+    generator's output unsaturated (`unsaturate`)."""
+    import torch
+    from models import networks
+    from options.train_options import TrainOptions
+    from util.checkpoint import save_network
+    root = tmp_path_factory.mktemp("inference") / "checkpoints"
+    built = {}
+
+    def build(name, *argv, ema=False):
+        key = (name, argv, ema)
+        if key not in built:
+            full = ["--name", name, "--checkpoints_dir", str(root), "--gpu_ids", "-1", "--dataset_mode", "synthetic",
+                    "--crop_size", "32", "--load_size", "32", "--ngf", "8", "--ndf", "8", *map(str, argv)]
+            with contextlib.redirect_stdout(io.StringIO()):
+                torch.manual_seed(0)
+                opt = TrainOptions().parse(full, save=True)
+                netG = unsaturate(networks.define_G(opt, verbose=False), opt)
+                folder = root / name
+                save_network(netG, str(folder), "latest", "G")
+                if ema:
+                    with torch.no_grad():
+                        last_conv(netG).weight.mul_(0.5)
+                    save_network(netG, str(folder), "latest", "G_ema")
+                if opt.use_vae:
+                    save_network(networks.define_E(opt, verbose=False), str(folder), "latest", "E")
+            built[key] = (folder, opt)
+        return built[key]
+    return build

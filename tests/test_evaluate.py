@@ -81,3 +81,14 @@ def test_missing_weights_stop_with_one_message_naming_option_and_file(tiny_scgan
     with pytest.raises(SystemExit, match=r"--metrics fid,psnr: unknown \['psnr'\]"):
         run(tiny_scgan, tmp_path, "--metrics", "fid,psnr")
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("metrics.json"))
+
+
+def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_experiment):
+    import argparse
+    from util.evaluation import Evaluation
+    folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
+    opt = argparse.Namespace(metrics=[], from_results=False, checkpoints_dir=str(folder.parent), name=folder.name,
+                             which_epoch="latest", no_ema=False)
+    assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G_ema.pth")   # as test.py uses it
+    opt.no_ema = True
+    assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G.pth")

@@ -1,8 +1,8 @@
 """The painting demo's logic, without gradio (demo.py builds the page on it; tests/test_demo.py tests it).
 
   painted colours (H', W', 3) --colours_to_ids--> class ids (H', W') --resize_ids--> ids at the model's size
-  --Synthesizer.run--> synthesized image, the generator's extra images (SC-GAN: the SVG's image) and its
-  semantic vectors --vector_heatmaps--> one heat map per component of V_t.
+  --DemoModel.run (through inference.Synthesizer)--> synthesized image, the generator's extra images (SC-GAN:
+  the SVG's image) and its semantic vectors --vector_heatmaps--> one heat map per component of V_t.
 
 Colours are the HTML pages' label colours (util.util.labelcolormap over the Visualizer's label_nc + 2
 entries), so a class looks the same in the demo, on the training page and on test.py's result page.
@@ -50,11 +50,6 @@ def class_names(names, label_nc, contain_dontcare_label=False):
 
 def hex_colour(rgb):
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
-
-
-def model_size(opt):
-    """(H, W) of the layouts the model was built for: --crop_size wide, the height from --aspect_ratio."""
-    return int(round(opt.crop_size / opt.aspect_ratio)), opt.crop_size
 
 
 def ids_to_colours(ids, palette):
@@ -238,49 +233,45 @@ class Synthesis:
     vectors: dict = field(default_factory=dict)
 
 
-class Synthesizer:
-    """A trained Pix2PixModel behind the demo: class ids in, pictures out.
+def check_paintable(opt):
+    """Raise ValueError unless the model reads label maps (demo.py paints them)."""
+    if opt.label_nc < 1:
+        raise ValueError(f"demo.py paints label maps, and --model {opt.model} of '{opt.name}' reads none "
+                         f"(--label_nc {opt.label_nc})")
+
+
+class DemoModel:
+    """The demo's side of an inference.Synthesizer (the folded generator): class ids in, the pictures the page
+    shows out (the image, the generator's extra images, its semantic vectors).
 
     A model trained with instance maps gets the label map as its instance map (one instance per class
     region): a painted layout has no instances. A style seed fixes the random inputs of a run: the code z of
     a --use_vae model, and the noise a generator draws itself (OASIS's 3-D noise, --oasis_noise_nc)."""
 
-    def __init__(self, model, opt):
-        if opt.label_nc < 1:
-            raise ValueError(f"demo.py paints label maps, and --model {opt.model} of '{opt.name}' reads none "
-                             f"(--label_nc {opt.label_nc})")
-        self.model, self.opt = model.eval(), opt
-        self.size = model_size(opt)
-        self.palette = class_palette(opt.label_nc, opt.contain_dontcare_label)
-        # spade and scgan hold noise_nc (OASIS's 3-D noise channels); other generators draw no noise
-        self.uses_style = bool(opt.use_vae or getattr(model.netG, "noise_nc", 0))
-        self.extra_image_names = tuple(model.netG.extra_images)
+    def __init__(self, synthesizer):
+        check_paintable(synthesizer.opt)
+        self.synthesizer, self.opt = synthesizer, synthesizer.opt
+        self.size = synthesizer.size
+        self.palette = class_palette(self.opt.label_nc, self.opt.contain_dontcare_label)
+        self.uses_style = synthesizer.uses_style
+        self.extra_image_names = tuple(synthesizer.netG.extra_images)
 
     def draw_style(self, seed):
-        """The style code z (1, z_dim) ~ N(0, I) of `seed` (Pix2PixModel.random_codes); None without --use_vae."""
+        """The style code z (1, z_dim) ~ N(0, I) of `seed` (Synthesizer.random_codes); None without --use_vae."""
         if not self.opt.use_vae:
             return None
-        return self.model.random_codes(1, torch.Generator().manual_seed(int(seed)))
+        return self.synthesizer.random_codes(1, seed)
 
     def layout(self, ids):
         """(H, W) class ids -> the one-hot layout (1, semantic_nc, H, W) the generator reads."""
-        if tuple(ids.shape) != self.size:
-            raise ValueError(f"a layout of {ids.shape[0]}x{ids.shape[1]}, but the model was built for "
-                             f"{self.size[0]}x{self.size[1]} (--crop_size, --aspect_ratio)")
-        label = torch.from_numpy(np.asarray(ids, np.int64))[None, None]
-        return self.model.preprocess_input({"label": label, "instance": label})[0]
+        return self.synthesizer.layout(np.asarray(ids, np.int64))
 
-    @torch.no_grad()
     def run(self, ids, seed=0):
         """(H, W) class ids and a style seed -> Synthesis. The same ids and seed give the same pictures."""
-        layout = self.layout(ids)
-        z = self.draw_style(seed)
-        with torch.random.fork_rng(devices=[layout.device] if layout.is_cuda else []):
-            torch.manual_seed(int(seed))   # the generator's own noise; the caller's random state is kept
-            image, aux = self.model.netG(layout, z=None if z is None else z.to(layout.device), return_aux=True)
-        extra = {name: util.tensor2im(aux[name]) for name in self.extra_image_names if name in aux}
-        vectors = {key: [v[0].cpu() for v in aux[key]] for key in VECTOR_STREAMS.values() if key in aux}
-        return Synthesis(util.tensor2im(image), extra, vectors)
+        image, aux = self.synthesizer.generate(self.layout(ids), seed=seed, return_aux=True)
+        extra = {name: util.tensor2im(aux[name].float().cpu()) for name in self.extra_image_names if name in aux}
+        vectors = {key: [v[0].float().cpu() for v in aux[key]] for key in VECTOR_STREAMS.values() if key in aux}
+        return Synthesis(util.tensor2im(image.cpu()), extra, vectors)
 
     def vector_picture(self, synthesis, stream_key, scale):
         """Heat maps of the components of V_scale (1-based, coarsest first) of one stream."""

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inference.synthesizer import generator_label
 from util import metrics as M
 from util import util
 from util.checkpoint import atomic_write_bytes, network_path
@@ -78,8 +79,9 @@ class Evaluation:
             self.segmenter = M.SegmenterScorer(opt, device)
             self.weights["seg_model"] = opt.seg_model
             self.seg_scores = self.real_seg_scores = None   # sized at the first batch, from the logits
-        if not opt.from_results:
-            generator = network_path(os.path.join(opt.checkpoints_dir, opt.name), opt.which_epoch, "G")
+        if not opt.from_results:   # the file that renders the images: the EMA generator when there is one
+            folder = os.path.join(opt.checkpoints_dir, opt.name)
+            generator = network_path(folder, opt.which_epoch, generator_label(folder, opt.which_epoch, not opt.no_ema))
             if os.path.isfile(generator):
                 self.weights["generator"] = generator
 

@@ -1,0 +1,114 @@
+"""ONNX export (inference/export.py, tools/export.py): every registered generator, run in ONNX Runtime (CPU) at
+batch 1 and 3 against PyTorch on outputs that are not saturated, and the sidecar JSON."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from inference.synthesizer import load_networks
+from models import networks
+from models.pix2pix_model import semantic_layout
+from tests.test_inference import DONTCARE_ARGS, GENERATOR_ARGS
+
+ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed: pip install -r requirements-export.txt")
+pytest.importorskip("onnxscript", reason="onnxscript (for torch.onnx.export) is not installed: pip install -r "
+                                         "requirements-export.txt")
+onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -r requirements-export.txt")
+
+# One case per registered generator; together they cover every kind of input: spade with a style code and
+# OASIS's noise, scgan with the dontcare channel and instance edges, scgan_unpaired with two images.
+EXPORT_CASES = {
+    "spade": GENERATOR_ARGS["spade"] + ["--use_vae", "--z_dim", "16", "--oasis_noise_nc", "4"],
+    "scgan": DONTCARE_ARGS,
+    "ccfpse": GENERATOR_ARGS["ccfpse"],
+    "pix2pixhd": GENERATOR_ARGS["pix2pixhd"],
+    "scgan_unpaired": GENERATOR_ARGS["scgan_unpaired"],
+}
+# float32 PyTorch and ONNX Runtime sum in different orders: the largest difference measured over these cases on
+# unsaturated pixels was 3.8e-6 (pix2pixhd; the others at most 8.5e-7, docs/inference.md); 1e-4 leaves room
+# for other CPUs' kernels.
+TOLERANCE = 1e-4
+
+
+def test_every_registered_generator_is_exported():
+    assert sorted(EXPORT_CASES) == networks.GENERATORS.names()
+
+
+def inputs_and_expected(netG, opt, batch, seed):
+    """-> ({input name: array}, PyTorch's image): the same random inputs for both."""
+    g = torch.Generator().manual_seed(seed)
+    if opt.label_nc == 0:
+        reference, source = (torch.rand(batch, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+        with torch.no_grad():
+            expected = netG(reference, source)
+        return {"reference": reference.numpy(), "source": source.numpy()}, expected
+    ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, 32, 32), generator=g)
+    instance = torch.randint(0, 3, (batch, 1, 32, 32), generator=g)
+    layout = semantic_layout(ids, instance, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
+    feeds, z = {"layout": layout.numpy()}, None
+    if opt.use_vae:
+        z = torch.randn(batch, opt.z_dim, generator=g)
+        feeds["z"] = z.numpy()
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        expected = netG(layout, z=z)   # draws OASIS's noise first, as with_3d_noise does ...
+    if getattr(netG, "noise_nc", 0):  # spade and scgan have the option
+        torch.manual_seed(seed)        # ... which the exported graph takes as its input
+        feeds["noise"] = torch.randn(batch, netG.noise_nc, 1, 1)[:, :, 0, 0].numpy()
+    return feeds, expected
+
+
+@pytest.mark.parametrize("name", sorted(EXPORT_CASES))
+def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(tiny_experiment, tmp_path, capsys, name):
+    from tools import export
+    folder, opt = tiny_experiment(f"export_{name}", *EXPORT_CASES[name])
+    out = tmp_path / "generator.onnx"
+    export.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--to", "onnx", "--out", str(out)])
+    assert f"wrote {out}" in capsys.readouterr().out
+    info = json.loads((tmp_path / "generator.onnx.json").read_text())
+    graph = onnx.load(str(out)).graph
+    assert not any("parametrizations" in t.name or t.name.endswith(("_u", "_v")) for t in graph.initializer)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(info["inputs"])
+    for i in session.get_inputs():
+        assert isinstance(i.shape[0], str) and i.shape[1:] == info["inputs"][i.name]["shape"][1:]   # dynamic B
+    netG, _, _ = load_networks(opt, str(folder))
+    for batch in (1, 3):
+        feeds, expected = inputs_and_expected(netG, opt, batch, seed=batch)
+        got = session.run(None, feeds)[0]
+        assert got.shape == (batch, 3, 32, 32) == tuple(expected.shape)
+        unsaturated = expected.abs().numpy() < 0.99
+        assert unsaturated.mean() > 0.9
+        assert np.abs(got - expected.numpy())[unsaturated].max() <= TOLERANCE
+
+
+def test_the_sidecar_says_what_the_inputs_must_be(tiny_experiment):
+    from inference.export import exported_module, sidecar
+
+    def described(name):
+        folder, opt = tiny_experiment(f"export_{name}", *EXPORT_CASES[name])
+        netG, _, _ = load_networks(opt, str(folder))
+        module, shapes, meaning = exported_module(netG, opt)
+        return netG, module, sidecar(opt, shapes, meaning)
+
+    netG, module, info = described("scgan")     # label_nc 6, dontcare, instance edges
+    assert list(info["inputs"]) == ["layout"] and info["inputs"]["layout"]["shape"] == ["B", 8, 32, 32]
+    assert info["layout"]["label_nc"] == 6 and info["layout"]["channels"] == 8
+    assert info["layout"]["dontcare"] == {"channel": 6, "label_file_value": 255}
+    assert info["layout"]["instance_edges"]["channel"] == 7
+    assert info["size_hw"] == [32, 32] and info["output"]["range"] == [-1.0, 1.0]
+    _, module, info = described("spade")        # a style code and OASIS's noise, no dontcare, no instances
+    assert {k: v["shape"] for k, v in info["inputs"].items()} == {"layout": ["B", 9, 32, 32], "z": ["B", 16],
+                                                                  "noise": ["B", 4]}
+    assert module.noise_nc == 4 and module.netG.noise_nc == 0   # the exported copy draws no noise
+    assert info["layout"]["dontcare"] is None and info["layout"]["instance_edges"] is None
+    _, _, info = described("scgan_unpaired")
+    assert "layout" not in info and {k: v["shape"] for k, v in info["inputs"].items()} == {
+        "reference": ["B", 3, 32, 32], "source": ["B", 3, 32, 32]}
+
+
+def test_a_missing_experiment_is_named(tmp_path):
+    from tools import export
+    with pytest.raises(SystemExit, match=f"error: no experiment at {tmp_path}/nope"):
+        export.main(["--name", "nope", "--checkpoints_dir", str(tmp_path), "--to", "onnx", "--out", "x.onnx"])

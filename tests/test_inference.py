@@ -1,0 +1,275 @@
+"""The inference API (inference/synthesizer.py) and spectral-norm folding (inference/folding.py)."""
+import contextlib
+import copy
+import io
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn.utils import parametrize
+
+from inference import Synthesizer, fold_spectral_norms
+from inference.folding import spectral_parametrizations
+from inference.synthesizer import load_networks
+from models import networks
+from models.networks.normalization import spectral_norm
+from models.networks.semantic_composition import CandidateSpectralNorm, SCConv2d
+from util import util
+from util.checkpoint import CheckpointError
+from tests.conftest import probe_inputs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tiny options of every registered generator (pix2pixhd with spectral norms, so that its transposed convs fold).
+GENERATOR_ARGS = {
+    "spade": ["--netG", "spade"],
+    "scgan": ["--netG", "scgan", "--nrf", "8", "--nff", "8"],
+    "ccfpse": ["--netG", "ccfpse"],
+    "pix2pixhd": ["--netG", "pix2pixhd", "--norm_G", "spectralinstance", "--resnet_n_blocks", "2"],
+    "scgan_unpaired": ["--model", "unpaired", "--dataset_mode", "synthetic_unaligned", "--nrf", "8", "--nff", "8"],
+}
+LABEL_GENERATORS = [name for name in GENERATOR_ARGS if name != "scgan_unpaired"]
+# label_nc 6 with the dontcare class and instance edges: 8 input channels
+DONTCARE_ARGS = ["--netG", "scgan", "--nrf", "8", "--nff", "8", "--dataset_mode", "custom", "--label_dir", "unused",
+                 "--label_nc", "6", "--contain_dontcare_label"]
+
+
+def test_every_registered_generator_is_covered():
+    assert sorted(GENERATOR_ARGS) == networks.GENERATORS.names()
+
+
+def max_difference(a, b):
+    return float((a.double() - b.double()).abs().max())
+
+
+def to(args, kwargs, dtype):
+    return tuple(a.to(dtype) for a in args), {k: v.to(dtype) for k, v in kwargs.items()}
+
+
+# ------------------------------------------------------------------------------------------------ folding
+@pytest.mark.parametrize("name", sorted(GENERATOR_ARGS))
+def test_folding_keeps_the_eval_output_and_leaves_no_parametrization(tiny_experiment, name):
+    folder, opt = tiny_experiment(f"fold_{name}", *GENERATOR_ARGS[name])
+    unfolded, _, _ = load_networks(opt, str(folder), fold=False)
+    found = spectral_parametrizations(unfolded)
+    assert found, "every registered generator has spectral norms with these options"
+    if name.startswith("scgan"):
+        assert any(isinstance(m.parametrizations.weight[0], CandidateSpectralNorm) for m, _ in found)
+    args, kwargs = probe_inputs(unfolded, opt, batch=2, seed=1)
+    for dtype, bound in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        reference = copy.deepcopy(unfolded).to(dtype)
+        folded = copy.deepcopy(reference)
+        assert fold_spectral_norms(folded) == len(found)
+        assert not any(parametrize.is_parametrized(m) for m in folded.modules())
+        a, k = to(args, kwargs, dtype)
+        with torch.no_grad():
+            expected, got = reference(*a, **k), folded(*a, **k)
+        assert (expected.abs() < 0.99).float().mean() > 0.9      # the comparison is not between saturated +-1
+        assert max_difference(got, expected) <= bound, dtype
+    assert spectral_parametrizations(unfolded) == found          # the loaded network is left as it was
+
+
+def test_a_folded_weight_is_w_over_the_sigma_of_the_stored_u_and_v():
+    torch.manual_seed(0)
+    scc = SCConv2d(3, 4, 3, n_candidates=3, spectral=True).double()
+    conv = spectral_norm(nn.Conv2d(3, 5, 3)).double()
+    transposed = spectral_norm(nn.ConvTranspose2d(4, 6, 3)).double()
+    expected = []
+    with torch.no_grad():
+        for m in (scc, conv, transposed):   # u, v stay as stored: no longer the exact singular vectors
+            m.parametrizations.weight.original.add_(0.3 * torch.randn_like(m.parametrizations.weight.original))
+        w, p = scc.parametrizations.weight.original, scc.parametrizations.weight[0]
+        sigma = torch.einsum("no,nok,nk->n", p._u, w.flatten(2), p._v)
+        expected.append(w / sigma.view(-1, 1, 1, 1, 1))
+        for m, dim in ((conv, 0), (transposed, 1)):
+            w, p = m.parametrizations.weight.original, m.parametrizations.weight[0]
+            mat = w.movedim(dim, 0).flatten(1)
+            expected.append(w / (p._u @ mat @ p._v))
+    for m, weight in zip((scc, conv, transposed), expected):
+        assert fold_spectral_norms(m) == 1
+        assert type(m.weight) is nn.Parameter and torch.allclose(m.weight, weight, rtol=1e-12, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------ the API
+def pix2pix_model(folder):
+    """The experiment's Pix2PixModel as test.py built it before the API: unfolded."""
+    from models import create_model
+    from options.test_options import TestOptions
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TestOptions().parse(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--gpu_ids", "-1"],
+                                  save=False)
+        return create_model(opt).eval()
+
+
+@pytest.mark.parametrize("name", LABEL_GENERATORS)
+def test_synthesizer_renders_what_pix2pix_model_inference_renders(tiny_experiment, name):
+    folder, opt = tiny_experiment(f"api_{name}", *GENERATOR_ARGS[name])
+    synth = Synthesizer.from_experiment(str(folder))
+    assert not any(parametrize.is_parametrized(m) for m in synth.netG.modules())     # folded at load
+    ids = torch.randint(0, opt.label_nc, (3, 32, 32), generator=torch.Generator().manual_seed(2))
+    expected = pix2pix_model(folder)({"label": ids[:, None], "instance": 0}, mode="inference")
+    got = synth(ids, output="tensor")
+    assert (expected.abs() < 0.99).float().mean() > 0.9
+    assert got.shape == (3, 3, 32, 32) and max_difference(got, expected) <= 1e-6
+    pictures = synth(ids)
+    assert pictures.dtype == np.uint8 and pictures.shape == (3, 32, 32, 3)
+    assert np.array_equal(pictures[1], util.tensor2im(got[1]))
+
+
+def test_the_ema_generator_is_the_default(tiny_experiment):
+    folder, _ = tiny_experiment("ema", *GENERATOR_ARGS["spade"], ema=True)
+    ema, plain = Synthesizer.from_experiment(str(folder)), Synthesizer.from_experiment(str(folder), ema=False)
+    assert ema.uses_ema and ema.generator_file.endswith("latest_net_G_ema.pth")
+    assert not plain.uses_ema and plain.generator_file.endswith("latest_net_G.pth")
+    ids = np.zeros((32, 32), np.uint8)
+    ids[8:24, 4:20] = 3
+    assert max_difference(ema(ids, output="tensor"), plain(ids, output="tensor")) > 1e-3
+
+
+def test_every_input_form_gives_the_same_image(tiny_experiment, tmp_path):
+    folder, opt = tiny_experiment("forms", *DONTCARE_ARGS)
+    synth = Synthesizer.from_experiment(str(folder))
+    assert synth.opt.semantic_nc == 8 and synth.label_channels == 7
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 6, (2, 32, 32)).astype(np.uint8)
+    ids[0, :4, :4] = 255                                   # dontcare, as label files hold it
+    Image.fromarray(ids[0]).save(tmp_path / "a.png")
+    with_label_nc = np.where(ids == 255, 6, ids)           # dontcare as the class id label_nc
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(with_label_nc).long(), 7).permute(0, 3, 1, 2).float()
+    single, batch = synth(ids[0]), synth(ids)
+    assert single.shape == (32, 32, 3) and batch.shape == (2, 32, 32, 3)
+    forms = [str(tmp_path / "a.png"), tmp_path / "a.png", Image.open(tmp_path / "a.png"), with_label_nc[0],
+             torch.from_numpy(ids[0]).long(), one_hot[0], [ids[0]]]
+    for form in forms:
+        picture = synth(form)
+        got = picture[0] if isinstance(form, list) else picture
+        assert np.array_equal(got, single), type(form).__name__
+    assert np.array_equal(synth(one_hot), batch) and np.array_equal(synth(list(ids)), batch)
+    # a sample of a batch is the sample alone, up to the convolutions' summation order
+    assert max_difference(synth(ids, output="tensor")[0], synth(ids[0], output="tensor")[0]) <= 1e-5
+    pil = synth(list(ids), output="pil")
+    assert len(pil) == 2 and np.array_equal(np.asarray(pil[1]), batch[1])
+    # instance edges: by default the label map's own regions; given instance maps change the input
+    layout = synth.layout(ids[0])
+    assert layout.shape == (1, 8, 32, 32) and torch.equal(layout[0, 6, :4, :4], torch.ones(4, 4))   # dontcare
+    region_edges = layout[0, 7]
+    one_instance = synth.layout(ids[0], instances=np.zeros((32, 32), np.int64))
+    assert region_edges.sum() > 0 and one_instance[0, 7].sum() == 0
+    assert torch.equal(one_instance[0, :7], layout[0, :7])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((32, 32), 7, np.uint8), "holds the class id 7, out of range for this model's label_nc 6"),
+    (np.full((32, 32), -2, np.int64), "holds the class id -2"),
+    (torch.zeros(2, 5, 32, 32), r"a one-hot label map of shape \(2, 5, 32, 32\): this model reads 7 channels"),
+    (torch.full((7, 32, 32), 0.5), "is not one-hot"),
+    (np.zeros((16, 32), np.uint8), "a layout of 16x32, but the model was built for 32x32"),
+    (np.zeros((32, 32), np.float32), "class ids must be integers"),
+])
+def test_bad_label_maps_get_one_clear_error(tiny_experiment, bad, message):
+    folder, _ = tiny_experiment("forms", *DONTCARE_ARGS)
+    with pytest.raises(ValueError, match=message):
+        Synthesizer.from_experiment(str(folder))(bad)
+
+
+def test_a_missing_experiment_and_bad_settings_are_named(tiny_experiment, tmp_path):
+    with pytest.raises(CheckpointError, match=re.escape(f"no experiment at {tmp_path / 'nope'}")):
+        Synthesizer.from_experiment(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"opt.json not found"):
+        Synthesizer.from_experiment(str(tmp_path / "empty"))
+    folder, _ = tiny_experiment("forms", *DONTCARE_ARGS)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*7_net_G.pth not found"):
+        Synthesizer.from_experiment(str(folder), which_epoch="7")
+    with pytest.raises(ValueError, match="precision fp16 runs on CUDA only"):
+        Synthesizer.from_experiment(str(folder), precision="fp16")
+    with pytest.raises(ValueError, match="precision 'fp64'"):
+        Synthesizer.from_experiment(str(folder), precision="fp64")
+    with pytest.raises(ValueError, match="needs a model trained with --use_vae"):
+        Synthesizer.from_experiment(str(folder))(np.zeros((32, 32), np.uint8), style=torch.zeros(16))
+    unpaired, _ = tiny_experiment("fold_scgan_unpaired", *GENERATOR_ARGS["scgan_unpaired"])
+    with pytest.raises(ValueError, match="reads no label maps"):
+        Synthesizer.from_experiment(str(unpaired))
+
+
+def test_a_seed_fixes_the_style_and_the_noise_and_keeps_the_global_random_state(tiny_experiment):
+    folder, _ = tiny_experiment("style", "--netG", "spade", "--use_vae", "--z_dim", "16", "--oasis_noise_nc", "4")
+    synth = Synthesizer.from_experiment(str(folder))
+    assert synth.uses_style and synth.netE is not None
+    ids = np.zeros((2, 32, 32), np.uint8)
+    ids[:, 10:20] = 4
+    state = torch.get_rng_state()
+    first = synth(ids, seed=3, output="tensor")
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(synth(ids, seed=3, output="tensor"), first)
+    assert max_difference(synth(ids, seed=4, output="tensor"), first) > 1e-3
+    z = synth.random_codes(2, 3)                           # the seed's codes, given as the style ...
+    assert torch.equal(z, synth.random_codes(2, 3)) and z.shape == (2, 16)
+    assert torch.equal(synth(ids, style=z, seed=3, output="tensor"), first)
+    other = synth(ids, style=torch.zeros(16), seed=3, output="tensor")  # ... or one code for the batch
+    assert max_difference(other, first) > 1e-3
+    noise_only = synth(ids, style=z, seed=5, output="tensor")           # the same code, other noise
+    assert max_difference(noise_only, first) > 1e-4
+    with pytest.raises(ValueError, match=r"a style of shape \(3, 16\) for 2 label maps"):
+        synth(ids, style=torch.zeros(3, 16))
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(synth.encode_style(images), synth.netE(images)[0])   # the posterior mean
+
+
+def test_bf16_stays_near_fp32(tiny_experiment):
+    folder, opt = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    ids = torch.randint(0, opt.label_nc, (2, 32, 32), generator=torch.Generator().manual_seed(4))
+    fp32 = Synthesizer.from_experiment(str(folder))(ids, output="tensor")
+    bf16 = Synthesizer.from_experiment(str(folder), precision="bf16")
+    assert next(bf16.netG.parameters()).dtype == torch.bfloat16
+    got = bf16(ids, output="tensor")
+    assert got.dtype == torch.float32 and max_difference(got, fp32) <= 0.05   # measured 0.012: bf16 keeps 8 bits
+
+
+def test_a_released_file_goes_through_the_importer(tiny_experiment, tmp_path):
+    from util.import_checkpoint import export_checkpoint
+    folder, opt = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    released = tmp_path / "released_G.pth"
+    with contextlib.redirect_stdout(io.StringIO()):
+        export_checkpoint("scgan", ["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--gpu_ids",
+                                    "-1"], str(released))
+        imported = Synthesizer.from_released("scgan", released, "imported", "synthetic", tmp_path / "checkpoints",
+                                             options=GENERATOR_ARGS["scgan"][2:] + ["--ngf", "8", "--crop_size", "32"])
+    ids = torch.randint(0, opt.label_nc, (2, 32, 32), generator=torch.Generator().manual_seed(5))
+    expected = Synthesizer.from_experiment(str(folder))(ids, output="tensor")
+    assert max_difference(imported(ids, output="tensor"), expected) == 0
+
+
+# ------------------------------------------------------------------------------------------------ the docs
+def test_the_five_line_example_of_docs_inference_runs(tiny_experiment, tmp_path, monkeypatch):
+    text = open(os.path.join(ROOT, "docs", "inference.md")).read()
+    example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(example.strip().splitlines()) == 5
+    folder = re.search(r'from_experiment\("([^"]+)"\)', example).group(1)
+    built, _ = tiny_experiment("docs", *GENERATOR_ARGS["scgan"])
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(os.path.dirname(folder))
+    os.symlink(built, folder)
+    Image.fromarray(np.arange(32 * 32).reshape(32, 32).astype(np.uint8) % 9).save("label.png")
+    scope = {}
+    exec(compile(example, "docs/inference.md", "exec"), scope)
+    assert scope["image"].shape == (32, 32, 3) and scope["batch"].shape == (2, 32, 32, 3)
+    assert np.array_equal(np.asarray(Image.open("result.png")), scope["image"])
+
+
+def test_a_dataset_batch_renders_as_test_py_rendered_it_with_the_style_of_the_real_image(tiny_experiment):
+    folder, _ = tiny_experiment("style", "--netG", "spade", "--use_vae", "--z_dim", "16", "--oasis_noise_nc", "4")
+    g = torch.Generator().manual_seed(6)
+    data = {"label": torch.randint(0, 9, (2, 1, 32, 32), generator=g), "instance": 0,
+            "image": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1}
+    synth, model = Synthesizer.from_experiment(str(folder)), pix2pix_model(folder)
+    torch.manual_seed(1)   # the same global draws: the posterior sample of z, then OASIS's noise
+    got = synth.synthesize_batch(data)
+    torch.manual_seed(1)
+    expected = model(data, mode="inference")
+    assert (expected.abs() < 0.99).float().mean() > 0.9 and max_difference(got, expected) <= 1e-6
+    torch.manual_seed(2)
+    assert max_difference(synth.synthesize_batch(data), expected) > 1e-4   # the sample does depend on the draw

@@ -1,0 +1,1 @@
+"""Commands beside train.py and test.py: `python -m tools.export` (ONNX export of an experiment's generator)."""

@@ -1,0 +1,54 @@
+"""Export an experiment's generator for applications outside PyTorch.
+
+    python -m tools.export --name NAME [--checkpoints_dir ./checkpoints] [--which_epoch latest] [--no_ema] \
+        --to onnx --out FILE.onnx
+
+writes FILE.onnx (the generator in eval mode with its spectral norms folded, batch dimension dynamic) and
+FILE.onnx.json, which says what the inputs must be (label_nc, dontcare, instance edges, size, style code and
+noise) and the output range; see inference/export.py and docs/inference.md. The EMA generator is exported when
+the experiment has one, unless --no_ema. Needs the packages of requirements-export.txt. (Released checkpoints:
+import them first with python -m util.import_checkpoint --from scgan|spade.)
+"""
+import argparse
+import contextlib
+import io
+import os
+import sys
+
+from util.checkpoint import CheckpointError
+
+FORMATS = ("onnx",)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="the experiment, checkpoints_dir/name")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints")
+    parser.add_argument("--which_epoch", default="latest", help="checkpoint to export")
+    parser.add_argument("--no_ema", action="store_true", help="export netG even when the experiment has an EMA one")
+    parser.add_argument("--to", choices=FORMATS, required=True, help="the format to write")
+    parser.add_argument("--out", required=True, help="file to write; its sidecar goes to OUT.json")
+    args = parser.parse_args(argv)
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs onnx and onnxscript)
+    except ImportError:
+        sys.exit("error: --to onnx needs onnx and onnxscript: pip install -r requirements-export.txt")
+    from inference.export import export_onnx
+    from inference.synthesizer import load_networks, read_experiment_options
+    folder = os.path.join(args.checkpoints_dir, args.name)
+    try:
+        if not os.path.isdir(folder):
+            raise CheckpointError(f"no experiment at {folder}: the folder does not exist")
+        opt = read_experiment_options(folder)
+        netG, _, file = load_networks(opt, folder, args.which_epoch, not args.no_ema)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    if os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):   # the exporter reports each of its steps
+        export_onnx(netG, opt, args.out)
+    print(f"wrote {args.out} (from {file}) and {args.out}.json")
+
+
+if __name__ == "__main__":
+    main()
