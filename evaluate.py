@@ -1,4 +1,4 @@
-"""Evaluate a trained model: FID, KID, LPIPS, mIoU / pixel accuracy on the validation set (issue 9).
+"""Evaluate a trained model: FID, KID, LPIPS, mIoU / pixel accuracy on the validation set.
 
 python evaluate.py --name NAME [--which_epoch latest] [--metrics fid,kid,lpips,miou] [--seg_model seg.pt]
                    [--from_results] [--how_many N] [dataset options]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the synthetic demo's settings were chosen (issue 9, item 8): train the bundled segmenter, then train
+# How the synthetic demo's settings were chosen: train the bundled segmenter, then train
 # several demo variants side by side (one process each; a GPU makes it quick, the numbers of images are those
 # of the CPU demo) with the segmenter's mIoU on the synthesized test images after every epoch, and print each
 # variant's mIoU curve next to the real images' mIoU.

@@ -1,4 +1,4 @@
-"""The dataset base class, the one error type for bad data, and SPADE's preprocess modes (SPEC §4).
+"""The dataset base class, the one error type for bad data, and SPADE's preprocess modes.
 
 A sample's geometry is drawn once by `get_params` (crop corner, flip coin) and applied by `preprocess` to the
 label, the image and the instance map alike; only the resampling differs (NEAREST for ids, BICUBIC for

@@ -1,4 +1,4 @@
-"""Any paired folders (SPEC §4): --label_dir, --image_dir and optionally --instance_dir.
+"""Any paired folders: --label_dir, --image_dir and optionally --instance_dir.
 
 Without --image_dir the dataset holds label maps only (has_images False): enough for test.py to synthesize
 images, not for training. Without --instance_dir, --no_instance is required.

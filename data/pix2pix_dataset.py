@@ -1,4 +1,4 @@
-"""The paired dataset every mode shares (SPADE's Pix2pixDataset, SPEC §4).
+"""The paired dataset every mode shares (SPADE's Pix2pixDataset).
 
 A mode lists label paths, image paths and optional instance paths in `get_paths(opt)`. They are naturally
 sorted, checked to pair by file name (`pair_key`) and then cut to --max_dataset_size (so a pairing error names

@@ -1,4 +1,4 @@
-"""The bundled synthetic dataset: face-like label maps with procedural textures (SPEC §4).
+"""The bundled synthetic dataset: face-like label maps with procedural textures.
 
 Each sample is drawn from a numpy Generator seeded by (seed, index, phase), so it is the same on every
 machine and in every worker, and the test phase holds other samples than the training phase.

@@ -1,4 +1,4 @@
-"""`--dataset_mode synthetic`: the bundled face-like dataset, generated on the fly (SPEC §4; data/synthetic.py).
+"""`--dataset_mode synthetic`: the bundled face-like dataset, generated on the fly (data/synthetic.py).
 
 It needs no files and runs the whole pipeline on a CPU in minutes, so its hook also picks a small model and
 a short schedule. Samples are drawn at --load_size and go through the same transforms as every other mode.

@@ -1,4 +1,4 @@
-"""Options shared by training and testing, with SPADE's names and defaults (SPEC §3).
+"""Options shared by training and testing, with SPADE's names and defaults.
 
 Options are composed in stages, as in SPADE: the base parser, then the hooks of the chosen model,
 generator and dataset mode (each may add options and change defaults), then the generator's per-dataset

@@ -1,4 +1,4 @@
-"""Training options (SPADE's names and defaults, SPEC §3)."""
+"""Training options (SPADE's names and defaults)."""
 import os
 
 from util.distributed import DEFAULT_TIMEOUT_S

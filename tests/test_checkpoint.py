@@ -1,5 +1,5 @@
 """util/checkpoint.py: a save is one unit (all files of a step or none), published under SPADE's names in
-NVlabs' key layout; reading is weights-only; failures name the folder and keep the previous save (issue 7)."""
+NVlabs' key layout; reading is weights-only; failures name the folder and keep the previous save."""
 import errno
 import os
 import pickle

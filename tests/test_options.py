@@ -1,4 +1,4 @@
-"""Option parsing, hooks, presets, saving and reloading (SPEC §3, options/)."""
+"""Option parsing, hooks, presets, saving and reloading (options/)."""
 import json
 import math
 import os
@@ -196,7 +196,7 @@ def test_parse_gpu_ids():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# saved options are data: a crafted opt.pkl never runs (issue 7)
+# saved options are data: a crafted opt.pkl never runs
 
 class WritesAMarker:
     """Unpickling this runs os.system, as a crafted opt.pkl would."""

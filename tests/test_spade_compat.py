@@ -40,7 +40,7 @@ def spade_nets(parse_options):
 @pytest.mark.parametrize("net", ["netG", "netD", "netE"])
 def test_saved_files_have_nvlabs_keys_and_shapes(spade_nets, net, tmp_path):
     """What we save is what NVlabs' code saves (weight_orig/_u/_v, not parametrization keys), so their
-    SPADEGenerator and test.py read our latest_net_G.pth strictly (issue 7)."""
+    SPADEGenerator and test.py read our latest_net_G.pth strictly."""
     checkpoint.save_network(spade_nets[net], str(tmp_path), "latest", net[3:])
     saved = torch.load(tmp_path / f"latest_net_{net[3:]}.pth", weights_only=True)
     assert {k: list(v.shape) for k, v in saved.items()} == {k: shape for k, shape in DATA[net]}

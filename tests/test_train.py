@@ -60,7 +60,7 @@ def final_weights(folder):
 
 def test_interrupted_run_resumes_exactly_with_flips_on(tmp_path, monkeypatch):
     """Ctrl-C in the middle of a step: the step finishes, `latest` is saved at that boundary, and the resumed
-    run ends with the weights of an uninterrupted one (random crops and flips included, issue 7)."""
+    run ends with the weights of an uninterrupted one (random crops and flips included)."""
     args = ["--netG", "spade", "--crop_size", "32", "--load_size", "40", "--preprocess_mode", "resize_and_crop",
             "--num_synthetic", "8", "--niter", "2"]
     straight = final_weights(run_train(tmp_path, "straight", *args))
@@ -253,7 +253,7 @@ def eval_log(folder):
 
 def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, eval_weights, no_downloads, capsys):
     """--eval_freq 1: an FID per epoch in eval_log.jsonl, the curve on the training page, best_net_G.pth from the
-    unit of the best epoch (issue 9, item 6)."""
+    unit of the best epoch."""
     folder = run_train(tmp_path, "fid", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "2",
                        "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "4", "--inception_weights",
                        eval_weights("inception.pth"))
@@ -284,7 +284,7 @@ def tiny_segmenter(tmp_path_factory):
 def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmenter, capsys):
     """--eval_metrics miou: the segmenter's mIoU on the synthesized validation images per epoch, beside its
     mIoU on the real ones (computed once, the same every epoch); best_net_G follows the highest mIoU when no FID
-    is measured (issue 9, item 8)."""
+    is measured."""
     from trainers.eval_monitor import validation_options
     from util import train_segmenter
     model, path = tiny_segmenter

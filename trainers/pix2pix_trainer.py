@@ -1,4 +1,4 @@
-"""Pix2PixTrainer: it owns the training step (SPEC §5, §7). It holds netG, netD (and netE, netG_ema), each
+"""Pix2PixTrainer: it owns the training step. It holds netG, netD (and netE, netG_ema), each
 wrapped in its own DistributedDataParallel when the run has several processes; runs the generator and
 discriminator passes under autocast (--amp bf16|fp16, with a GradScaler for fp16); weights the named losses;
 keeps the EMA generator; guards against non-finite losses; and saves/resumes the whole training state as one

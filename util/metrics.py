@@ -1,4 +1,4 @@
-"""Image-synthesis metrics through well-kept libraries, with weights from local files only (issue 9).
+"""Image-synthesis metrics through well-kept libraries, with weights from local files only.
 
 - FID and KID: torch-fidelity's `inception-v3-compat` extractor (the 2015-12-05 FID Inception; TF1-style
   bilinear resize of the uint8 image to 299x299, then (x - 128) / 128), and torch-fidelity's own formulas

@@ -1,4 +1,4 @@
-"""A small U-Net segmenter for the mIoU metric, trained on the real images of a dataset (issue 9, item 4).
+"""A small U-Net segmenter for the mIoU metric, trained on the real images of a dataset.
 
   python -m util.train_segmenter --dataset_mode synthetic --out seg.pt [--iterations 400] [dataset options]
 
