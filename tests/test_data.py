@@ -187,8 +187,8 @@ def test_crop_and_flip_apply_to_label_and_image_together(tiny_dataset, parse_opt
 
 
 def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_dataset, parse_options):
-    """Two runs with one --seed see the same crops and flips, and a resumed epoch sees the same ones again
-    ; nothing depends on Python's global random state."""
+    """Two runs with one --seed see the same crops and flips, and a resumed epoch sees the same ones again;
+    nothing depends on Python's global random state."""
     argv = column_dataset(tiny_dataset)
     dataset = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16)
     again = build(parse_options, *argv, "--preprocess_mode", "crop", "--crop_size", 16)
