@@ -64,7 +64,9 @@ class SpectralNormFP32(_SpectralNorm):
 
     def _power_method(self, weight_mat, n_power_iterations):
         with autocast_off(weight_mat):
-            super()._power_method(weight_mat.float(), n_power_iterations)
+            # at least fp32: a float64 network (gradcheck) keeps its precision
+            super()._power_method(weight_mat.to(torch.promote_types(weight_mat.dtype, torch.float32)),
+                                  n_power_iterations)
 
     def forward(self, weight):
         with autocast_off(weight):
