@@ -2,7 +2,6 @@
 --channels_last, --compile, each for every registered generator x discriminator; and the EMA generator
 (--ema_decay): its update arithmetic, its batch-norm refresh, its file in the checkpoint unit and test.py's use
 of it."""
-import functools
 import os
 
 import pytest
@@ -141,18 +140,14 @@ def pair_options(parse_options, vgg_weights, netG, netD, *switches):
                          "--vgg_weights", vgg_weights, *switches)
 
 
-@functools.lru_cache(maxsize=None)
-def first_batch(dataset_mode, crop):
-    opt = first_batch.options[(dataset_mode, crop)]
-    return next(iter(torch.utils.data.DataLoader(create_dataset(opt), batch_size=2)))
-
-
-first_batch.options = {}
+BATCHES = {}  # (dataset mode, crop) -> the first batch of its dataset, drawn once for all the tests
 
 
 def batch_of(opt):
-    first_batch.options.setdefault((opt.dataset_mode, opt.crop_size), opt)
-    return first_batch(opt.dataset_mode, opt.crop_size)
+    key = (opt.dataset_mode, opt.crop_size)
+    if key not in BATCHES:
+        BATCHES[key] = next(iter(torch.utils.data.DataLoader(create_dataset(opt), batch_size=2)))
+    return BATCHES[key]
 
 
 def nets_of(t):
