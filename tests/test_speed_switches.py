@@ -10,7 +10,7 @@ import torch
 import test as test_script
 import train as train_script
 from data import create_dataset
-from models.networks import DISCRIMINATORS, GENERATORS
+from models.networks import DISCRIMINATORS, ENCODERS, GENERATORS
 from trainers.pix2pix_trainer import Pix2PixTrainer
 
 DATA = {"label": torch.randint(0, 9, (2, 1, 32, 32), generator=torch.Generator().manual_seed(0)), "instance": 0,
@@ -201,6 +201,20 @@ def test_every_pair_trains_one_step_under_each_switch(parse_options, vgg_weights
     assert_switches_took_effect(t, SWITCHES[switch])
 
 
+@pytest.mark.parametrize("switch", SWITCHES)
+@pytest.mark.parametrize("netE", ENCODERS.names())
+def test_every_encoder_trains_one_step_under_each_switch(parse_options, vgg_weights, netE, switch):
+    opt = pair_options(parse_options, vgg_weights, "spade", "multiscale", "--use_vae", "--netE", netE,
+                       *SWITCHES[switch])
+    torch.manual_seed(0)
+    t = Pix2PixTrainer(opt)
+    before = [p.detach().clone() for p in t.model.netE.parameters()]
+    train_one_step(t, batch_of(opt))
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in t.model.netE.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.netE.parameters()))
+    assert_switches_took_effect(t, SWITCHES[switch])
+
+
 @pytest.mark.parametrize("netG,netD", list(REFUSED))
 def test_refused_pairs_say_why(parse_options, vgg_weights, netG, netD):
     assert (netG, netD) in PAIRS  # a refusal of a network no longer registered is stale
@@ -209,15 +223,16 @@ def test_refused_pairs_say_why(parse_options, vgg_weights, netG, netD):
         Pix2PixTrainer(opt)
 
 
-# --compile, network by network: each generator (with the multiscale discriminator) and each discriminator (with
-# the pix2pixhd generator), only that network compiled. Inductor's code generation costs minutes per network on
+# --compile, network by network: each generator (with the multiscale discriminator), each discriminator (with
+# the pix2pixhd generator) and each encoder (with spade and multiscale), only that network compiled. Inductor's code generation costs minutes per network on
 # a CPU (test_compile_runs_one_step keeps one inductor run), so torch.compile runs with a cheaper backend: with
 # the other switches, aot_eager (dynamo traces the network, AOTAutograd its forward and backward with fake
 # tensors: layouts, autocast's casts, the custom autograd Functions under tracing); alone, dynamo's eager
 # backend (the network traced, its graphs run as they are), at half the cost.
 COMPILE_SWITCHES = {"compile": (["--compile"], "eager"),
                     "compile+channels_last+bf16": (["--compile", "--channels_last", "--amp", "bf16"], "aot_eager")}
-NETWORKS = [("G", name) for name in GENERATORS.names()] + [("D", name) for name in DISCRIMINATORS.names()]
+NETWORKS = ([("G", name) for name in GENERATORS.names()] + [("D", name) for name in DISCRIMINATORS.names()]
+            + [("E", name) for name in ENCODERS.names()])
 
 
 def compile_only(monkeypatch, cls, backend_name):
@@ -239,14 +254,15 @@ def compile_only(monkeypatch, cls, backend_name):
 @pytest.mark.parametrize("switch", COMPILE_SWITCHES)
 @pytest.mark.parametrize("kind,name", NETWORKS)
 def test_every_network_trains_one_step_compiled(parse_options, vgg_weights, monkeypatch, kind, name, switch):
-    netG, netD = (name, "multiscale") if kind == "G" else ("pix2pixhd", name)
+    netG, netD, extra = {"G": (name, "multiscale", []), "D": ("pix2pixhd", name, []),
+                         "E": ("spade", "multiscale", ["--use_vae", "--netE", name])}[kind]
     switches, backend = COMPILE_SWITCHES[switch]
-    opt = pair_options(parse_options, vgg_weights, netG, netD, *switches)
-    registry = GENERATORS if kind == "G" else DISCRIMINATORS
+    opt = pair_options(parse_options, vgg_weights, netG, netD, *extra, *switches)
+    registry = {"G": GENERATORS, "D": DISCRIMINATORS, "E": ENCODERS}[kind]
     graphs = compile_only(monkeypatch, registry.get(name), backend)
     torch.manual_seed(0)
     t = Pix2PixTrainer(opt)
-    compiled = t.netG if kind == "G" else t.netD
+    compiled = {"G": t.netG, "D": t.netD, "E": t.netE}[kind]
     assert hasattr(compiled, "_orig_mod")  # the torch.compile wrapper
     train_one_step(t, batch_of(opt))
     assert graphs  # dynamo traced the network (a silent fall-back to eager would leave this empty)
