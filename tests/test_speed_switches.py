@@ -224,11 +224,12 @@ def test_refused_pairs_say_why(parse_options, vgg_weights, netG, netD):
 
 
 # --compile, network by network: each generator (with the multiscale discriminator), each discriminator (with
-# the pix2pixhd generator) and each encoder (with spade and multiscale), only that network compiled. Inductor's code generation costs minutes per network on
-# a CPU (test_compile_runs_one_step keeps one inductor run), so torch.compile runs with a cheaper backend: with
-# the other switches, aot_eager (dynamo traces the network, AOTAutograd its forward and backward with fake
-# tensors: layouts, autocast's casts, the custom autograd Functions under tracing); alone, dynamo's eager
-# backend (the network traced, its graphs run as they are), at half the cost.
+# the pix2pixhd generator) and each encoder (with spade and multiscale), only that network compiled. Inductor's
+# code generation costs minutes per network on a CPU (test_compile_runs_one_step keeps one inductor run), so
+# torch.compile runs with a cheaper backend: with the other switches, aot_eager (dynamo traces the network,
+# AOTAutograd its forward and backward with fake tensors: layouts, autocast's casts, the custom autograd
+# Functions under tracing); alone, dynamo's eager backend (the network traced, its graphs run as they are), at
+# half the cost.
 COMPILE_SWITCHES = {"compile": (["--compile"], "eager"),
                     "compile+channels_last+bf16": (["--compile", "--channels_last", "--amp", "bf16"], "aot_eager")}
 NETWORKS = ([("G", name) for name in GENERATORS.names()] + [("D", name) for name in DISCRIMINATORS.names()]
