@@ -252,6 +252,7 @@ def compile_only(monkeypatch, cls, backend_name):
     return graphs
 
 
+@pytest.mark.slow  # about 3 minutes in all on two busy cores, as test_compile_runs_one_step's inductor run
 @pytest.mark.parametrize("switch", COMPILE_SWITCHES)
 @pytest.mark.parametrize("kind,name", NETWORKS)
 def test_every_network_trains_one_step_compiled(parse_options, vgg_weights, monkeypatch, kind, name, switch):
