@@ -41,6 +41,9 @@ class UnpairedModel(Pix2PixModel):
             if opt.netD == "fpse":
                 raise ValueError("--netD fpse projects a label map, which unpaired data lacks: use --netD multiscale "
                                  "(the default of --model unpaired)")
+            if networks.DISCRIMINATORS.get(opt.netD).segments_image:
+                raise ValueError(f"--netD {opt.netD} segments the image into the label map's classes, which unpaired "
+                                 f"data lacks: use --netD multiscale (the default of --model unpaired)")
             if opt.no_vgg_loss or opt.lambda_vgg <= 0:
                 raise ValueError("--model unpaired keeps the source's layout through the VGG loss against the source: "
                                  "drop --no_vgg_loss, give --lambda_vgg > 0 and --vgg_weights PATH")

@@ -189,3 +189,143 @@ def test_scnorm_gradients_equal_autograd_of_eq5():
             torch.randn(4, 3, dtype=torch.double, requires_grad=True),
             torch.randn(4, 3, dtype=torch.double, requires_grad=True))
     assert torch.autograd.gradcheck(SpatialModulation.apply, args)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The custom autograd Functions take tensors of any strides, in forward and in backward: the one-hot idiom
+# F.one_hot(labels, n).permute(0, 3, 1, 2), --channels_last, torch.compile and AMP all hand them layouts other
+# than the contiguous one (and a channels-last conv returns its kernels' gradient permuted).
+
+LAYOUTS = ("permuted", "channels_last", "expanded", "sliced")
+
+
+def leaf_shape(shape, layout):
+    """The shape of the leaf that `relayout` turns into a tensor of `shape`."""
+    if layout == "expanded":
+        return (1, *shape[1:])
+    if layout == "sliced":
+        return (*shape[:-1], 2 * shape[-1] + 1)
+    return tuple(shape)
+
+
+def relayout(t, shape, layout):
+    """A differentiable map of a `leaf_shape` tensor to one of `shape` in `layout`: permuted (strides in reverse
+    order), channels_last (4-D; 5-D: dim 2 innermost, as the gradient of SCConv2d's kernels (n, C_out, C_in, k,
+    k) from a channels-last conv of their (n * C_out, C_in, k, k) view; otherwise permuted), expanded (stride
+    0 in dim 0), sliced (every other element of the last dim, at an offset)."""
+    if layout == "channels_last" and t.dim() == 4:
+        out = t.contiguous(memory_format=torch.channels_last)
+    elif layout == "channels_last" and t.dim() == 5:
+        out = t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    elif layout in ("permuted", "channels_last"):
+        order = tuple(reversed(range(t.dim())))
+        out = t.permute(order).contiguous().permute(order)
+    elif layout == "expanded":
+        out = t.expand(shape)
+    else:
+        out = t[..., 1::2]
+    assert out.shape == tuple(shape) and not out.is_contiguous()
+    return out
+
+
+class FeedGrad(torch.autograd.Function):
+    """The identity, whose backward hands the incoming gradient on in another layout (same values)."""
+
+    @staticmethod
+    def forward(ctx, x, layout):
+        ctx.layout = layout
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.layout == "sliced":
+            wide = grad.new_zeros(leaf_shape(grad.shape, "sliced"))
+            wide[..., 1::2] = grad
+            return relayout(wide, grad.shape, "sliced"), None
+        return relayout(grad.contiguous(), grad.shape, ctx.layout), None
+
+
+def with_grad_layout(out, layout):
+    """`out` so that the function before it receives its gradient in `layout`. An expanded gradient (stride 0)
+    cannot carry arbitrary values: it comes from a sum over dim 0, as .mean().backward() hands one on."""
+    if layout == "expanded":
+        return out.sum(0, keepdim=True)
+    return FeedGrad.apply(out, layout)
+
+
+def check_layouts(function, shapes, differentiable, layout, seed=0):
+    """gradcheck in float64 of `function` on inputs of `shapes` made in `layout` (those marked in `differentiable`
+    by a differentiable map of a leaf, the others as constants), its output's gradient handed back in `layout`;
+    then its gradients against those of a run on contiguous copies of the same inputs."""
+    g = torch.Generator().manual_seed(seed)
+    leaves = [(torch.rand(leaf_shape(s, layout), generator=g, dtype=torch.double) + 0.5).requires_grad_(d)
+              for s, d in zip(shapes, differentiable)]
+
+    def call(*tensors):
+        inputs = [relayout(t, s, layout) for t, s in zip(tensors, shapes)]
+        return with_grad_layout(function(*inputs), layout)
+    assert torch.autograd.gradcheck(call, leaves)
+
+    out = call(*leaves)
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.double)
+    wanted = [i for i, d in enumerate(differentiable) if d]
+    ours = torch.autograd.grad(out, [leaves[i] for i in wanted], grad_out)
+    plain = [relayout(t, s, layout).detach().contiguous().requires_grad_(d)
+             for t, s, d in zip(leaves, shapes, differentiable)]
+    out_plain = function(*plain)
+    reference = torch.autograd.grad(out_plain, [plain[i] for i in wanted], grad_out.expand(out_plain.shape))
+    for i, a, b in zip(wanted, ours, reference):
+        # the contiguous run's gradient carried back to the leaf through the same layout map
+        back = torch.autograd.grad(relayout(leaves[i], shapes[i], layout), leaves[i], b)[0]
+        # measured: equal to the bit on this CPU; the bound leaves room for another summation order
+        assert torch.allclose(a, back, rtol=1e-12, atol=1e-12)
+
+
+def autograd_function_cases():
+    """{Function: (input shapes, which inputs are differentiable)} for every custom autograd Function."""
+    from models.networks.semantic_composition import DivideBySigma, SpatialModulation
+    return {DivideBySigma: ([(3, 4, 2, 3, 3), (3, 4), (3, 18)], [True, False, False]),  # weight, u, v
+            CandidateSum: ([(2, 3, 4, 3, 5), (2, 3, 3, 5)], [True, True]),  # y, v
+            SpatialModulation: ([(2, 3, 4, 5), (2, 4, 4, 5), (4, 3), (4, 3)], [True] * 4)}  # x, v, scale, shift
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", ["DivideBySigma", "CandidateSum", "SpatialModulation"])
+def test_custom_autograd_takes_any_strides(name, layout):
+    function, (shapes, differentiable) = next((f, case) for f, case in autograd_function_cases().items()
+                                              if f.__name__ == name)
+    check_layouts(function.apply, shapes, differentiable, layout)
+
+
+def test_every_custom_autograd_function_of_the_networks_has_a_layout_case():
+    """A Function added to models/ without a case above fails here."""
+    import models.networks  # noqa: F401  (imports every network module)
+
+    def subclasses(cls):
+        return {cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))}
+    ours = {f for f in subclasses(torch.autograd.Function) if f.__module__.startswith("models.")}
+    assert ours == set(autograd_function_cases())
+
+
+def test_scconv_and_scnorm_run_channels_last():
+    """A channels-last input (and so a channels-last conv, which hands its kernels' gradient back permuted)
+    gives the contiguous run's output and gradients, in float64, through the spectral-normed kernel stack."""
+    torch.manual_seed(0)
+    scc = SCConv2d(3, 4, 3, n_candidates=3, spectral=True).double()
+    scn = SCNorm(4, 2).double()
+    with torch.no_grad():
+        scn.scale.normal_(), scn.shift.normal_()
+    x = torch.randn(2, 3, 6, 7, dtype=torch.double)
+    v_conv, v_norm = torch.rand(2, 3, 6, 7, dtype=torch.double), torch.rand(2, 2, 6, 7, dtype=torch.double)
+
+    def run(layout):
+        scc.eval(), scn.train()  # the same spectral-norm vectors in both runs
+        inputs = [t.contiguous(memory_format=layout).requires_grad_() for t in (x, v_conv, v_norm)]
+        out = scn(scc(inputs[0], inputs[1]), inputs[2])
+        params = [scc.parametrizations.weight.original, scn.scale, scn.shift]
+        return out, torch.autograd.grad(out.square().mean(), inputs + params)
+    out_cl, grads_cl = run(torch.channels_last)
+    out, grads = run(torch.contiguous_format)
+    assert torch.allclose(out_cl, out, rtol=1e-12, atol=1e-12)  # differences measured: 4e-15, 1.1e-14 in grads
+    for a, b in zip(grads_cl, grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)

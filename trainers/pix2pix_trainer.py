@@ -72,7 +72,7 @@ class Pix2PixTrainer:
         if opt.channels_last:
             for net in (model.netG, model.netD, model.netE):
                 if net is not None:
-                    net.to(memory_format=torch.channels_last)
+                    networks.to_channels_last(net)
         if self.ctx.distributed:
             model.netG, model.netD, model.netE = (distributed.convert_sync_batchnorm(n, self.ctx) if n is not None
                                                   else None for n in (model.netG, model.netD, model.netE))

@@ -7,6 +7,8 @@ registration never depends on what happened to be imported elsewhere.
 """
 from util.registry import Registry
 
+from .base_network import to_channels_last  # noqa: F401  (the trainer's --channels_last)
+
 GENERATORS = Registry("generator", "--netG")
 DISCRIMINATORS = Registry("discriminator", "--netD")
 ENCODERS = Registry("encoder", "--netE")

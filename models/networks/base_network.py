@@ -22,6 +22,19 @@ def weight_parameter(module):
     return module.weight
 
 
+def to_channels_last(net: nn.Module) -> nn.Module:
+    """The --channels_last switch: every 4-D parameter and buffer of `net` (conv kernels, SC-GAN's (n, C, 1, 1)
+    channel-pooling kernels) in place into the channels-last layout, everything else left as it is.
+    Module.to(memory_format=torch.channels_last) would also try the 5-D tensors, and refuses SC-GAN's stacks of
+    candidate kernels (n, C_out, C_in, k, k); a convolution fed channels-last activations runs channels-last
+    whatever its kernel's layout, so they need no conversion."""
+    with torch.no_grad():
+        for tensor in (*net.parameters(), *net.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return net
+
+
 class BaseNetwork(nn.Module):
     # Per-dataset option defaults applied when this network is chosen (see options/base_options.py).
     dataset_presets = {}

@@ -35,7 +35,9 @@ class DivideBySigma(torch.autograd.Function):
         n = weight.shape[0]
         grad_mats, mats = grad.reshape(n, 1, -1), weight.reshape(n, -1, 1)
         inner = torch.bmm(grad_mats, mats).view(n) / sigma.square()  # <g, W_i> / sigma_i^2
-        grad_weight = grad / sigma.view(-1, 1, 1, 1, 1)
+        # contiguous whatever grad's layout (a channels-last conv hands its kernels' gradient back permuted): the
+        # in-place update below writes through a view of it
+        grad_weight = (grad / sigma.view(-1, 1, 1, 1, 1)).contiguous()
         grad_weight.view(n, u.shape[1], -1).baddbmm_((u * -inner.view(n, 1)).unsqueeze(2), v.unsqueeze(1))
         return grad_weight, None, None
 
