@@ -1,4 +1,4 @@
-"""CC-FPSE's feature-pyramid semantics-embedding discriminator (Liu et al. 2019), as SC-GAN uses it (SPEC §6).
+"""CC-FPSE's feature-pyramid semantics-embedding discriminator (Liu et al. 2019), as SC-GAN uses it.
 
 Bottom-up: five stride-2 3x3 convs on the image alone. Top-down: 1x1 laterals to 4*ndf, bilinear x2 and
 sum. Three heads at 1/4, 1/8, 1/16 each score real/fake and add the per-pixel inner product between the

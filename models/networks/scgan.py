@@ -1,5 +1,5 @@
-"""SC-GAN's generator (paper §3.1-3.2, appendix A; SPEC §6): the semantic vector generator (SVG) and the
-semantic render generator (SRG), in the structure of the authors' released code.
+"""SC-GAN's generator (paper §3.1-3.2, appendix A): the semantic vector generator (SVG) and the
+semantic render generator (SRG), in the structure of the authors' released code (dvlab-research/SCGAN).
 
 SVG: a CRN-style cascade over a pyramid of the layout, from H/32 (H/64 with `more`) up to H. Each stage's
 output, pooled over channels to n maps, gives the raw semantic vectors at exactly the resolution of the SRG
@@ -126,7 +126,8 @@ class SCGANGenerator(BaseNetwork):
     def uses_vgg(opt):
         return opt.sv_loss == "vgg"
 
-    # Released configurations (SPEC §6), applied when --netG scgan is chosen and not overridden.
+    # Released configurations (the config/*.yml files of dvlab-research/SCGAN), applied when --netG scgan is
+    # chosen and not overridden.
     dataset_presets = {
         "ade20k": dict(ngf=32, nrf=32, nff=32, sc_conv_candidates=3, sc_norm_candidates=4, sv_tau=0.05,
                        netD="fpse", batchSize=16, lambda_sv=2.0, niter=100, niter_decay=100, save_epoch_freq=10),

@@ -1,4 +1,4 @@
-"""SC-GAN for unpaired image-to-image translation (paper §4.4, appendix B.2, Figure 10; SPEC §7).
+"""SC-GAN for unpaired image-to-image translation (paper §4.4, appendix B.2, Figure 10).
 
 Our reading of the appendix, which changes two inputs of SC-GAN's generator and nothing else:
 - the SRG starts from "the downsampled image from the source domain" instead of the noise: the source image is
@@ -10,7 +10,8 @@ Our reading of the appendix, which changes two inputs of SC-GAN's generator and 
   every SCC and SCN of the SRG, are computed from the reference; so is the SPADE of the learned shortcuts,
   which the released code conditions on the same input as the SVG.
 `--source_encoder conv` is our deviation for small crops, where that down-sampled image is tiny (2x2 at crop 64):
-stride-2 3x3 convs (LReLU after each, initialised to keep the scale) learn the down-sampling, passing 8 * nff channels of the source's layout
+stride-2 3x3 convs (LReLU after each, initialised to keep the scale) learn the down-sampling, passing 8 * nff
+channels of the source's layout
 to the same entry conv instead of 3.
 Everything else (SVG cascade, semantic vectors, SCResBlocks, image head) is `SCGANGenerator`'s. The losses that
 make the result keep the source's layout and take the target's style live in models/unpaired_model.py.
