@@ -11,8 +11,7 @@ Our reading of the appendix, which changes two inputs of SC-GAN's generator and 
   which the released code conditions on the same input as the SVG.
 `--source_encoder conv` is our deviation for small crops, where that down-sampled image is tiny (2x2 at crop 64):
 stride-2 3x3 convs (LReLU after each, initialised to keep the scale) learn the down-sampling, passing 8 * nff
-channels of the source's layout
-to the same entry conv instead of 3.
+channels of the source's layout to the same entry conv instead of 3.
 Everything else (SVG cascade, semantic vectors, SCResBlocks, image head) is `SCGANGenerator`'s. The losses that
 make the result keep the source's layout and take the target's style live in models/unpaired_model.py.
 """
