@@ -226,27 +226,49 @@ def test_refused_pairs_say_why(parse_options, vgg_weights, netG, netD):
 # --compile, network by network: each generator (with the multiscale discriminator), each discriminator (with
 # the pix2pixhd generator) and each encoder (with spade and multiscale), only that network compiled. Inductor's
 # code generation costs minutes per network on a CPU (test_compile_runs_one_step keeps one inductor run), so
-# torch.compile runs with a cheaper backend: with the other switches, aot_eager (dynamo traces the network,
-# AOTAutograd its forward and backward with fake tensors: layouts, autocast's casts, the custom autograd
-# Functions under tracing); alone, dynamo's eager backend (the network traced, its graphs run as they are), at
-# half the cost.
+# torch.compile runs with a cheaper backend: dynamo's eager backend (the network traced, its graphs run as they
+# are); with the other switches, for a network built with our custom autograd Functions (SC-GAN's operators),
+# aot_eager (AOTAutograd also traces the forward and backward with fake tensors, custom Functions, layouts and
+# autocast's casts included), which costs twice as much and finds nothing more in torch's own operators.
 COMPILE_SWITCHES = {"compile": (["--compile"], "eager"),
                     "compile+channels_last+bf16": (["--compile", "--channels_last", "--amp", "bf16"], "aot_eager")}
+
+
+def custom_autograd_modules():
+    """The Python modules of models/ that define a torch.autograd.Function."""
+    found, todo = set(), list(torch.autograd.Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("models."):
+            found.add(cls.__module__)
+    return found
+
+
+def holds_custom_autograd(net):
+    modules = custom_autograd_modules()
+    return any(type(m).__module__ in modules for m in net.modules())
+
+
 NETWORKS = ([("G", name) for name in GENERATORS.names()] + [("D", name) for name in DISCRIMINATORS.names()]
             + [("E", name) for name in ENCODERS.names()])
 
 
 def compile_only(monkeypatch, cls, backend_name):
-    """torch.compile as the trainer calls it, with the backend `backend_name`, for instances of `cls` only (the
-    other networks run eagerly); -> the list of graphs the backend received."""
+    """torch.compile as the trainer calls it, with the backend `backend_name` (aot_eager only where the network
+    holds a custom autograd Function, else eager), for instances of `cls` only (the other networks run eagerly);
+    -> the list of graphs the backend received."""
     graphs, compile_ = [], torch.compile
 
-    def backend(gm, example_inputs):
-        graphs.append(gm)
-        return torch._dynamo.lookup_backend(backend_name)(gm, example_inputs)
-
     def compile_network(net, **kwargs):
-        return compile_(net, backend=backend, **kwargs) if isinstance(net, cls) else net
+        if not isinstance(net, cls):
+            return net
+        chosen = backend_name if backend_name != "aot_eager" or holds_custom_autograd(net) else "eager"
+
+        def backend(gm, example_inputs):
+            graphs.append(gm)
+            return torch._dynamo.lookup_backend(chosen)(gm, example_inputs)
+        return compile_(net, backend=backend, **kwargs)
     monkeypatch.setattr(torch, "compile", compile_network)
     torch._dynamo.reset()  # no graph of an earlier test counts, nor its recompilations
     return graphs
