@@ -8,6 +8,7 @@ for that dataset produces), at the input's size. Each network's own preprocessin
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -101,3 +102,25 @@ def load_released(segmenter: Segmenter, weights: Sequence[str], names: Sequence[
     for module, path, what in zip(modules, weights, names):
         load_strict(module, read_weights(path, what), path, what)
     return segmenter.eval()
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck with stride and dilation on the 3x3 conv (torchvision's layout: keys conv1..3, bn1..3,
+    downsample.0/1), shared by UPerNet's ResNet-101 encoder and DRN-D-105."""
+
+    def __init__(self, in_ch, planes, stride=1, downsample=None, dilation=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x):
+        """x: (B, in_ch, H, W) -> (B, 4 * planes, H / stride, W / stride)."""
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Segmenter, to_unit_range, load_released
+from .common import Bottleneck, Segmenter, load_released, to_unit_range
 from .registry import SEGMENTERS
 
 NUM_CLASSES = 19
@@ -58,27 +58,6 @@ def conv_levels(in_ch, out_ch, n_convs, stride=1, dilation=1):
                               dilation=dilation, bias=False),
                     nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
     return nn.Sequential(*modules)
-
-
-class Bottleneck(nn.Module):
-    """ResNet bottleneck with stride and dilation on the 3x3 conv, keys conv1..3, bn1..3, downsample.0/1."""
-
-    def __init__(self, in_ch, planes, stride=1, downsample=None, dilation=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-
-    def forward(self, x):
-        """x: (B, in_ch, H, W) -> (B, 4 * planes, H / stride, W / stride)."""
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
 def bottleneck_level(in_ch, planes, n_blocks, stride=1, dilation=1):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Segmenter, to_unit_range, load_released
+from .common import Bottleneck, Segmenter, load_released, to_unit_range
 from .registry import SEGMENTERS
 
 NUM_CLASSES = 150
@@ -41,27 +41,6 @@ def conv_bn_relu(in_ch, out_ch, kernel_size=3, stride=1):
     """conv (no bias) -> BN -> ReLU as an nn.Sequential: keys 0.weight, 1.*."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False),
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
-
-
-class Bottleneck(nn.Module):
-    """torchvision-style bottleneck (stride on the 3x3 conv), keys conv1..3, bn1..3, downsample.0/1."""
-
-    def __init__(self, in_ch, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-
-    def forward(self, x):
-        """x: (B, in_ch, H, W) -> (B, 4 * planes, H / stride, W / stride)."""
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
 class ResNetEncoder(nn.Module):
