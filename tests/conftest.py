@@ -151,8 +151,18 @@ def vgg_weights(tmp_path_factory):
 EVAL_WEIGHTS = ("inception.pth", "lpips_alex.pth", "lpips_vgg.pth")
 
 
+@pytest.fixture(scope="session")
+def eval_extras():
+    """Skip, naming the file to install, unless the evaluation extras (requirements-eval.txt) are installed."""
+    import importlib.util
+    missing = [m for m in ("torch_fidelity", "torchmetrics", "lpips") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the evaluation extras are not installed ({', '.join(missing)}): "
+                    f"pip install -r requirements-eval.txt")
+
+
 @pytest.fixture
-def no_downloads(monkeypatch, tmp_path):
+def no_downloads(monkeypatch, tmp_path, eval_extras):
     """Any attempt of torch.hub, torch-fidelity, lpips or torchmetrics to fetch a file fails loudly, and no
     cached file is found (TORCH_HOME is an empty folder)."""
     import socket
@@ -172,7 +182,7 @@ def no_downloads(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def eval_weights():
+def eval_weights(eval_extras):
     """eval_weights(name) -> path of a converted weights file in $SCGAN_TEST_WEIGHTS (default <repo>/.weights),
     or skip saying how to make it."""
     import os

@@ -281,6 +281,7 @@ def tiny_segmenter(tmp_path_factory):
     return model, str(tmp / "seg.pt")
 
 
+@pytest.mark.usefixtures("eval_extras")  # the mIoU is torchmetrics'
 def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmenter, capsys):
     """--eval_metrics miou: the segmenter's mIoU on the synthesized validation images per epoch, beside its
     mIoU on the real ones (computed once, the same every epoch); best_net_G follows the highest mIoU when no FID

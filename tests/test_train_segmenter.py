@@ -1,10 +1,12 @@
 """util/train_segmenter.py: a few training steps on real synthetic images already segment them better than noise,
 and the saved TorchScript is what evaluate.py's --seg_model takes."""
+import pytest
 import torch
 
 from util import train_segmenter as S
 
 
+@pytest.mark.usefixtures("eval_extras")  # the mIoU is torchmetrics'
 def test_a_few_steps_segment_real_images_better_than_noise(tmp_path):
     argv = ["--dataset_mode", "synthetic", "--max_dataset_size", "16", "--checkpoints_dir", str(tmp_path)]
     model = S.train(S.dataset_options(argv, "train"), iterations=40, batch_size=4, lr=5e-3, width=8, progress=False)
