@@ -5,6 +5,7 @@ Contract (every segmenter in this package): a float RGB batch (B, 3, H, W) in [-
 range, goes in; (B, H, W) long class ids in the *dataset's* label space come out (the ids the project's loader
 for that dataset produces), at the input's size. Each network's own preprocessing happens inside.
 """
+import abc
 from typing import Sequence
 
 import torch
@@ -21,7 +22,7 @@ def to_unit_range(images):
     return (images + 1) / 2
 
 
-class Segmenter(nn.Module):
+class Segmenter(nn.Module, metaclass=abc.ABCMeta):
     """Base of the segmenters: `class_scores` gives per-class scores at the input size, forward takes the arg max
     and maps the network's class k to the dataset id `dataset_ids[k]`."""
 
@@ -35,9 +36,9 @@ class Segmenter(nn.Module):
     def num_classes(self) -> int:
         return len(self.dataset_ids)
 
+    @abc.abstractmethod
     def class_scores(self, images):
         """images: (B, 3, H, W) in [-1, 1] -> (B, num_classes, H, W) scores (higher wins)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def forward(self, images):
@@ -48,9 +49,9 @@ class Segmenter(nn.Module):
         """{dataset id: network class}: the dataset ids this network can predict; others are not scored."""
         return {int(d): k for k, d in enumerate(self.dataset_ids.tolist())}
 
+    @abc.abstractmethod
     def released_modules(self) -> Sequence[nn.Module]:
         """The submodules whose state dicts are the released files, in the order the files are given."""
-        raise NotImplementedError
 
 
 def read_weights(path: str, what: str) -> dict:
