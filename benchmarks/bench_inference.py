@@ -33,7 +33,6 @@ import contextlib
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,17 +114,14 @@ def measure(model, size, args):
             fold_spectral_norms(netG)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
 
-        def forward():
+        # the compiled module, or the generator itself (under autocast in bf16)
+        module = torch.compile(netG) if mode == "compile" else netG
+
+        def run():
             with torch.no_grad(), autocast:
-                return netG(layout, z=z)
+                return module(layout, z=z)
 
-        run = forward
         if mode == "compile":
-            compiled = torch.compile(netG)
-
-            def run():
-                with torch.no_grad():
-                    return compiled(layout, z=z)
             run()   # the compilation
         elif mode == "onnx":
             run = onnx_runner(netG, opt, layout, z, args, tmp)

@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.slow   # one fresh process per mode, and an ONNX export: about 35 s on a 2-core CPU
+@pytest.mark.slow   # one fresh process per mode, and an ONNX export: 33 to 40 s on an idle 2-core CPU
 def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
     # compile is left out: inductor takes minutes on a CPU
     modes = ["eager", "folded", "bf16"]
