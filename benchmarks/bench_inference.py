@@ -1,0 +1,247 @@
+"""Benchmark (not a test): inference images/s of the generators, in the ways an application can run them, in one
+markdown table.
+
+For scgan, spade, pix2pixhd and ccfpse, each built at its preset for `--dataset_mode ade20k` (256x256) and
+`--dataset_mode cityscapes` (crop 512, aspect ratio 2: 256x512) as test.py would parse the options, at each
+--batches size, in each mode:
+
+  eager     the generator as built: spectral norms unfolded (recomputed at every forward), eval mode, no grad
+  folded    the same after inference.fold_spectral_norms (what inference.Synthesizer runs)
+  compile   torch.compile (inductor) of the folded generator; its setup is the compile (the first call), with
+            inductor's on-disk caches off so that it is a cold compile every time
+  onnx      the folded generator exported by inference/export.py (ONNX, dynamic batch), run in ONNX Runtime;
+            its setup is the export plus the session's creation
+  bf16      the folded generator under torch.autocast to bfloat16
+
+Weights are random (as built, no checkpoint): the speed of a generator does not depend on its weights' values.
+Layouts are random class ids, one-hot encoded with instance edges as training encodes them (no data needed);
+--use_vae presets (ccfpse) get a random style code z, the same in every mode.
+
+Every time is the median over --repeats forwards after --warmup forwards. Each (model, size, batch, mode) runs in
+a fresh subprocess, so no mode's compiled kernels, thread pools or freed memory count for another's. Peak memory
+is what the forwards add over the memory held once the mode is set up (weights, compiled code, the ONNX session):
+on the CPU the peak resident set size read from /proc/self/status, on CUDA torch.cuda.max_memory_allocated (ONNX
+Runtime's own CUDA memory is not seen there: that cell is left empty). Each row gives its images/s as a ratio to
+the eager row of its (model, size, batch) and to scgan's row of its (size, batch, mode).
+
+    python -m benchmarks.bench_inference [--models scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
+        [--modes eager folded compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2] [--device cpu|cuda]
+        [--crop_size 64] [--out table.md]
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from benchmarks.bench_models import median_ms, peak_memory_meter
+
+MODELS = ("scgan", "spade", "pix2pixhd", "ccfpse")
+SIZES = ("ade20k", "cityscapes")   # dataset modes whose options set the size and the presets
+MODES = ("eager", "folded", "compile", "onnx", "bf16")
+COLUMNS = ("model", "size", "batch", "mode", "img/s", "vs eager", "vs scgan", "peak MiB", "setup s")  # vs scgan:
+# only when scgan was measured
+
+
+# --------------------------------------------------------------------------------------------------------
+# one (model, size, batch, mode), in its own process
+
+def build_options(model, size, args, checkpoints_dir):
+    """The options test.py would parse for this generator and dataset mode (no experiment, no data)."""
+    from options.test_options import TestOptions
+
+    class BenchOptions(TestOptions):
+        requires_experiment = False   # nothing is trained: the generator is built with random weights
+
+    argv = ["--dataset_mode", size, "--netG", model, "--dataroot", "unused", "--checkpoints_dir", checkpoints_dir,
+            "--name", "bench", "--batchSize", str(args.batch), "--gpu_ids", "0" if args.device == "cuda" else "-1"]
+    if args.crop_size:
+        argv += ["--crop_size", str(args.crop_size)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return BenchOptions().parse(argv, save=False, verbose=False)
+
+
+def random_inputs(opt, batch, device):
+    """-> (layout (B, semantic_nc, H, W), z (B, z_dim) or None) from random class ids, on `device`."""
+    from inference.synthesizer import model_size
+    from models.pix2pix_model import semantic_layout
+    g = torch.Generator().manual_seed(0)
+    h, w = model_size(opt)
+    ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, h, w), generator=g)
+    layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
+    z = torch.randn(batch, opt.z_dim, generator=g) if opt.use_vae else None
+    return layout.to(device), (z.to(device) if z is not None else None)
+
+
+def onnx_runner(netG, opt, layout, z, args, folder):
+    """Export netG with inference/export.py and open it in ONNX Runtime -> a function running one batch."""
+    import onnxruntime as ort
+    from inference.export import export_onnx
+    path = os.path.join(folder, "netG.onnx")
+    with contextlib.redirect_stdout(io.StringIO()):   # the exporter reports each of its steps
+        export_onnx(netG, opt, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(path, options, providers=providers)
+    feeds = {"layout": layout.cpu().numpy()}
+    if z is not None:
+        feeds["z"] = z.cpu().numpy()
+    return lambda: session.run(None, feeds)
+
+
+def measure(model, size, args):
+    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'params'}."""
+    from inference.folding import fold_spectral_norms
+    from models import networks
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = build_options(model, size, args, tmp)
+        netG = networks.define_G(opt, verbose=False).to(device).eval()
+        layout, z = random_inputs(opt, args.batch, device)
+        mode = args.mode
+        t0 = time.perf_counter()
+        if mode != "eager":
+            fold_spectral_norms(netG)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+
+        # the compiled module, or the generator itself (under autocast in bf16)
+        module = torch.compile(netG) if mode == "compile" else netG
+
+        def run():
+            with torch.no_grad(), autocast:
+                return module(layout, z=z)
+
+        if mode == "compile":
+            run()   # the compilation
+        elif mode == "onnx":
+            run = onnx_runner(netG, opt, layout, z, args, tmp)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        setup_s = time.perf_counter() - t0
+        start_meter, peak_mib = peak_memory_meter(device)
+        start_meter()
+        ms = median_ms(run, device, args.warmup, args.repeats)
+        peak = peak_mib() if not (mode == "onnx" and device.type == "cuda") else None
+    return {"images_per_s": 1e3 * args.batch / ms, "peak_mib": peak, "setup_s": setup_s if mode != "eager" else None,
+            "size_hw": [layout.shape[2], layout.shape[3]]}
+
+
+# --------------------------------------------------------------------------------------------------------
+# the table
+
+def run_in_subprocess(model, size, batch, mode, args):
+    """-> (result dict, None) or (None, why it was skipped)."""
+    argv = [sys.executable, "-m", "benchmarks.bench_inference", "--_child", model, size, str(batch), mode,
+            "--device", args.device, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+            "--threads", str(args.threads), "--crop_size", str(args.crop_size)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # inductor's on-disk caches would turn a second run's compile into a cache read: time a cold compile
+    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if mode == "compile" else None
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        if mode == "compile":   # inductor needs a C++ compiler and may not support every operator
+            return None, f"torch.compile failed: {last}"
+        sys.exit(f"{model} {size} batch {batch} {mode} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), None
+
+
+def ratio(value, reference):
+    return f"{value / reference:.2f}x" if reference else "–"
+
+
+def significant(value):
+    """Three significant digits, trailing zeros kept: 0.559, 2.00, 12.3, 123; whole numbers from 1000 on."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:#.3g}".rstrip(".")
+
+
+def table(results):
+    """results: {(model, size, batch, mode): result dict} -> markdown, one row per entry, in insertion order."""
+    with_scgan = any(key[0] == "scgan" for key in results)
+    columns = [c for c in COLUMNS if with_scgan or c != "vs scgan"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for (model, size, batch, mode), r in results.items():
+        h, w = r["size_hw"]
+        eager = results.get((model, size, batch, "eager"), {}).get("images_per_s")
+        scgan = results.get(("scgan", size, batch, mode), {}).get("images_per_s")
+        cells = {"model": model, "size": f"{size} {h}x{w}", "batch": str(batch), "mode": mode,
+                 "img/s": significant(r["images_per_s"]), "vs eager": ratio(r["images_per_s"], eager),
+                 "vs scgan": ratio(r["images_per_s"], scgan),
+                 "peak MiB": significant(r["peak_mib"]) if r["peak_mib"] is not None else "–",
+                 "setup s": significant(r["setup_s"]) if r["setup_s"] is not None else "–"}
+        lines.append("| " + " | ".join(cells[c] for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES),
+                        help="dataset modes whose presets and size are used: ade20k 256x256, cityscapes 256x512")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="CPU threads of torch and of ONNX Runtime (default: torch's, one per physical core)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--crop_size", type=int, default=0,
+                        help="width instead of the dataset's (the height follows its aspect ratio); for quick checks")
+    parser.add_argument("--out", help="also write the table (with its header line) to this file")
+    parser.add_argument("--_child", nargs=4, metavar=("MODEL", "SIZE", "BATCH", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this PyTorch sees no GPU; use --device cpu")
+    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
+        raise SystemExit("--batches and --repeats must be >= 1, --warmup >= 0, --threads >= 1")
+    torch.set_num_threads(args.threads)
+    if args._child:
+        model, size, batch, args.mode = args._child
+        args.batch = int(batch)
+        print(json.dumps(measure(model, size, args)))
+        return
+
+    notes = []
+    if "onnx" in args.modes:
+        try:
+            import onnxruntime
+            import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs it)
+            if args.device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise ImportError("this ONNX Runtime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+        except ImportError as e:
+            args.modes = [m for m in args.modes if m != "onnx"]
+            notes.append(f"onnx not measured: {e} (pip install -r requirements-export.txt)")
+    results = {}
+    for model in args.models:
+        for size in args.sizes:
+            for batch in args.batches:
+                for mode in args.modes:
+                    result, skipped = run_in_subprocess(model, size, batch, mode, args)
+                    if skipped:
+                        notes.append(f"{model} {size} batch {batch} compile not measured: {skipped}")
+                    else:
+                        results[(model, size, batch, mode)] = result
+                    print(f"  done: {model} {size} batch {batch} {mode}", file=sys.stderr, flush=True)
+    header = (f"{args.device} ({args.threads} threads), random weights and layouts, median of {args.repeats} "
+              f"after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
+              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding, "
+              f"compiling (the first call) or exporting and opening the ONNX session")
+    text = "\n".join([header, "", table(results), *([""] + notes if notes else [])])
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
