@@ -9,7 +9,7 @@ synthesized image and, for generators that have them, their extra images (SC-GAN
 semantic vectors V_t of one chosen scale, one heat map per component. With --use_vae (or OASIS's 3-D noise,
 --oasis_noise_nc) a "new style" button draws another code z (and noise). Nothing is fetched from the internet.
 Needs gradio: pip install -r requirements-demo.txt. The logic (colours -> ids -> images) lives in
-util/demo_logic.py, and the generator runs through inference.Synthesizer (spectral norms folded); nothing else in
+inference/painting.py, and the generator runs through inference.Synthesizer (spectral norms folded); nothing else in
 the project imports gradio.
 """
 import html
@@ -27,10 +27,9 @@ except ImportError:
 import numpy as np
 import torch
 
-from inference import Synthesizer
+from checkpointing.storage import CheckpointError
+from inference import Synthesizer, painting
 from options.demo_options import DemoOptions
-from util import demo_logic
-from util.checkpoint import CheckpointError
 
 CANVAS_MIN_SIDE = 256     # the canvas shows small models enlarged to at least this many pixels
 MAX_RADIO_CLASSES = 24    # more classes are offered in a dropdown
@@ -45,7 +44,7 @@ LEGEND_CSS = """
 
 
 class DemoPage:
-    """The page's state and callbacks around one demo_logic.DemoModel; `build()` returns the gradio Blocks."""
+    """The page's state and callbacks around one painting.DemoModel; `build()` returns the gradio Blocks."""
 
     def __init__(self, synthesizer, names, initial_ids, title):
         self.synth, self.names, self.title = synthesizer, list(names), title
@@ -60,7 +59,7 @@ class DemoPage:
     def editor_value(self, ids):
         """Class ids -> the editor's value: a background of class 0 (what the eraser uncovers) and one layer
         holding the layout in colour, both enlarged to the canvas."""
-        layout = demo_logic.upscale(demo_logic.ids_to_colours(ids, self.palette), self.zoom)
+        layout = painting.upscale(painting.ids_to_colours(ids, self.palette), self.zoom)
         background = np.broadcast_to(self.background_colour, layout.shape).copy()
         return {"background": background, "layers": [layout], "composite": layout}
 
@@ -68,12 +67,12 @@ class DemoPage:
         if not value:
             raise gr.Error("the canvas is empty: paint a layout or upload a label map")
         try:
-            picture = demo_logic.editor_composite(value.get("background"), value.get("layers"),
+            picture = painting.editor_composite(value.get("background"), value.get("layers"),
                                                   value.get("composite"), self.background_colour)
         except ValueError as e:
             raise gr.Error(str(e))
-        ids = demo_logic.colours_to_ids(picture, self.palette)
-        return demo_logic.resize_ids(ids, self.synth.size)
+        ids = painting.colours_to_ids(picture, self.palette)
+        return painting.resize_ids(ids, self.synth.size)
 
     def synthesize(self, ids, seed, stream, scale):
         synthesis = self.synth.run(ids, seed)
@@ -90,7 +89,7 @@ class DemoPage:
         if path is None:
             return gr.update()
         try:
-            ids = demo_logic.read_label_map(path, self.palette, self.synth.size,
+            ids = painting.read_label_map(path, self.palette, self.synth.size,
                                             self.synth.opt.contain_dontcare_label)
         except ValueError as e:   # DatasetError included: it names the file and the bad value
             raise gr.Error(str(e))
@@ -101,32 +100,32 @@ class DemoPage:
         return [seed, *self.paint(value, seed, stream, scale)]
 
     def vector_picture(self, synthesis, stream, scale):
-        if synthesis is None or not synthesis.vectors or stream not in demo_logic.VECTOR_STREAMS:
+        if synthesis is None or not synthesis.vectors or stream not in painting.VECTOR_STREAMS:
             return None
-        return self.synth.vector_picture(synthesis, demo_logic.VECTOR_STREAMS[stream], int(scale))
+        return self.synth.vector_picture(synthesis, painting.VECTOR_STREAMS[stream], int(scale))
 
     def pick_class(self, class_id):
         return gr.update(brush=self.brush(int(class_id)))
 
     # -------------------------------------------------------------------------------------------------
     def brush(self, class_id):
-        colours = [demo_logic.hex_colour(c) for c in self.palette]
+        colours = [painting.hex_colour(c) for c in self.palette]
         return gr.Brush(colors=colours, default_color=colours[class_id], color_mode="fixed",
                         default_size=max(2, 2 * self.zoom))
 
     def legend_html(self):
         entries = "".join(f'<span class="entry"><span class="chip" style="background:'
-                          f'{demo_logic.hex_colour(c)}"></span>{k}: {html.escape(name)}</span>'
+                          f'{painting.hex_colour(c)}"></span>{k}: {html.escape(name)}</span>'
                           for k, (name, c) in enumerate(zip(self.names, self.palette)))
         return f'<div class="swatches">{entries}</div>'
 
     def build(self):
         synth = self.synth
         first = self.start(0, None, None)[-1]
-        streams = [name for name, key in demo_logic.VECTOR_STREAMS.items() if key in first.vectors]
+        streams = [name for name, key in painting.VECTOR_STREAMS.items() if key in first.vectors]
         scales = []
         if streams:
-            maps = first.vectors[demo_logic.VECTOR_STREAMS[streams[0]]]
+            maps = first.vectors[painting.VECTOR_STREAMS[streams[0]]]
             scales = [(f"V_{t} ({v.shape[1]}x{v.shape[2]})", t) for t, v in enumerate(maps, 1)]
         h, w = synth.size
         with gr.Blocks(title=f"{self.title}: paint a layout") as app:
@@ -175,14 +174,14 @@ class DemoPage:
 
 def load_page(opt):
     """Options -> DemoPage for the experiment (its generator on the options' device, spectral norms folded)."""
-    demo_logic.check_paintable(opt)
+    painting.check_paintable(opt)
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
     api = Synthesizer.from_options(opt, device=device)
     if api.uses_ema:
         print(f"using the EMA generator {api.generator_file} (--no_ema for netG)")
-    synthesizer = demo_logic.DemoModel(api)
-    initial_ids, dataset_names = demo_logic.initial_layout(opt, synthesizer.size)
-    names = demo_logic.class_names(dataset_names, opt.label_nc, opt.contain_dontcare_label)
+    synthesizer = painting.DemoModel(api)
+    initial_ids, dataset_names = painting.initial_layout(opt, synthesizer.size)
+    names = painting.class_names(dataset_names, opt.label_nc, opt.contain_dontcare_label)
     title = f"{opt.name} ({opt.netG}, epoch {opt.which_epoch})"
     return DemoPage(synthesizer, names, initial_ids, title)
 

@@ -5,7 +5,7 @@ python evaluate.py --name NAME [--which_epoch latest] [--metrics fid,kid,lpips,m
 runs the generator on the test phase of the dataset (or reads the images test.py wrote, --from_results), prints
 the metrics and writes results/NAME/eval_EPOCH/metrics.json and index.html with the numbers, the protocol and
 example rows. Weights come from local files only (--inception_weights, --lpips_weights, --seg_model; see
-util/weights.py and the README's 'Evaluation').
+evaluation/weights.py and the README's 'Evaluation').
 """
 import os
 import sys
@@ -15,10 +15,10 @@ import torch
 from tqdm import tqdm
 
 import data
+from evaluation.metrics import MetricSetupError
+from evaluation.run import Evaluation, read_result_images, results_folder, save_example, write
 from inference import Synthesizer
 from options.eval_options import EvalOptions
-from util import evaluation
-from util.metrics import MetricSetupError
 from util.visualizer import Visualizer
 
 
@@ -30,7 +30,7 @@ def main(argv=None):
     torch.manual_seed(opt.seed)
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
     try:
-        run = evaluation.Evaluation(opt, device)   # weights files are checked before any image is made
+        run = Evaluation(opt, device)   # weights files are checked before any image is made
         dataloader = data.create_dataloader(opt)
         synth = None if opt.from_results else Synthesizer.from_options(opt, device=device)
     except (MetricSetupError, data.DatasetError, FileNotFoundError, ValueError) as e:
@@ -49,7 +49,7 @@ def main(argv=None):
                 break
             real, label, paths = data_i["image"][:keep], data_i["label"][:keep], data_i["path"][:keep]
             if opt.from_results:
-                fake = evaluation.read_result_images(evaluation.results_folder(opt), paths, real.shape[2:])
+                fake = read_result_images(results_folder(opt), paths, real.shape[2:])
             else:
                 fake = synth.synthesize_batch(data_i)[:keep].cpu()
             extras = run.add(fake, real, label)
@@ -57,7 +57,7 @@ def main(argv=None):
                 visuals = OrderedDict([("input_label", label[b:b + 1]), ("synthesized_image", fake[b:b + 1]),
                                        ("real_image", real[b:b + 1])])
                 visuals.update((k, v[b:b + 1]) for k, v in extras.items())
-                examples.append(evaluation.save_example(visualizer, web_dir, visuals, paths[b]))
+                examples.append(save_example(visualizer, web_dir, visuals, paths[b]))
             progress.update(keep)
     except (data.DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -67,7 +67,7 @@ def main(argv=None):
     summary = run.finish()
     for name, value in summary["metrics"].items():
         print(f"{name}: {value:.4f}")
-    page = evaluation.write(web_dir, f"Evaluation: {opt.name}, epoch {opt.which_epoch}, {run.count} images",
+    page = write(web_dir, f"Evaluation: {opt.name}, epoch {opt.which_epoch}, {run.count} images",
                             summary, examples)
     print(f"wrote {os.path.join(web_dir, 'metrics.json')} and {page}")
     return summary

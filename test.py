@@ -6,7 +6,7 @@ under --checkpoints_dir is tested. From labels alone:
 python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir).
 The model names the images of each row (model.visuals): label, result and real image; for --model unpaired the
 source, the reference (a target-domain image) and the result. A --use_vae model also writes K samples per label
-(--n_samples K) and style interpolations (--interpolate STEPS --style_a IMG --style_b IMG); see util/multimodal.py.
+(--n_samples K) and style interpolations (--interpolate STEPS --style_a IMG --style_b IMG); see inference/multimodal.py.
 Label maps are rendered by inference.Synthesizer (the generator with its spectral norms folded, as every
 application runs it); the multimodal rows and --model unpaired use the model's own methods.
 """
@@ -17,13 +17,13 @@ import torch
 from tqdm import tqdm
 
 import data
-from inference import Synthesizer
+from checkpointing.storage import CheckpointError, check_writable
+from inference import Synthesizer, multimodal
 from models import create_model
 from models.pix2pix_model import label_visuals
+from options.preflight import Problems, test_problems
 from options.test_options import TestPageOptions
-from util import html, multimodal
-from util.checkpoint import CheckpointError, check_writable
-from util.preflight import Problems, test_problems
+from util import html
 from util.visualizer import Visualizer
 
 
@@ -41,7 +41,7 @@ def main(argv=None):
             synth, model = Synthesizer.from_options(opt, device=device), None
             if synth.uses_ema:
                 print(f"using the EMA generator {synth.generator_file} (--no_ema for netG)")
-        else:  # style rows (util/multimodal.py) and unpaired translation run the model's own methods
+        else:  # style rows (inference/multimodal.py) and unpaired translation run the model's own methods
             synth, model = None, create_model(opt).eval()
         dataloader = data.create_dataloader(opt, dataset)
         check_writable(web_dir)

@@ -18,15 +18,15 @@ import sys
 import torch
 
 import data
+from checkpointing.storage import CheckpointError, check_writable
 from models.networks.loss import MissingWeightsError
+from options.preflight import Problems, training_problems
 from options.train_options import TrainOptions
 from trainers.eval_monitor import EvalMonitor
 from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
-from util.checkpoint import CheckpointError, check_writable
 from util.distributed import (agree, cleanup, is_collective_failure, launch, launched_by_torchrun, leave_word, setup,
                               stopped_answering)
 from util.iter_counter import IterationCounter
-from util.preflight import Problems, training_problems
 from util.visualizer import Visualizer
 
 

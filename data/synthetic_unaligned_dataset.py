@@ -1,17 +1,17 @@
 """`--dataset_mode synthetic_unaligned`: the bundled faces in two domains, generated on the fly, for
 `--model unpaired` (data/synthetic.py `render_domain`): domain A the faces as drawn, domain B other faces in the
 cold monochrome `winter` scheme (blue > green > red at every pixel). Samples, pairing and transforms are those of
-`--dataset_mode unaligned` (data/unaligned_dataset.py); `python -m data.synthetic --unaligned --out DIR` writes
+`--dataset_mode unaligned` (data/unaligned_dataset.py); `python -m tools.write_synthetic --unaligned --out DIR` writes
 the same images in its folder layout.
 """
 from PIL import Image
 
-from options.ranges import bounded
+from util.ranges import bounded
 
 from . import DATASETS
 from .unaligned_dataset import UnalignedDataset, set_no_layout
 
-# data.synthetic is imported on first use (see synthetic_dataset.py)
+# data.synthetic (the drawing code) is imported on first use, when a sample is drawn.
 
 
 @DATASETS.register("synthetic_unaligned")

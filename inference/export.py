@@ -19,8 +19,9 @@ import warnings
 import torch
 from torch import nn
 
+from checkpointing.storage import atomic_write_bytes
 from models.networks.scgan_unpaired import SCGANUnpairedGenerator
-from util.checkpoint import atomic_write_bytes
+
 from .folding import fold_spectral_norms
 from .synthesizer import model_size
 

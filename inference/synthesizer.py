@@ -12,7 +12,8 @@ dontcare channel, instance edges), exactly as for training. The generator's spec
 (inference/folding.py). test.py, evaluate.py and demo.py synthesize through this class.
 
 Built from the experiment's saved options (opt.json read into a Namespace, nothing parsed), so this module does
-not import options/; `from_released` goes through the importer (util/import_checkpoint.py), which does.
+not import options/. A released file is imported into an experiment first: tools/import_checkpoint.py's
+`released_synthesizer` does both steps.
 """
 import argparse
 import json
@@ -23,12 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from checkpointing.storage import CheckpointError, load_network, network_path
 from data.base_dataset import id_map_values, open_image
 from data.pix2pix_dataset import DONTCARE
 from models import networks
 from models.pix2pix_model import semantic_layout
 from util import util
-from util.checkpoint import CheckpointError, load_network, network_path
+
 from .folding import fold_spectral_norms
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -41,7 +43,7 @@ def read_experiment_options(folder):
     path = os.path.join(folder, "opt.json")
     if not os.path.isfile(path):
         raise CheckpointError(f"no experiment at {folder}: {path} not found (train.py and "
-                              f"python -m util.import_checkpoint write it)")
+                              f"python -m tools.import_checkpoint write it)")
     try:
         with open(path) as f:
             saved = json.load(f)
@@ -140,19 +142,6 @@ class Synthesizer:
         check_settings(opt, device, precision)   # before the networks are built and loaded
         netG, netE, file = load_networks(opt, folder, which_epoch, ema, device, trust_pickle, fold)
         return cls(netG, opt, netE, device, precision, file)
-
-    @classmethod
-    def from_released(cls, family, src, name, dataset_mode, checkpoints_dir="./checkpoints", src_E=None,
-                      options=(), **kwargs):
-        """A released generator file (--from scgan|spade of util/import_checkpoint.py) -> Synthesizer. The file
-        is imported into checkpoints_dir/name first (its options from the release's configuration for
-        `dataset_mode`, then `options`, a list of command-line options); kwargs go to `from_experiment`."""
-        from util.import_checkpoint import import_checkpoint  # the importer parses options (options/)
-        argv = ["--name", name, "--checkpoints_dir", str(checkpoints_dir), "--dataset_mode", dataset_mode,
-                "--gpu_ids", "-1", *map(str, options)]
-        opt = import_checkpoint(family, str(src), argv, src_E=src_E)
-        return cls.from_experiment(os.path.join(opt.checkpoints_dir, opt.name), which_epoch=opt.which_epoch,
-                                   **kwargs)
 
     @property
     def uses_ema(self):

@@ -18,9 +18,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from util.checkpoint import load_network, network_path
-from . import MODELS
-from . import networks
+from checkpointing.storage import load_network, network_path
+
+from . import MODELS, networks
 from .networks.loss import GANLoss, VGGLoss, feature_matching_loss, kld_loss
 from .networks.oasis_loss import OASISLoss
 
@@ -117,7 +117,7 @@ class Pix2PixModel(nn.Module):
     def load_networks_if_asked(self):
         """Testing loads the --which_epoch networks from the experiment folder (the EMA generator when the
         experiment has one, unless --no_ema); training with --continue_train is resumed by the trainer, which
-        reads a whole checkpoint unit (util/checkpoint.py)."""
+        reads a whole checkpoint unit (checkpointing/storage.py)."""
         opt = self.opt
         if opt.isTrain:
             return

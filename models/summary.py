@@ -1,6 +1,6 @@
 """Parameter counts of the networks that the given options build, without data:
 
-    python -m models.summary --netG scgan --dataset_mode coco [any train.py option]
+    python -m tools.summary --netG scgan --dataset_mode coco [any train.py option]
 
 prints one table per network (each top-level block; the SC-GAN generator also split into its SVG and SRG)
 and ends with one line per network, e.g. `G scgan: 41,846,838 parameters`.
@@ -8,7 +8,6 @@ and ends with one line per network, e.g. `G scgan: 41,846,838 parameters`.
 import sys
 
 from models import networks
-from options.train_options import TrainOptions
 
 
 def count(module):
@@ -45,13 +44,3 @@ def summarize(opt, out=None):
     for kind, name, net in built:
         print(f"{kind} {name}: {count(net):,} parameters", file=out)
     return {kind: count(net) for kind, _, net in built}
-
-
-def main(argv=None):
-    options = TrainOptions()
-    opt = options.parse(argv, save=False, verbose=False)
-    summarize(opt)
-
-
-if __name__ == "__main__":
-    main()

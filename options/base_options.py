@@ -21,9 +21,8 @@ import data
 import models
 from models import networks
 from util.distributed import launched_by_torchrun, world_size_from_environment
+from util.ranges import bounded, check_values
 from util.registry import RegistryError
-from .ranges import bounded, check_values
-
 
 SQUARE_CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop")
 
@@ -256,7 +255,7 @@ class BaseOptions:
 
     def save_options(self, opt):
         """Write checkpoints/NAME/opt.txt (readable) and opt.json (reloadable), each atomically."""
-        from util.checkpoint import atomic_write_bytes
+        from checkpointing.storage import atomic_write_bytes
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
         atomic_write_bytes(os.path.join(expr_dir, "opt.txt"), (self.option_table(opt) + "\n").encode())
         atomic_write_bytes(os.path.join(expr_dir, "opt.json"),

@@ -1,6 +1,7 @@
 """Options of the painting demo (demo.py): the test options (the experiment's saved options are read, so the
 model is rebuilt as trained) plus where the local page is served."""
-from .ranges import bounded
+from util.ranges import bounded
+
 from .test_options import TestOptions
 
 

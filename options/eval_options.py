@@ -1,22 +1,22 @@
 """Evaluation options (evaluate.py): the test options plus the metrics and their local weights files.
 
 Every weights file is local (nothing is downloaded); the defaults are where `.ci/prepare_weights.sh` and the
-README's `python -m util.weights ...` commands put them, under <repo>/.weights/.
+README's `python -m tools.weights ...` commands put them, under <repo>/.weights/.
 """
 import os
 
-from util.metrics import DEFAULT_WEIGHTS_DIR
-from .ranges import bounded
+from evaluation.metrics import DEFAULT_WEIGHTS_DIR
+from util.ranges import bounded
+
 from .test_options import TestOptions
 
 METRICS = ("fid", "kid", "lpips", "miou")
-TRAINING_METRICS = ("fid", "miou")  # --eval_metrics of --eval_freq
 
 
 def add_inception_option(parser):
     """--inception_weights, shared by evaluate.py and training's --eval_freq."""
     parser.add_argument("--inception_weights", type=str, default=os.path.join(DEFAULT_WEIGHTS_DIR, "inception.pth"),
-                        help="FID Inception for torch-fidelity (python -m util.weights inception)")
+                        help="FID Inception for torch-fidelity (python -m tools.weights inception)")
 
 
 def add_segmenter_options(parser):
@@ -44,7 +44,7 @@ class EvalOptions(TestOptions):
         parser.add_argument("--lpips_net", type=str, default="alex", choices=("alex", "vgg"),
                             help="LPIPS backbone")
         parser.add_argument("--lpips_weights", type=str, default="",
-                            help="LPIPS backbone file (python -m util.weights lpips); default "
+                            help="LPIPS backbone file (python -m tools.weights lpips); default "
                                  ".weights/lpips_NET.pth")
         add_segmenter_options(parser)
         parser.add_argument("--num_examples", type=bounded(int, min=0), default=8, help="example rows on the page")

@@ -3,9 +3,10 @@ automatically, so `python test.py --name NAME` needs nothing else; without --nam
 trained under --checkpoints_dir is tested."""
 import os
 
-from util.multimodal import check_options
+from inference.multimodal import check_options
+from util.ranges import bounded
+
 from .base_options import BaseOptions
-from .ranges import bounded
 
 
 def experiments_with(checkpoints_dir, which_epoch):
@@ -86,7 +87,7 @@ class TestOptions(BaseOptions):
 
 
 class TestPageOptions(TestOptions):
-    """test.py's options: TestOptions plus the multimodal rows of the result page (util/multimodal.py)."""
+    """test.py's options: TestOptions plus the multimodal rows of the result page (inference/multimodal.py)."""
 
     def initialize(self, parser):
         TestOptions.initialize(self, parser)

@@ -1,11 +1,12 @@
 """Training options (SPADE's names and defaults)."""
 import os
 
+from trainers.eval_monitor import TRAINING_METRICS as EVAL_METRICS
 from util.distributed import DEFAULT_TIMEOUT_S
+from util.ranges import bounded
 
 from .base_options import BaseOptions
-from .ranges import bounded
-from .eval_options import TRAINING_METRICS as EVAL_METRICS, add_inception_option, add_segmenter_options
+from .eval_options import add_inception_option, add_segmenter_options
 
 
 class TrainOptions(BaseOptions):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 # ---------------------------------------------------------------------------------------------------------
 # opt-in tests: minutes of CPU training each (e.g. the twin-class claim of tests/test_twins.py)
 
@@ -134,6 +133,7 @@ def tiny_dataset(tmp_path):
 @pytest.fixture(scope="session")
 def vgg_weights(tmp_path_factory):
     import torch
+
     from models.networks.loss import vgg19_features
     torch.manual_seed(0)
     features = vgg19_features()
@@ -201,9 +201,9 @@ def eval_weights(eval_extras):
 def tiny_scgan(tmp_path_factory):
     """A saved, untrained SC-GAN experiment on the synthetic dataset (64x64, widths 8): -> (checkpoints_dir,
     name, argv for TestOptions-based tools)."""
+    from checkpointing.storage import save_network
     from models import networks
     from options.train_options import TrainOptions
-    from util.checkpoint import save_network
     root = tmp_path_factory.mktemp("tiny_scgan")
     name, checkpoints = "tiny", str(root / "checkpoints")
     argv = ["--name", name, "--checkpoints_dir", checkpoints, "--gpu_ids", "-1", "--dataset_mode", "synthetic",
@@ -233,6 +233,7 @@ def last_conv(netG):
 def probe_inputs(netG, opt, batch=4, seed=0):
     """Random inputs of the generator: (args, kwargs) of a forward."""
     import torch
+
     from models.pix2pix_model import semantic_layout
     g = torch.Generator().manual_seed(seed)
     h, w = int(round(opt.crop_size / opt.aspect_ratio)), opt.crop_size
@@ -274,9 +275,10 @@ def tiny_experiment(tmp_path_factory):
     session from TrainOptions on `argv` (synthetic data, 32x32, widths 8 unless argv says otherwise), its
     generator's output unsaturated (`unsaturate`)."""
     import torch
+
+    from checkpointing.storage import save_network
     from models import networks
     from options.train_options import TrainOptions
-    from util.checkpoint import save_network
     root = tmp_path_factory.mktemp("inference") / "checkpoints"
     built = {}
 

@@ -1,4 +1,4 @@
-"""util/analyze_sv.py: the class statistics and cosine matrix on hand-made vectors, the written pictures, and the
+"""evaluation/semantic_vectors.py: the class statistics and cosine matrix on hand-made vectors, the written pictures, and the
 tool end to end on a saved tiny SC-GAN."""
 import csv
 import json
@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from util import analyze_sv as A
+from evaluation import semantic_vectors as A
+from tools import analyze_sv
 
 
 def hand_made():
@@ -105,7 +106,7 @@ def test_analyze_writes_heatmaps_map_csv_and_page(tmp_path):
 def test_tool_end_to_end_on_a_tiny_scgan(tiny_scgan, tmp_path):
     _, _, base = tiny_scgan
     out = tmp_path / "sv"
-    A.main([*base, "--num_images", "2", "--samples_per_class", "5", "--out", str(out)])
+    analyze_sv.main([*base, "--num_images", "2", "--samples_per_class", "5", "--out", str(out)])
     stats = json.loads((out / "stats.json").read_text())
     assert stats["classes"][4:6] == ["left_eye", "right_eye"] and len(stats["cosine"]) == 9
     assert {"conv_1", "norm_1", "all"} <= set(stats["streams"])
@@ -121,5 +122,5 @@ def test_tool_refuses_a_generator_without_semantic_vectors(parse_options, tmp_pa
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "opt.json").write_text('{"netG": "spade"}')  # an experiment of another generator
     with pytest.raises(SystemExit, match="--netG spade has no semantic vectors"):
-        A.main(["--name", "x", "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1", "--netG", "spade",
+        analyze_sv.main(["--name", "x", "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1", "--netG", "spade",
                 "--dataset_mode", "synthetic"])

@@ -1,4 +1,4 @@
-"""util/checkpoint.py: a save is one unit (all files of a step or none), published under SPADE's names in
+"""checkpointing/storage.py: a save is one unit (all files of a step or none), published under SPADE's names in
 NVlabs' key layout; reading is weights-only; failures name the folder and keep the previous save."""
 import errno
 import os
@@ -8,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from util import checkpoint
-from util.checkpoint import CheckpointError
+from checkpointing import storage as checkpoint
+from checkpointing.storage import CheckpointError
 
 
 class WritesAMarker:

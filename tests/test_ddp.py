@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
+from checkpointing import storage as checkpoint
 from data import EpochSampler
-from util import checkpoint
 from util.distributed import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,6 +83,7 @@ def make_trainer(tmp, world, rank, dtype):
     every step then computes in their dtype), optimized by SGD at lr 0.001."""
     import contextlib
     import io
+
     from options.train_options import TrainOptions
     from trainers.pix2pix_trainer import Pix2PixTrainer
     from util.distributed import RunContext

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
+from checkpointing import storage as checkpoint
 from data import EpochSampler
-from util import checkpoint
 from util.distributed import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +92,7 @@ def test_a_rank_killed_with_sigkill_ends_the_run_with_one_line(tmp_path):
 
 def _silent_rank_process(rank, port, tmp, ready, done):
     import torch.distributed as dist
+
     from util import distributed
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2")

@@ -1,4 +1,4 @@
-"""The painting demo (demo.py, util/demo_logic.py): colours <-> class ids, the model behind the page, the page
+"""The painting demo (demo.py, inference/painting.py): colours <-> class ids, the model behind the page, the page
 driven through gradio's own client, and the page rendered in headless Chromium (a screenshot is kept in the
 test artefacts, $SCGAN_TEST_ARTEFACTS or <repo>/test-artefacts/)."""
 import argparse
@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from util import demo_logic, util
+from inference import painting
+from util import util
 from util.visualizer import Visualizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,28 +46,28 @@ def test_palette_is_the_html_pages_label_colours():
         k = label_nc + int(dontcare)
         ids = torch.arange(k).view(1, 1, 1, k)
         on_the_page = util.tensor2label(ids, Visualizer(opt).n_label_colors)[0]   # (k, 3)
-        assert np.array_equal(demo_logic.class_palette(label_nc, dontcare), on_the_page)
-    assert len({tuple(c) for c in demo_logic.class_palette(182, True)}) == 183   # every class has its own colour
+        assert np.array_equal(painting.class_palette(label_nc, dontcare), on_the_page)
+    assert len({tuple(c) for c in painting.class_palette(182, True)}) == 183   # every class has its own colour
 
 
 @pytest.mark.parametrize("label_nc,dontcare", [(9, False), (182, True)])
 def test_colours_round_trip_to_ids(label_nc, dontcare):
-    palette = demo_logic.class_palette(label_nc, dontcare)
+    palette = painting.class_palette(label_nc, dontcare)
     ids = np.random.default_rng(0).integers(0, len(palette), (24, 40))
-    colours = demo_logic.ids_to_colours(ids, palette)
+    colours = painting.ids_to_colours(ids, palette)
     assert colours.shape == (24, 40, 3) and colours.dtype == np.uint8
-    assert np.array_equal(demo_logic.colours_to_ids(colours, palette), ids)
+    assert np.array_equal(painting.colours_to_ids(colours, palette), ids)
     noisy = np.clip(colours.astype(int) + np.random.default_rng(1).integers(-4, 5, colours.shape), 0, 255)
-    assert np.array_equal(demo_logic.colours_to_ids(noisy.astype(np.uint8), palette), ids)  # compression noise
+    assert np.array_equal(painting.colours_to_ids(noisy.astype(np.uint8), palette), ids)  # compression noise
 
 
 def test_a_blend_between_two_classes_takes_one_of_them_not_the_colour_it_lands_on():
-    palette = demo_logic.class_palette(9)
+    palette = painting.class_palette(9)
     half = (palette[HAIR].astype(int) + palette[SKIN]) // 2       # (64, 64, 0)
     plain_nearest = np.linalg.norm(palette.astype(int) - half, axis=1).argmin()
     assert plain_nearest not in (HAIR, SKIN)    # the blend lies nearest a third class (lower_lip)
     strip = np.array([[palette[HAIR]] * 3 + [half] + [palette[SKIN]] * 3], np.uint8)
-    ids = demo_logic.colours_to_ids(strip, palette)[0]
+    ids = painting.colours_to_ids(strip, palette)[0]
     assert list(ids[:3]) == [HAIR] * 3 and list(ids[4:]) == [SKIN] * 3 and ids[3] in (HAIR, SKIN)
 
 
@@ -74,7 +75,7 @@ def test_an_anti_aliased_stroke_reads_as_its_two_classes():
     """A disc of hair painted with anti-aliasing on skin, on a canvas 4x the model's size: every canvas pixel
     reads as the class covering most of it, and at 64x64 each pixel as the class covering most of it
     (up to near-ties)."""
-    palette, size, zoom, sub = demo_logic.class_palette(9), 64, 4, 4
+    palette, size, zoom, sub = painting.class_palette(9), 64, 4, 4
     centre, radius = (30.3, 33.7), 17.2        # in model pixels
 
     def coverage(n, samples):
@@ -87,11 +88,11 @@ def test_an_anti_aliased_stroke_reads_as_its_two_classes():
     cover = coverage(size * zoom, sub)
     canvas = np.round(cover[..., None] * palette[HAIR] + (1 - cover[..., None]) * palette[SKIN]).astype(np.uint8)
     assert ((cover > 0.05) & (cover < 0.95)).sum() > 300     # the test has blends to read
-    fine = demo_logic.colours_to_ids(canvas, palette)
+    fine = painting.colours_to_ids(canvas, palette)
     decided = cover != 0.5
     assert np.array_equal(fine[decided], np.where(cover > 0.5, HAIR, SKIN)[decided])
 
-    ids = demo_logic.resize_ids(fine, (size, size))
+    ids = painting.resize_ids(fine, (size, size))
     area = coverage(size, 4 * sub)
     assert set(np.unique(ids)) == {HAIR, SKIN}
     differ = ids != np.where(area > 0.5, HAIR, SKIN)
@@ -103,14 +104,14 @@ def test_resize_ids_takes_the_majority_of_each_block():
                      [1, 3, 2, 0],
                      [0, 0, 4, 4],
                      [0, 5, 4, 5]])
-    assert demo_logic.resize_ids(fine, (2, 2)).tolist() == [[1, 2], [0, 4]]
-    assert demo_logic.resize_ids(fine, (4, 4)) is not None and np.array_equal(demo_logic.resize_ids(fine, (4, 4)), fine)
-    assert demo_logic.resize_ids(np.arange(6).reshape(2, 3), (4, 6)).tolist() == [   # other sizes: nearest
+    assert painting.resize_ids(fine, (2, 2)).tolist() == [[1, 2], [0, 4]]
+    assert painting.resize_ids(fine, (4, 4)) is not None and np.array_equal(painting.resize_ids(fine, (4, 4)), fine)
+    assert painting.resize_ids(np.arange(6).reshape(2, 3), (4, 6)).tolist() == [   # other sizes: nearest
         [0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]
 
 
 def test_erased_and_unpainted_pixels_read_as_the_background_class():
-    palette = demo_logic.class_palette(9)
+    palette = painting.class_palette(9)
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[:2] = (*palette[HAIR], 255)          # painted top half; the bottom was erased (alpha 0)
     background = np.broadcast_to(palette[0], (4, 4, 3))
@@ -121,34 +122,34 @@ def test_erased_and_unpainted_pixels_read_as_the_background_class():
                   {"background": stale, "layers": [layer], "composite": opaque_stale},  # a stale background
                   {"background": None, "layers": [], "composite": layer},               # an API client's value
                   {"background": layer, "layers": [], "composite": None}):
-        rgb = demo_logic.editor_composite(value["background"], value["layers"], value["composite"], palette[0])
-        assert demo_logic.colours_to_ids(rgb, palette).tolist() == [[HAIR] * 4] * 2 + [[0] * 4] * 2
+        rgb = painting.editor_composite(value["background"], value["layers"], value["composite"], palette[0])
+        assert painting.colours_to_ids(rgb, palette).tolist() == [[HAIR] * 4] * 2 + [[0] * 4] * 2
     with pytest.raises(ValueError, match="the canvas is empty"):
-        demo_logic.editor_composite(None, [], None, palette[0])
+        painting.editor_composite(None, [], None, palette[0])
 
 
 def test_read_label_map_takes_ids_and_colour_files(tmp_path):
-    palette = demo_logic.class_palette(9)
+    palette = painting.class_palette(9)
     ids = np.random.default_rng(0).integers(0, 9, (32, 32))
     Image.fromarray(ids.astype(np.uint8), mode="L").save(tmp_path / "ids.png")
-    Image.fromarray(demo_logic.ids_to_colours(ids, palette)).save(tmp_path / "colours.png")
+    Image.fromarray(painting.ids_to_colours(ids, palette)).save(tmp_path / "colours.png")
     Image.fromarray(np.stack([ids.astype(np.uint8)] * 3, -1)).save(tmp_path / "grey_ids.png")
     for name in ("ids.png", "colours.png", "grey_ids.png"):
-        assert np.array_equal(demo_logic.read_label_map(tmp_path / name, palette, (32, 32)), ids), name
-    small = demo_logic.read_label_map(tmp_path / "ids.png", palette, (16, 16))
-    assert np.array_equal(small, demo_logic.resize_ids(ids, (16, 16)))
+        assert np.array_equal(painting.read_label_map(tmp_path / name, palette, (32, 32)), ids), name
+    small = painting.read_label_map(tmp_path / "ids.png", palette, (16, 16))
+    assert np.array_equal(small, painting.resize_ids(ids, (16, 16)))
 
     bad = ids.copy()
     bad[3, 4] = 12
     Image.fromarray(bad.astype(np.uint8), mode="L").save(tmp_path / "bad.png")
     with pytest.raises(ValueError, match=r"bad\.png holds the label value 12, out of range for --label_nc 9"):
-        demo_logic.read_label_map(tmp_path / "bad.png", palette, (32, 32))
+        painting.read_label_map(tmp_path / "bad.png", palette, (32, 32))
 
-    with_dontcare = demo_logic.class_palette(9, contain_dontcare_label=True)
+    with_dontcare = painting.class_palette(9, contain_dontcare_label=True)
     dontcare = ids.copy()
     dontcare[0, 0] = 255
     Image.fromarray(dontcare.astype(np.uint8), mode="L").save(tmp_path / "dontcare.png")
-    read = demo_logic.read_label_map(tmp_path / "dontcare.png", with_dontcare, (32, 32), contain_dontcare_label=True)
+    read = painting.read_label_map(tmp_path / "dontcare.png", with_dontcare, (32, 32), contain_dontcare_label=True)
     assert read[0, 0] == 9 and np.array_equal(read.ravel()[1:], ids.ravel()[1:])
 
 
@@ -156,34 +157,34 @@ def test_heat_maps_show_each_component_with_the_ramp_ends():
     v = torch.zeros(3, 2, 2)
     v[0, 0, 0] = 1.0          # component 0: high at the top-left pixel only
     v[2] = 0.5
-    picture = demo_logic.vector_heatmaps(v, (0.0, 1.0), size=(8, 8))
-    k = -(-demo_logic.HEATMAP_MIN_SIDE // 8)                 # 8x8 maps enlarged to the minimum side
-    side, gap = 8 * k, demo_logic.HEATMAP_GAP
+    picture = painting.vector_heatmaps(v, (0.0, 1.0), size=(8, 8))
+    k = -(-painting.HEATMAP_MIN_SIDE // 8)                 # 8x8 maps enlarged to the minimum side
+    side, gap = 8 * k, painting.HEATMAP_GAP
     assert picture.shape == (side, 3 * side + 2 * gap, 3)
-    low, high = demo_logic.HEAT_STOPS[0], demo_logic.HEAT_STOPS[-1]
+    low, high = painting.HEAT_STOPS[0], painting.HEAT_STOPS[-1]
     assert (picture[:side // 2, :side // 2] == high).all() and (picture[side // 2:, :side] == low).all()
     assert (picture[:, side:side + gap] == 255).all()                      # white gaps between the tiles
     assert (picture[:, side + gap:2 * side + gap] == low).all()
-    assert (picture[:, -side:] == demo_logic.HEAT_STOPS[2]).all()          # 0.5: the middle stop
-    scaled = demo_logic.vector_heatmaps(v * 4 - 1, None, size=(8, 8))      # no range: the maps' min and max
+    assert (picture[:, -side:] == painting.HEAT_STOPS[2]).all()          # 0.5: the middle stop
+    scaled = painting.vector_heatmaps(v * 4 - 1, None, size=(8, 8))      # no range: the maps' min and max
     assert np.array_equal(scaled, picture)
 
 
 def test_without_readable_data_the_canvas_starts_as_background(parse_options, capsys):
     opt = parse_options("--dataset_mode", "coco", "--dataroot", "/nonexistent/coco", train=False)
-    ids, names = demo_logic.initial_layout(opt, (256, 256))
+    ids, names = painting.initial_layout(opt, (256, 256))
     assert ids.shape == (256, 256) and not ids.any() and names is None
     assert "the coco test data cannot be read (the folder of label maps /nonexistent/coco/val_label does not " \
            "exist" in capsys.readouterr().out
-    assert demo_logic.class_names(names, opt.label_nc, opt.contain_dontcare_label)[-2:] == ["class 181", "dontcare"]
+    assert painting.class_names(names, opt.label_nc, opt.contain_dontcare_label)[-2:] == ["class 181", "dontcare"]
 
 
 def test_class_names_come_from_the_dataset_or_are_numbered():
-    assert demo_logic.class_names(NAMES, 9) == NAMES
-    assert demo_logic.class_names(None, 3, contain_dontcare_label=True) == ["class 0", "class 1", "class 2",
+    assert painting.class_names(NAMES, 9) == NAMES
+    assert painting.class_names(None, 3, contain_dontcare_label=True) == ["class 0", "class 1", "class 2",
                                                                             "dontcare"]
     with pytest.raises(ValueError, match="names 9 classes but the model has --label_nc 5"):
-        demo_logic.class_names(NAMES, 5)
+        painting.class_names(NAMES, 5)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -196,9 +197,9 @@ def demo_options(checkpoints, name, *extra):
 
 
 def save_untrained(checkpoints, name, *argv):
+    from checkpointing.storage import save_network
     from models import networks
     from options.train_options import TrainOptions
-    from util.checkpoint import save_network
     with contextlib.redirect_stdout(io.StringIO()):
         torch.manual_seed(0)
         opt = TrainOptions().parse(["--name", name, "--checkpoints_dir", str(checkpoints), *SYNTHETIC, *argv])
@@ -271,7 +272,7 @@ def test_synthesizer_gives_the_models_inference(checkpoints, pages, name):
         for mine, theirs in zip(synthesis.vectors["semantic_vectors_norm"], v_norm):
             assert torch.equal(mine, theirs[0])
         picture = page.synth.vector_picture(synthesis, "semantic_vectors", 2)   # V_2: 2x2, softmax in [0, 1]
-        assert np.array_equal(picture, demo_logic.vector_heatmaps(v_conv[1][0], (0.0, 1.0), (32, 32)))
+        assert np.array_equal(picture, painting.vector_heatmaps(v_conv[1][0], (0.0, 1.0), (32, 32)))
     else:
         assert synthesis.extra_images == {} and synthesis.vectors == {}
     with pytest.raises(ValueError, match="a layout of 16x16, but the model was built for 32x32"):
@@ -299,7 +300,7 @@ def test_a_style_seed_fixes_the_code_and_the_noise(checkpoints, pages, name):
 def test_a_model_without_label_maps_is_refused():
     opt = argparse.Namespace(label_nc=0, model="unpaired", name="horses")
     with pytest.raises(ValueError, match=r"demo.py paints label maps, and --model unpaired of 'horses' reads none"):
-        demo_logic.check_paintable(opt)
+        painting.check_paintable(opt)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -360,7 +361,7 @@ def client_for(url, tmp_path):
 def painted_layout(page, ids, path):
     """The editor's value for a layout painted in palette colours at the model's size."""
     from gradio_client import handle_file
-    Image.fromarray(demo_logic.ids_to_colours(ids, page.palette)).save(path)
+    Image.fromarray(painting.ids_to_colours(ids, page.palette)).save(path)
     return {"background": None, "layers": [], "composite": handle_file(str(path))}
 
 
@@ -399,7 +400,7 @@ def test_client_uploads_a_label_map_onto_the_canvas(pages, tmp_path, loopback_on
         value = client_for(url, tmp_path).predict(handle_file(str(tmp_path / "upload.png")), api_name="/upload")
     layer = read_png(value["layers"][0])
     assert page.zoom == 8 and layer.shape == (256, 256, 3)      # the canvas shows the model's size enlarged
-    assert np.array_equal(demo_logic.resize_ids(demo_logic.colours_to_ids(layer, page.palette), (32, 32)), ids)
+    assert np.array_equal(painting.resize_ids(painting.colours_to_ids(layer, page.palette), (32, 32)), ids)
     assert (read_png(value["background"]) == page.palette[0]).all()    # what the eraser uncovers
     assert loopback_only == []
 
@@ -451,10 +452,10 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
     pytest.importorskip("gradio")
     from tests.browser import CHROMIUM_FLAGS, LOAD_TIMEOUT_S, _browser_or_skip
     webdriver, chromium, chromedriver = _browser_or_skip()
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = pages("scgan")
@@ -570,7 +571,7 @@ class DemoLayout:
 
     def __init__(self, checkpoints, name):
         opt = demo_options(checkpoints, name)
-        self.palette = demo_logic.class_palette(opt.label_nc, opt.contain_dontcare_label)
+        self.palette = painting.class_palette(opt.label_nc, opt.contain_dontcare_label)
         self.ids = first_sample(checkpoints, name)["label"][0].numpy()
 
 

@@ -8,7 +8,7 @@ import torch
 
 import evaluate
 import test as test_script
-from util.train_segmenter import UNet, save_torchscript
+from evaluation.synthetic_segmenter import UNet, save_torchscript
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
 
@@ -85,7 +85,8 @@ def test_missing_weights_stop_with_one_message_naming_option_and_file(tiny_scgan
 
 def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_experiment):
     import argparse
-    from util.evaluation import Evaluation
+
+    from evaluation.run import Evaluation
     folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
     opt = argparse.Namespace(metrics=[], from_results=False, checkpoints_dir=str(folder.parent), name=folder.name,
                              which_epoch="latest", no_ema=False)

@@ -1,4 +1,4 @@
-"""Importing released checkpoints (util/import_checkpoint.py) and the SVG's position encoding
+"""Importing released checkpoints (checkpointing/released.py) and the SVG's position encoding
 (models/networks/position_encoding.py).
 
 The authors' generator is re-implemented here as plain functions over THEIR state dict, written from reading
@@ -18,12 +18,14 @@ from PIL import Image
 from torch.nn import functional as F
 
 import test as test_script
+from checkpointing.released import expected_keys, export_state_dict, import_state_dict
+from checkpointing.storage import CheckpointError, load_network, read_state_dict, save_network
 from data import DATASETS
 from data.pix2pix_dataset import Pix2pixDataset
 from models import networks
 from models.networks.position_encoding import IterativeGaussian, gaussian_window, layout_pyramid
-from util.checkpoint import CheckpointError, load_network, read_state_dict, save_network
-from util.import_checkpoint import build_options, expected_keys, export_state_dict, import_state_dict, main
+from tools.import_checkpoint import build_options, main
+
 from .conftest import write_id_map
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "scgan_ade20k_state_dict_keys.json")))
@@ -252,7 +254,7 @@ def test_imported_celebamaskhq_generator_with_position_encoding_returns_the_auth
     assert (opt.use_vae, opt.no_spectral_on_routing, opt.sv_position, opt.semantic_nc) == (True, True, "pyramid", 19)
     G = networks.define_G(opt, verbose=False)
     assert G.svg.position_encoding is not None and G.svg.position_blurred_levels == 2
-    from util.checkpoint_layouts import LABEL_ORDER
+    from checkpointing.released_layouts import LABEL_ORDER
     order = LABEL_ORDER["scgan"]["celebamaskhq"]
     ids = one_hot(2, 19, 64, 64, seed=4).argmax(1, keepdim=True)           # CelebAMask-HQ ids 0..18
     seg_ours = torch.zeros(2, 19, 64, 64).scatter_(1, ids, 1.0)              # our channel k = id k

@@ -12,15 +12,15 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils import parametrize
 
+from checkpointing.storage import CheckpointError
 from inference import Synthesizer, fold_spectral_norms
 from inference.folding import spectral_parametrizations
 from inference.synthesizer import load_networks
 from models import networks
 from models.networks.normalization import spectral_norm
 from models.networks.semantic_composition import CandidateSpectralNorm, SCConv2d
-from util import util
-from util.checkpoint import CheckpointError
 from tests.conftest import probe_inputs
+from util import util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny options of every registered generator (pix2pixhd with spectral norms, so that its transposed convs fold).
@@ -230,14 +230,14 @@ def test_bf16_stays_near_fp32(tiny_experiment):
 
 
 def test_a_released_file_goes_through_the_importer(tiny_experiment, tmp_path):
-    from util.import_checkpoint import export_checkpoint
+    from tools.import_checkpoint import export_checkpoint, released_synthesizer
     folder, opt = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
     released = tmp_path / "released_G.pth"
     with contextlib.redirect_stdout(io.StringIO()):
         export_checkpoint("scgan", ["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--gpu_ids",
                                     "-1"], str(released))
-        imported = Synthesizer.from_released("scgan", released, "imported", "synthetic", tmp_path / "checkpoints",
-                                             options=GENERATOR_ARGS["scgan"][2:] + ["--ngf", "8", "--crop_size", "32"])
+        imported = released_synthesizer("scgan", released, "imported", "synthetic", tmp_path / "checkpoints",
+                                        options=GENERATOR_ARGS["scgan"][2:] + ["--ngf", "8", "--crop_size", "32"])
     ids = torch.randint(0, opt.label_nc, (2, 32, 32), generator=torch.Generator().manual_seed(5))
     expected = Synthesizer.from_experiment(str(folder))(ids, output="tensor")
     assert max_difference(imported(ids, output="tensor"), expected) == 0

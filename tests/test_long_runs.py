@@ -12,7 +12,8 @@ import torch
 
 import test as test_script
 import train as train_script
-from util import checkpoint, visualizer
+from checkpointing import storage as checkpoint
+from util import visualizer
 
 TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
         "--niter", "1", "--niter_decay", "0", "--display_freq", "2", "--print_freq", "2", "--netG", "spade",
@@ -89,8 +90,8 @@ def test_a_few_nan_steps_are_skipped_and_training_goes_on(tmp_path, monkeypatch,
 
 
 def test_a_nan_weight_is_never_saved(trained, tmp_path):
-    from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
     from options.train_options import TrainOptions
+    from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer
     before = digest(trained)
     opt = TrainOptions().parse(["--name", "exp", "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY,
                                 "--continue_train"], save=False, verbose=False)

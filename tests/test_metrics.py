@@ -1,4 +1,4 @@
-"""util/metrics.py: FID / KID through torch-fidelity on the real FID Inception, LPIPS from converted weights,
+"""evaluation/metrics.py: FID / KID through torch-fidelity on the real FID Inception, LPIPS from converted weights,
 mIoU and pixel accuracy on hand-made predictions, and the uint8 rounding every metric input goes through."""
 import os
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from util import metrics as M
+from evaluation import metrics as M
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
 # the LPIPS authors' example images (BSD 2-clause, see tests/data/lpips-examples/LICENSE)
@@ -59,7 +59,7 @@ def test_kid_of_two_samples_of_one_distribution_is_consistent_with_zero(inceptio
 
 
 def test_inception_weights_missing_or_wrong_are_refused_naming_option_and_file(tmp_path):
-    with pytest.raises(M.MetricSetupError, match=r"--inception_weights .*nothere.pth: file not found.*util.weights"):
+    with pytest.raises(M.MetricSetupError, match=r"--inception_weights .*nothere.pth: file not found.*evaluation.weights"):
         M.load_inception(str(tmp_path / "nothere.pth"))
     wrong = tmp_path / "vgg.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, wrong)

@@ -1,4 +1,4 @@
-"""Multimodal synthesis and style interpolation (util/multimodal.py, Pix2PixModel's style-code methods,
+"""Multimodal synthesis and style interpolation (inference/multimodal.py, Pix2PixModel's style-code methods,
 test.py --n_samples / --interpolate): codes reach the generator, one code gives one image, interpolation ends
 at the encoded styles, and the page holds the promised rows and files."""
 import contextlib
@@ -14,9 +14,10 @@ from PIL import Image
 import data
 import test as test_script
 import train as train_script
+from inference import multimodal
 from models.pix2pix_model import Pix2PixModel
 from options.test_options import TestPageOptions
-from util import multimodal, util
+from util import util
 
 SIZES = {"spade": ["--crop_size", "32", "--load_size", "32"],
          "scgan": ["--crop_size", "64", "--load_size", "64", "--nrf", "8", "--nff", "8"]}

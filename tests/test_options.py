@@ -284,14 +284,14 @@ def test_test_options_refuse_an_experiment_never_trained(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# every numeric option declares its range (options/ranges.py), and a value outside it is refused at parse time
+# every numeric option declares its range (util/ranges.py), and a value outside it is refused at parse time
 
 from data import DATASETS  # noqa: E402
 from models.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
 from options.demo_options import DemoOptions  # noqa: E402
 from options.eval_options import EvalOptions  # noqa: E402
-from options.ranges import Bounded  # noqa: E402
 from options.test_options import TestPageOptions  # noqa: E402
+from util.ranges import Bounded  # noqa: E402
 
 
 def without_experiment(cls):
@@ -336,7 +336,7 @@ def just_outside(t: Bounded):
 def test_every_numeric_option_declares_its_range():
     unbounded = sorted({(cls.__name__, a.option_strings[0]) for cls, _, parser in composed_parsers()
                         for a in parser._actions if a.type not in (None, str) and not isinstance(a.type, Bounded)})
-    assert not unbounded, f"give these options a range, type=bounded(...) (options/ranges.py): {unbounded}"
+    assert not unbounded, f"give these options a range, type=bounded(...) (util/ranges.py): {unbounded}"
 
 
 def test_a_value_outside_its_range_is_refused_with_one_line(capsys):

@@ -1,6 +1,6 @@
 """Tests of evaluation/segmenters/: the papers' segmenters have the released files' layouts (tests/data/segmenters/
 *_state_dict.json, listed from the released code, see each file's header), load such files strictly, preprocess
-and map labels as their code does, and `python -m evaluation.segmenters.check` says whether a file loads.
+and map labels as their code does, and `python -m tools.check_segmenter` says whether a file loads.
 
 Forwards run at tiny sizes; no weights are downloaded (random weights in the released layout stand in)."""
 import json
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from evaluation.segmenters import SEGMENTERS, SegmenterWeightsError, build_segmenter, deeplabv2, drn, face_parsing, \
-    upernet
-from evaluation.segmenters.check import main as check_main
+from evaluation.segmenters import (SEGMENTERS, SegmenterWeightsError, build_segmenter, deeplabv2, drn, face_parsing,
+                                   upernet)
+from tools.check_segmenter import main as check_main
 from util.registry import RegistryError
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "segmenters")
@@ -302,7 +302,7 @@ def test_check_command_runs_as_a_module(tmp_path):
     import subprocess
     import sys
     paths, _ = save_released(tmp_path, "celebamaskhq")
-    result = subprocess.run([sys.executable, "-m", "evaluation.segmenters.check", "--dataset", "celebamaskhq",
+    result = subprocess.run([sys.executable, "-m", "tools.check_segmenter", "--dataset", "celebamaskhq",
                              "--weights", *paths], capture_output=True, text=True, timeout=300,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -313,7 +313,7 @@ def test_check_command_runs_as_a_module(tmp_path):
 def test_readme_check_commands_name_registered_datasets_and_their_file_counts():
     readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
     with open(readme, encoding="utf-8") as f:
-        commands = [line.split() for line in f if line.startswith("python -m evaluation.segmenters.check")]
+        commands = [line.split() for line in f if line.startswith("python -m tools.check_segmenter")]
     assert {c[c.index("--dataset") + 1] for c in commands} <= set(SEGMENTERS.names()) and commands
     for c in commands:
         dataset, files = c[c.index("--dataset") + 1], c[c.index("--weights") + 1:]

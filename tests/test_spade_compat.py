@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from checkpointing import storage as checkpoint
 from models import networks
 from models.networks.base_network import LEGACY_SPECTRAL_SUFFIXES
-from util import checkpoint
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "spade_state_dict_keys.json")))
 TO_LEGACY = {new: old for old, new in LEGACY_SPECTRAL_SUFFIXES.items()}

@@ -13,8 +13,8 @@ import torch
 
 import test as test_script
 import train as train_script
-from models import summary
-from util import checkpoint
+from checkpointing import storage as checkpoint
+from tools import summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset_mode", "synthetic", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--batchSize", "2",
@@ -201,7 +201,7 @@ def test_test_page_holds_label_result_and_real_image(trained):
 
 def test_test_from_labels_alone(trained):
     labels = trained / "labels_only"
-    subprocess.run([sys.executable, "-m", "data.synthetic", "--out", str(labels), "--n", "2", "--size", "64",
+    subprocess.run([sys.executable, "-m", "tools.write_synthetic", "--out", str(labels), "--n", "2", "--size", "64",
                     "--seed", "5"], cwd=ROOT, check=True, capture_output=True)
     folder = run_test(trained, "--dataset_mode", "custom", "--label_dir", str(labels / "labels"),
                       results="results_labels_only")
@@ -270,12 +270,13 @@ def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, e
 
 @pytest.fixture(scope="module")
 def tiny_segmenter(tmp_path_factory):
-    """A TorchScript U-Net trained for a few steps on the real synthetic images (util/train_segmenter.py)."""
-    from util import train_segmenter
+    """A TorchScript U-Net trained for a few steps on the real synthetic images (evaluation/synthetic_segmenter.py)."""
+    from evaluation import synthetic_segmenter as train_segmenter
+    from tools import train_segmenter as segmenter_tool
     tmp = tmp_path_factory.mktemp("segmenter")
     argv = ["--dataset_mode", "synthetic", "--max_dataset_size", "16", "--checkpoints_dir", str(tmp),
             "--load_size", "32", "--crop_size", "32"]
-    model = train_segmenter.train(train_segmenter.dataset_options(argv, "train"), iterations=30, batch_size=4,
+    model = train_segmenter.train(segmenter_tool.dataset_options(argv, "train"), iterations=30, batch_size=4,
                                   lr=5e-3, width=8, progress=False)
     train_segmenter.save_torchscript(model, str(tmp / "seg.pt"))
     return model, str(tmp / "seg.pt")
@@ -286,8 +287,8 @@ def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmen
     """--eval_metrics miou: the segmenter's mIoU on the synthesized validation images per epoch, beside its
     mIoU on the real ones (computed once, the same every epoch); best_net_G follows the highest mIoU when no FID
     is measured."""
+    from evaluation import synthetic_segmenter as train_segmenter
     from trainers.eval_monitor import validation_options
-    from util import train_segmenter
     model, path = tiny_segmenter
     folder = run_train(tmp_path, "miou", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "3",
                        "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "6", "--eval_metrics",
@@ -307,8 +308,8 @@ def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmen
     best_epoch = max(history, key=lambda e: e["mIoU"])["epoch"]
     assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
     # the last evaluation measured the EMA generator exactly as it was saved (batch-norm statistics included)
+    from evaluation.metrics import SegmentationScores
     from models import create_model
-    from util.metrics import SegmentationScores
     test_opt = test_script.TestPageOptions().parse(["--name", "miou", "--checkpoints_dir", str(folder.parent),
                                                     "--gpu_ids", "-1"], save=False, verbose=False)
     saved = create_model(test_opt).eval()
@@ -334,7 +335,7 @@ def test_fid_during_training_needs_the_inception_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# everything is checked before anything is built or created (util/preflight.py)
+# everything is checked before anything is built or created (options/preflight.py)
 
 def test_a_run_without_data_and_weights_says_everything_at_once_and_builds_nothing(tmp_path, monkeypatch):
     from models.networks.scgan import SCGANGenerator

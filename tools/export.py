@@ -7,7 +7,7 @@ writes FILE.onnx (the generator in eval mode with its spectral norms folded, bat
 FILE.onnx.json, which says what the inputs must be (label_nc, dontcare, instance edges, size, style code and
 noise) and the output range; see inference/export.py and docs/inference.md. The EMA generator is exported when
 the experiment has one, unless --no_ema. Needs the packages of requirements-export.txt. (Released checkpoints:
-import them first with python -m util.import_checkpoint --from scgan|spade.)
+import them first with python -m tools.import_checkpoint --from scgan|spade.)
 """
 import argparse
 import contextlib
@@ -15,7 +15,7 @@ import io
 import os
 import sys
 
-from util.checkpoint import CheckpointError
+from checkpointing.storage import CheckpointError
 
 FORMATS = ("onnx",)
 

@@ -1,6 +1,6 @@
 """Metrics during training (--eval_freq N, as OASIS users rely on): every N epochs the generator (its EMA copy
 when there is one) synthesizes --eval_how_many validation images and --eval_metrics are measured on them:
-- fid: FID through the same torch-fidelity Inception and protocol as evaluate.py (util/metrics.py);
+- fid: FID through the same torch-fidelity Inception and protocol as evaluate.py (evaluation/metrics.py);
 - miou: mIoU and pixel accuracy of --seg_model on the synthesized images against their label maps, next to
   the same segmenter's mIoU on the real images (the ceiling the generator is measured against).
 Rank 0 computes them; the trainer keeps best_net_G.pth by the first of FID (lower) or mIoU (higher).
@@ -17,12 +17,12 @@ import os
 import torch
 
 import data
-from options.eval_options import TRAINING_METRICS  # noqa: F401  (the choices of --eval_metrics)
-from util import metrics
-from util.checkpoint import atomic_write_bytes
+from checkpointing.storage import atomic_write_bytes
+from evaluation import metrics
 from util.visualizer import draw_chart_panels
 
 LOG_NAME, FIGURE_NAME = "eval_log.jsonl", "eval_curves.png"
+TRAINING_METRICS = ("fid", "miou")  # the choices of --eval_metrics
 
 
 class EvalMonitor:

@@ -2,7 +2,7 @@
 wrapped in its own DistributedDataParallel when the run has several processes; runs the generator and
 discriminator passes under autocast (--amp bf16|fp16, with a GradScaler for fp16); weights the named losses;
 keeps the EMA generator; guards against non-finite losses; and saves/resumes the whole training state as one
-checkpoint unit (util/checkpoint.py). It reads one RunContext (rank, world size, device) for all of this.
+checkpoint unit (checkpointing/storage.py). It reads one RunContext (rank, world size, device) for all of this.
 
 TTUR (default): G at lr/2, D at 2*lr with Adam (beta1, beta2); --no_TTUR: both at lr. The rate is constant
 for --niter epochs, then falls linearly over --niter_decay epochs (epoch niter+k runs at
@@ -20,9 +20,11 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from checkpointing import storage as checkpoint
+from checkpointing.storage import CheckpointError
 from models import create_model, networks
-from util import checkpoint, distributed
-from util.checkpoint import CheckpointError
+from models.networks.sync_batchnorm import convert_sync_batchnorm
+from util import distributed
 from util.distributed import RunContext
 
 # losses summed (not averaged) over the batch: under DDP each rank's share is scaled back to the whole batch
@@ -73,9 +75,11 @@ class Pix2PixTrainer:
             for net in (model.netG, model.netD, model.netE):
                 if net is not None:
                     networks.to_channels_last(net)
-        if self.ctx.distributed:
-            model.netG, model.netD, model.netE = (distributed.convert_sync_batchnorm(n, self.ctx) if n is not None
-                                                  else None for n in (model.netG, model.netD, model.netE))
+        if self.ctx.distributed and self.ctx.device.type == "cuda":
+            # every `syncbatch` norm becomes torch.nn.SyncBatchNorm; on the CPU (gloo) SyncBatchNorm2d synchronizes
+            # its statistics itself, and plain `batch` norms stay per-GPU
+            model.netG, model.netD, model.netE = (convert_sync_batchnorm(n) if n is not None else None
+                                                  for n in (model.netG, model.netD, model.netE))
         unused = set(model.netG.extra_images) - {key for key, _, _ in model.extra_criteria.values()}
         self.netG = self.wrap(model.netG, find_unused_parameters=bool(unused))
         self.netD = self.wrap(model.netD)
@@ -112,7 +116,7 @@ class Pix2PixTrainer:
         An EMA generator starts as a copy of the loaded one."""
         opt, model = self.opt, self.model
         hint = ("give the options the file was trained with; a released SC-GAN file is converted first by "
-                "python -m util.import_checkpoint")
+                "python -m tools.import_checkpoint")
         nets = {"G": model.netG, "D": model.netD, "E": model.netE}
         files = {"G": path, **checkpoint.init_from_files(path, [n for n in ("D", "E") if nets[n] is not None])}
         for name, file in files.items():

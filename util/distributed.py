@@ -206,15 +206,6 @@ def barrier(ctx: RunContext):
         dist.barrier()
 
 
-def convert_sync_batchnorm(net, ctx: RunContext):
-    """Under DDP on CUDA, every `syncbatch` norm (SyncBatchNorm2d) becomes torch.nn.SyncBatchNorm; plain
-    `batch` norms stay per-GPU. On the CPU (gloo) SyncBatchNorm2d synchronizes its statistics itself."""
-    if ctx.device.type != "cuda":
-        return net
-    from models.networks.sync_batchnorm import convert_sync_batchnorm as convert
-    return convert(net)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # a collective that failed: who stopped answering
 

@@ -7,7 +7,7 @@
     celebamaskhq  face-parsing U-Net, 19 classes           (face_parsing.py, switchablenorms/CelebAMask-HQ)
 
 `build_segmenter(dataset, weights, **options)` returns a module mapping (B, 3, H, W) RGB in [-1, 1] to (B, H, W)
-label ids of the dataset's loader; `python -m evaluation.segmenters.check` strictly loads a downloaded file.
+label ids of the dataset's loader; `python -m tools.check_segmenter` strictly loads a downloaded file.
 """
 from typing import Optional, Sequence
 

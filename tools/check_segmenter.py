@@ -1,7 +1,7 @@
 """Check a downloaded weights file: strictly load it into the segmenter of a dataset and say so.
 
-    python -m evaluation.segmenters.check --dataset coco --weights deeplabv2_resnet101_msc-cocostuff164k-100000.pth
-    python -m evaluation.segmenters.check --dataset ade20k --weights encoder_epoch_50.pth decoder_epoch_50.pth
+    python -m tools.check_segmenter --dataset coco --weights deeplabv2_resnet101_msc-cocostuff164k-100000.pth
+    python -m tools.check_segmenter --dataset ade20k --weights encoder_epoch_50.pth decoder_epoch_50.pth
 
 Prints the parameter count and one line saying that the file(s) loaded; a file that is not the released layout
 stops with its first wrong key and exit status 1. Nothing is downloaded.
@@ -9,11 +9,11 @@ stops with its first wrong key and exit status 1. Nothing is downloaded.
 import argparse
 import sys
 
-from . import SEGMENTERS, SegmenterWeightsError, build_segmenter
+from evaluation.segmenters import SEGMENTERS, SegmenterWeightsError, build_segmenter
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.segmenters.check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.check_segmenter", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, choices=SEGMENTERS.names(),
                         help="dataset mode whose segmenter the file belongs to")
     parser.add_argument("--weights", required=True, nargs="+",

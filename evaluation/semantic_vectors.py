@@ -1,6 +1,6 @@
 """Semantic-vector analysis of an SC-GAN generator (paper §3.1, Figure 3).
 
-  python -m util.analyze_sv --name NAME [--which_epoch latest] [--num_images 50] [--out DIR] [dataset options]
+  python -m tools.analyze_sv --name NAME [--which_epoch latest] [--num_images 50] [--out DIR] [dataset options]
 
 collects the semantic vectors V_t (SCC) and Vn_t (SCN) of `netG.semantic_vectors(seg)` for every pixel of N
 label maps of the test phase, each read against the label map resized (nearest) to its scale, and writes to
@@ -15,14 +15,11 @@ results/NAME/sv_EPOCH/ (or --out):
                             measure (mean distance between class means / mean within-class RMS spread)
 The paper's finding: classes of one appearance (left and right eye, upper and lower lip) get similar vectors.
 """
-import argparse
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -31,8 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from checkpointing.storage import atomic_write_bytes
 from util import util
-from util.checkpoint import atomic_write_bytes
 
 
 class ClassAccumulator:
@@ -238,6 +235,7 @@ def analyze(accumulators, samples, names, out_dir, title, twins=(), exempt=()):
     accumulators: {stream: ClassAccumulator}; samples: (vectors (P, d), classes (P,)) of the 'all' stream;
     twins: pairs of class names expected to get one vector (reported per stream, see pair_report)."""
     from dominate.tags import pre
+
     from util.html import HTML
     util.mkdirs(out_dir)
     matrix = cosine_matrix(accumulators["all"].means())
@@ -315,50 +313,3 @@ def collect(model, loader, num_classes, num_images, samples_per_class=200, seed=
             seen += keep
             bar.update(keep)
     return accumulators, (torch.cat(samples[0]), torch.cat(samples[1])), seen
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num_images", type=int, default=50, help="label maps to analyze (test phase)")
-    parser.add_argument("--samples_per_class", type=int, default=200, help="points per class on the 2-D map")
-    parser.add_argument("--out", default="", help="output folder (default results/NAME/sv_EPOCH)")
-    args, rest = parser.parse_known_args(argv)
-
-    import data
-    from models import create_model
-    from models.networks import GENERATORS
-    from options.test_options import TestOptions
-    from util.checkpoint import CheckpointError
-    with contextlib.redirect_stdout(io.StringIO()):
-        opt = TestOptions().parse(rest, verbose=False)
-    if not hasattr(GENERATORS.get(opt.netG), "semantic_vectors"):
-        sys.exit(f"error: --netG {opt.netG} has no semantic vectors: analyze an scgan model")
-    try:
-        loader = data.create_dataloader(opt)
-        model = create_model(opt).eval()
-    except (data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
-        sys.exit(f"error: {e}")
-    names = list(loader.dataset.class_names or [f"class {k}" for k in range(opt.label_nc)])
-    names += ["dontcare"] if opt.contain_dontcare_label else []
-
-    accumulators, samples, seen = collect(model, loader, len(names), args.num_images, args.samples_per_class,
-                                          opt.seed)
-    out_dir = args.out or os.path.join(opt.results_dir, opt.name, f"sv_{opt.which_epoch}")
-    twins = getattr(loader.dataset, "twin_classes", ())
-    summary = analyze(accumulators, samples, names, out_dir,
-                      f"Semantic vectors: {opt.name}, epoch {opt.which_epoch}, {seen} images", twins,
-                      getattr(loader.dataset, "shared_appearance_classes", ()))
-    for stream, stat in summary["streams"].items():
-        entropy = stat["normalized_entropy"]
-        line = (f"{stream:>7}: entropy {entropy:.4f}" if entropy is not None else f"{stream:>7}: entropy -") + \
-            f", spread {stat['spread']:.4f}, discrimination {stat['discrimination']:.2f}"
-        for pair, r in summary.get("twins", {}).get(stream, {}).items():
-            line += (f"; {pair} cos {r['cosine']:.4f} sep {r['separation']:.2f} (closest other: cos "
-                     f"{r['largest_other_cosine']:.4f} {r['largest_other_cosine_pair']}, sep "
-                     f"{r['smallest_other_separation']:.2f} {r['smallest_other_separation_pair']})")
-        print(line)
-    print(f"wrote {os.path.join(out_dir, 'index.html')}")
-
-
-if __name__ == "__main__":
-    main()

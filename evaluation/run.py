@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from checkpointing.storage import atomic_write_bytes, network_path
+from evaluation import metrics as M
 from inference.synthesizer import generator_label
-from util import metrics as M
 from util import util
-from util.checkpoint import atomic_write_bytes, network_path
 from util.html import HTML
 
 FID_COUNT_NOTE = ("FID depends on the number of images: it is biased upwards for small sets (two disjoint samples "

@@ -1,4 +1,4 @@
-"""Tables for util/import_checkpoint.py: how released checkpoints name what our networks hold, and which of our
+"""Tables for checkpointing/released.py: how released checkpoints name what our networks hold, and which of our
 options reproduce the configurations they were trained with. Data only; the conversion code reads it.
 
 Key layouts (facts read from NVlabs/SPADE fecacc9 and dvlab-research/SCGAN 66a8a2f, model/net/generator.py,

@@ -1,16 +1,13 @@
 """A small U-Net segmenter for the mIoU metric, trained on the real images of a dataset.
 
-  python -m util.train_segmenter --dataset_mode synthetic --out seg.pt [--iterations 400] [dataset options]
+  python -m tools.train_segmenter --dataset_mode synthetic --out seg.pt [--iterations 400] [dataset options]
 
 trains on the `train` phase, prints mIoU and pixel accuracy on the `test` phase, and saves a TorchScript file
 that evaluate.py takes as --seg_model: (B, 3, H, W) image in [-1, 1] -> (B, label_nc, H, W) logits. For the
 bundled synthetic dataset it learns in a few minutes on a CPU, so the whole mIoU metric runs end to end here;
 for the real datasets use a published segmenter (DRN, UperNet, DeepLab) exported to TorchScript.
 """
-import argparse
-import contextlib
 import io
-import sys
 
 import torch
 from torch import nn
@@ -18,9 +15,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 import data
-from options.test_options import TestOptions
-from util.checkpoint import atomic_write_bytes
-from util.metrics import IGNORE, SegmentationScores, label_lookup
+from checkpointing.storage import atomic_write_bytes
+from evaluation.metrics import IGNORE, SegmentationScores, label_lookup
 
 
 def conv_block(in_channels, out_channels):
@@ -46,14 +42,6 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([F.interpolate(b, size=e2.shape[2:], mode="nearest"), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[2:], mode="nearest"), e1], 1))
         return self.head(d1)
-
-
-def dataset_options(argv, phase):
-    """The project's options for a dataset (test-time preprocessing: no random crop or flip) in `phase`."""
-    options = TestOptions()
-    options.requires_experiment = False  # only the dataset's options are wanted
-    with contextlib.redirect_stdout(io.StringIO()):
-        return options.parse([*argv, "--phase", phase, "--gpu_ids", "-1"], verbose=False)
 
 
 def targets(opt, label, num_classes):
@@ -124,25 +112,3 @@ def save_torchscript(model, path):
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(model), buffer)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="TorchScript file for evaluate.py --seg_model")
-    parser.add_argument("--iterations", type=int, default=400, help="training steps")
-    parser.add_argument("--seg_batch", type=int, default=8, help="training batch size")
-    parser.add_argument("--seg_lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
-    parser.add_argument("--seg_width", type=int, default=16, help="width of the first U-Net level")
-    args, dataset_argv = parser.parse_known_args(argv)
-    try:
-        model = train(dataset_options(dataset_argv, "train"), args.iterations, args.seg_batch, args.seg_lr,
-                      args.seg_width)
-        test = score(model, dataset_options(dataset_argv, "test"))
-    except data.DatasetError as e:
-        sys.exit(f"error: {e}")
-    save_torchscript(model, args.out)
-    print(f"test phase: mIoU {test['miou']:.4f}, pixel accuracy {test['pixel_accuracy']:.4f}; wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
