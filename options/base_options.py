@@ -27,6 +27,10 @@ from util.registry import RegistryError
 SQUARE_CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shortside_and_crop")
 
 
+HELP_EPILOG = ("Options of a network or dataset appear when it is chosen: python train.py --netG scgan --help lists "
+               "SC-GAN's, --dataset_mode ade20k --help the dataset's and the preset's defaults.")
+
+
 def default_gpu_ids():
     return "0" if torch.cuda.is_available() else "-1"
 
@@ -78,7 +82,8 @@ class BaseOptions:
         parser.add_argument("--dataroot", type=str, default="./datasets/cityscapes/",
                             help="the dataset's folder; each --dataset_mode sets its own default (coco: "
                                  "./datasets/coco_stuff/)")
-        parser.add_argument("--dataset_mode", type=str, default="coco")
+        parser.add_argument("--dataset_mode", type=str, default="coco",
+                            help=f"dataset: {', '.join(data.DATASETS.names())}; each adds its own options and defaults")
         parser.add_argument("--serial_batches", action="store_true",
                             help="take images in order instead of shuffling")
         parser.add_argument("--no_flip", action="store_true", help="do not flip images for augmentation")
@@ -124,7 +129,14 @@ class BaseOptions:
 
     # ------------------------------------------------------------------------------------------------
     def gather_options(self, argv):
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # --help is answered after the hooks of the chosen model, generator, dataset, discriminator and encoder have
+        # added their options, so `--netG scgan --help` lists SC-GAN's (argparse's own -h would stop at the first
+        # parse, before any hook ran)
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
+                                         epilog=HELP_EPILOG)
+        parser.add_argument("-h", "--help", action="store_true",
+                            help="show the options of the chosen --model, --netG, --dataset_mode, --netD and "
+                                 "--netE (with their presets as defaults) and exit")
         self.initialize(parser)
         try:
             return self._compose(parser, argv)
@@ -132,35 +144,53 @@ class BaseOptions:
             parser.error(str(e))
 
     def _compose(self, parser, argv):
-        opt, _ = parser.parse_known_args(argv)
-        self.resolve_experiment(parser, opt)
-        saved = self.load_saved_options(opt)
+        asks_help = "-h" in argv or "--help" in argv
+
+        def known(parser, argv):
+            # with --help, an option a hook requires (--label_dir of custom) is listed, not demanded
+            required = [a for a in parser._actions if a.required]
+            for action in required if asks_help else ():
+                action.required = False
+            try:
+                return parser.parse_known_args(argv)
+            finally:
+                for action in required:
+                    action.required = True
+
+        opt, _ = known(parser, argv)
+        if not opt.help:
+            self.resolve_experiment(parser, opt)
+        saved = self.load_saved_options(opt) if not opt.help else None
         self._apply_saved(parser, saved)
-        opt, _ = parser.parse_known_args(argv)
+        opt, _ = known(parser, argv)
 
         models.MODELS.get(opt.model).modify_commandline_options(parser, self.isTrain)
         self._apply_saved(parser, saved)
-        opt, _ = parser.parse_known_args(argv)  # the model may choose the generator (--model unpaired)
+        opt, _ = known(parser, argv)  # the model may choose the generator (--model unpaired)
         generator = networks.GENERATORS.get(opt.netG)
         generator.modify_commandline_options(parser, self.isTrain)
-        opt, _ = parser.parse_known_args(argv)
+        opt, _ = known(parser, argv)
         data.DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.isTrain)
         self._apply_saved(parser, saved)
-        opt, _ = parser.parse_known_args(argv)
+        opt, _ = known(parser, argv)
 
         # Presets may choose the discriminator, so they come before its hook, and again after it.
         self._apply_presets(parser, generator, opt.dataset_mode, final=False)
         self._apply_saved(parser, saved)
-        opt, _ = parser.parse_known_args(argv)
+        opt, _ = known(parser, argv)
         if self.isTrain:
             networks.DISCRIMINATORS.get(opt.netD).modify_commandline_options(parser, self.isTrain)
         if opt.use_vae:
             networks.ENCODERS.get(opt.netE).modify_commandline_options(parser, self.isTrain)
         self._apply_presets(parser, generator, opt.dataset_mode, final=True)
         self._apply_saved(parser, saved)
-        self.modify_dependent_defaults(parser, parser.parse_known_args(argv)[0])
+        self.modify_dependent_defaults(parser, known(parser, argv)[0])
         self.parser = parser
+        if opt.help:
+            parser.print_help()
+            raise SystemExit(0)
         opt = parser.parse_args(argv)
+        del opt.help
         check_values(parser, opt)
         return opt
 

@@ -395,3 +395,34 @@ def test_out_of_range_values_not_from_the_command_line_are_refused(tmp_path, mon
     with pytest.raises(SystemExit):
         parse(tmp_path, "--name", "exp", cls=TestOptions)
     assert "argument --ngf: must be an integer >= 1, got 0 (not from the command line" in capsys.readouterr().err
+
+
+def help_text(options, argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        options.parse(argv)
+    assert stop.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_the_options_of_the_chosen_networks_and_dataset(tmp_path, capsys):
+    """`--netG scgan --help` answers after the hooks ran: SC-GAN's options (with the preset's defaults for the
+    dataset) are listed, and plain `--help` says how to see them. A dataset's required option (--label_dir of
+    custom) is listed, not demanded, and test options need no experiment to show their help."""
+    plain = help_text(TrainOptions(), ["--help"], capsys)
+    assert "--sv_tau" not in plain and "--netG scgan --help" in plain
+    assert re.search(r"--dataset_mode DATASET_MODE\s+dataset: .*ade20k", plain)
+    scgan = help_text(TrainOptions(), ["--netG", "scgan", "--dataset_mode", "ade20k", "--help"], capsys)
+    assert all(name in scgan for name in ("--sv_tau", "--nrf", "--no_spectral_on_routing"))
+    assert "--netD" in scgan and "--ndf" in scgan
+    custom = help_text(TrainOptions(), ["--dataset_mode", "custom", "-h"], capsys)
+    assert "--label_dir LABEL_DIR" in custom
+    tested = help_text(TestOptions(), ["--checkpoints_dir", str(tmp_path), "--name", "never_trained", "--help"],
+                       capsys)
+    assert "--which_epoch" in tested and not (tmp_path / "never_trained").exists()
+
+
+def test_help_is_not_an_option_value(tmp_path):
+    opt = TrainOptions().parse(["--checkpoints_dir", str(tmp_path), "--name", "h", "--dataset_mode", "synthetic"],
+                               save=True, verbose=False)
+    assert not hasattr(opt, "help")
+    assert "help" not in json.load(open(tmp_path / "h" / "opt.json"))

@@ -294,3 +294,27 @@ def test_save_images_results_page(tmp_path, real):
     assert page.srcs[:len(names)] == [f"images/{name}/frankfurt_000001.png" for name in names]
     assert page.refresh is None
     assert Image.open(web_dir / "images" / "input_label" / "munich_2.png").size == (W, H)
+
+
+def test_page_rebuilt_after_an_evaluation_keeps_the_models_order(tmp_path):
+    """--eval_freq rebuilds the page when eval_curves.png appears (train.py calls write_index with no
+    pictures in hand): each row keeps the order the model names its pictures, also in a resumed run that has
+    not displayed anything yet, instead of turning alphabetical (label, real, svg, synthesized)."""
+    opt = make_opt(tmp_path)
+    visuals = make_visuals()
+    visuals["svg_output"] = torch.rand(1, 3, H, W) * 2 - 1          # a generator's extra image, after the real one
+    Visualizer(opt).display_current_results(visuals, 1, 10)
+    web = os.path.join(opt.checkpoints_dir, "exp", "web")
+    expected = ["input_label", "synthesized_image", "real_image", "svg_output"]
+
+    def row_captions():
+        return [c for c in PageParser(os.path.join(web, "index.html")).captions if c in expected]
+
+    Image.new("RGB", (4, 4)).save(os.path.join(web, "eval_curves.png"))
+    Visualizer(opt).write_index()                                   # resumed, nothing displayed yet
+    assert row_captions() == expected
+    same_run = Visualizer(opt)
+    same_run.display_current_results(visuals, 1, 20)
+    same_run.write_index()
+    assert row_captions() == expected * 2
+    assert "eval_curves.png" in assert_no_broken_links(os.path.join(web, "index.html")).srcs

@@ -28,6 +28,10 @@ CURVE_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (1
                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 
 
+# the order of a training page row before the first display of a (resumed) run: the models' visuals
+DISPLAY_ORDER = ("input_label", "source_image", "reference_image", "synthesized_image", "real_image")
+
+
 def _summary_writer(log_dir):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -158,6 +162,7 @@ class Visualizer:
         util.mkdirs(expr_dir)
         self.log_name = os.path.join(expr_dir, "loss_log.txt")
         self.loss_history = read_loss_log(self.log_name)   # a resumed run keeps its curve
+        self.display_order = list(DISPLAY_ORDER)          # until the model names its pictures
         self.epoch = self.loss_history[-1][0] if self.loss_history else 0
         with open(self.log_name, "a", encoding="utf-8") as log_file:
             log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
@@ -199,10 +204,14 @@ class Visualizer:
             util.save_image(picture, os.path.join(self.img_dir, DISPLAY_NAME % (epoch, step, name)))
         if self.loss_history:
             draw_loss_curves(self.loss_history, os.path.join(self.web_dir, "loss_curves.png"))
-        self.write_index(order=list(pictures))
+        self.display_order = list(pictures)
+        self.write_index()
 
-    def write_index(self, order=()):
-        """Rebuild web/index.html from every display step saved in web/images, newest first."""
+    def write_index(self):
+        """Rebuild web/index.html from every display step saved in web/images, newest first; each row's pictures
+        in the order the model names them (label, synthesized, real, then the generator's extra images), also
+        when the page is rebuilt for another reason (a new eval_curves.png)."""
+        order = self.display_order
         steps = {}
         for file_name in os.listdir(self.img_dir):
             m = DISPLAY_RE.match(file_name)
