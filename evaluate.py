@@ -5,7 +5,7 @@ python evaluate.py --name NAME [--which_epoch latest] [--metrics fid,kid,lpips,m
 runs the generator on the test phase of the dataset (or reads the images test.py wrote, --from_results), prints
 the metrics and writes results/NAME/eval_EPOCH/metrics.json and index.html with the numbers, the protocol and
 example rows. Weights come from local files only (--inception_weights, --lpips_weights, --seg_model; see
-evaluation/weights.py and the README's 'Evaluation').
+evaluation/weights.py and docs/evaluation.md).
 """
 import os
 import sys

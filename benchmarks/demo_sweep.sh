@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 CK=$(mktemp -d)
-$PY -m evaluation.synthetic_segmenter --dataset_mode synthetic --out "$CK/seg.pt" --iterations "${SEG_ITERS:-400}" 2>&1 | tail -1 | tee "$OUT/segmenter.log"
+$PY -m tools.train_segmenter --dataset_mode synthetic --out "$CK/seg.pt" --iterations "${SEG_ITERS:-400}" 2>&1 | tail -1 | tee "$OUT/segmenter.log"
 
 run() {  # run NAME OPTIONS...
   local name=$1; shift

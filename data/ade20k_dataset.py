@@ -1,4 +1,4 @@
-"""ADE20K (SceneParsing / ADEChallengeData2016 layout; README.md, 'Datasets'):
+"""ADE20K (SceneParsing / ADEChallengeData2016 layout; docs/datasets.md):
 
     DATAROOT/images/{training,validation}/ADE_*.jpg
     DATAROOT/annotations/{training,validation}/ADE_*.png

@@ -1,4 +1,4 @@
-"""CelebAMask-HQ with the 19 part masks combined into one label map per face (README.md, 'Datasets'):
+"""CelebAMask-HQ with the 19 part masks combined into one label map per face (docs/datasets.md):
 
     DATAROOT/{train,test}/images/*.jpg|png
     DATAROOT/{train,test}/labels/*.png   (ids 0..18, see CLASS_NAMES)

@@ -1,4 +1,4 @@
-"""Cityscapes in its released layout (README.md, 'Datasets'):
+"""Cityscapes in its released layout (docs/datasets.md):
 
     DATAROOT/gtFine/{train,val}/CITY/*_gtFine_labelIds.png, *_gtFine_instanceIds.png (32-bit)
     DATAROOT/leftImg8bit/{train,val}/CITY/*_leftImg8bit.png

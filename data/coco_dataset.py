@@ -1,4 +1,4 @@
-"""COCO-Stuff in SPADE's layout (README.md, 'Datasets'):
+"""COCO-Stuff in SPADE's layout (docs/datasets.md):
 
     DATAROOT/{train,val}_label/*.png   (182 classes, 255 = dontcare)
     DATAROOT/{train,val}_img/*.jpg

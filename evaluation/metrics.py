@@ -74,7 +74,7 @@ def to_uint8(images):
 # ---------------------------------------------------------------------------------------------------------
 # FID and KID
 
-INCEPTION_HOW = "Make it with: python -m tools.weights inception --out PATH (see the README, 'Evaluation')."
+INCEPTION_HOW = "Make it with: python -m tools.weights inception --out PATH (see docs/evaluation.md)."
 
 
 def load_inception(path, device="cpu"):

@@ -1,7 +1,7 @@
 """Evaluation options (evaluate.py): the test options plus the metrics and their local weights files.
 
 Every weights file is local (nothing is downloaded); the defaults are where `.ci/prepare_weights.sh` and the
-README's `python -m tools.weights ...` commands put them, under <repo>/.weights/.
+`python -m tools.weights ...` commands of docs/evaluation.md put them, under <repo>/.weights/.
 """
 import os
 

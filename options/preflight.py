@@ -50,7 +50,7 @@ def dataset_or_problem(opt, dataroot_given=True):
         note = "" if dataroot_given else f" (--dataroot was not given: {opt.dataroot} is its default)"
         if opt.dataroot in str(e) and not os.path.isdir(opt.dataroot):
             return None, (f"--dataroot {opt.dataroot}: no such folder{note}: pass --dataroot DIR holding the "
-                          f"{opt.dataset_mode} layout (README, 'Datasets')")
+                          f"{opt.dataset_mode} layout (docs/datasets.md)")
         return None, f"--dataset_mode {opt.dataset_mode}: {e}{note}"
     if opt.isTrain and len(dataset) < opt.batchSize:
         return None, (f"--batchSize {opt.batchSize}: the {opt.dataset_mode} dataset has {len(dataset)} samples: "

@@ -153,7 +153,7 @@ def test_parameter_count_by_hand_at_a_small_size():
     ("ade20k", 151, 256, 1.0, "normal", 140.678),
     ("cityscapes", 36, 512, 2.0, "more", 128.029)])
 def test_full_size_parameter_counts_with_the_vae(dataset, semantic_nc, crop, aspect, mode, millions):
-    """The authors' released configurations (ngf 64, --use_vae, z_dim 256); the README quotes these."""
+    """The authors' released configurations (ngf 64, --use_vae, z_dim 256); docs/models.md quotes these."""
     with torch.device("meta"):
         g = CCFPSEGenerator(semantic_nc=semantic_nc, ngf=64, crop_size=crop, aspect_ratio=aspect,
                             num_upsampling_layers=mode, use_vae=True)

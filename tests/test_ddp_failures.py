@@ -1,4 +1,4 @@
-"""What happens when one rank of a DDP run fails (util/distributed.py, README "What happens when..."): a bad file
+"""What happens when one rank of a DDP run fails (util/distributed.py, docs/what-happens-when.md): a bad file
 that only rank 1 reads stops both ranks after the same step, with rank 0 saving it and naming the file; a rank
 killed with -9 ends the run with one line naming it; a collective that never completes ends at --dist_timeout
 naming the rank that stopped answering. The runs are torchrun with 2 CPU processes (gloo)."""

@@ -310,9 +310,9 @@ def test_check_command_runs_as_a_module(tmp_path):
     assert "strictly into the celebamaskhq segmenter" in result.stdout
 
 
-def test_readme_check_commands_name_registered_datasets_and_their_file_counts():
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
-    with open(readme, encoding="utf-8") as f:
+def test_docs_check_commands_name_registered_datasets_and_their_file_counts():
+    page = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "evaluation.md")
+    with open(page, encoding="utf-8") as f:
         commands = [line.split() for line in f if line.startswith("python -m tools.check_segmenter")]
     assert {c[c.index("--dataset") + 1] for c in commands} <= set(SEGMENTERS.names()) and commands
     for c in commands:

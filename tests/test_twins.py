@@ -6,7 +6,7 @@ shared cores):
 
     python -m pytest --long -m long tests/test_twins.py -s
 
-Measured (README, "Finding: the semantic vectors of the CPU demo"):
+Measured (docs/findings.md, "The semantic vectors of the CPU demo"):
 - τ 0.05: every V stays close to uniform, so the cosine of every pair of class means is >= 0.998 and cannot tell
   twins from other classes; the separation (distance of the class means over their spread) can: the two eyes
   are the closest pair of classes, the two lips are not (an expected failure below);

@@ -8,7 +8,7 @@ Three ways a run starts:
 - `python train.py --gpu_ids 0,1,...` (SPADE's habit): `launch` starts one process per listed GPU with
   torch.multiprocessing and a free local port, and each calls the same main function as torchrun's would.
 
-When a rank fails (README.md, "What happens when..."): an error met between steps (a bad data file) travels to
+When a rank fails (docs/what-happens-when.md): an error met between steps (a bad data file) travels to
 every rank at the next step boundary (`agree`), so all stop together; a rank that dies or hangs inside a step
 leaves the others in a collective, which fails at once (gloo, a dead peer) or ends at --dist_timeout, and
 `stopped_answering` then names the ranks that did not answer a roll call in the store.

@@ -7,7 +7,7 @@ each channel after the 1x1 pointwise convolution. The prediction network sees gl
 pyramid over the layout (`LabelPyramid`: stride-2 encoder, 1x1 laterals, top-down decoder); each block reads
 the layout concatenated with the pyramid's features at its resolution. SC-GAN's paper (§4.1) names this
 per-pixel linear processing as the reason CC-FPSE cost too much GPU memory on CelebAMask-HQ; the benchmark
-table in the README shows that cost.
+table in docs/benchmarks.md shows that cost.
 
 Module names follow the authors' code (head_0 ... up_3, labelenc*, labellat*, labeldec*, gen_weights*,
 gen_se_weights*). Three of its defects are not copied: batch norms that are built but never called (they
