@@ -38,8 +38,6 @@ FORWARDS = {"tools.analyze_sv": [TestOptions], "tools.train_segmenter": [TestOpt
 # Options that choose which hooks add options (options/base_options.py, BaseOptions._compose).
 SELECTORS = ("--model", "--netG", "--dataset_mode", "--netD", "--netE")
 SEPARATORS = {"|", "||", "&&", ";", ">", ">>", "2>", "2>&1", "&"}
-# Pages written on other branches that the README links to before they are merged here.
-PENDING_PAGES = {"docs/architecture.md", "docs/contributing.md"}
 
 
 # ------------------------------------------------------------------------------------------------ collecting
@@ -307,8 +305,6 @@ def test_links_between_pages_point_at_files_and_headings_that_exist(page):
             continue
         path, _, anchor = target.partition("#")
         full = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), path)) if path else os.path.join(ROOT, page)
-        if os.path.relpath(full, ROOT) in PENDING_PAGES and not os.path.exists(full):
-            continue
         assert os.path.exists(full), f"{page}: link to {target}: no such file"
         if anchor:
             assert anchor in anchors(full), f"{page}: link to {target}: no such heading"
