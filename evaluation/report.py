@@ -208,8 +208,8 @@ def group_rows(rows, groups, spread="std"):
     folded = []
     for label, names in groups.items():
         members = [by_name[n] for n in names]
-        if len(members) == 1:
-            row = OrderedDict(members[0], n=1, members=names)
+        if len(members) == 1:   # named by its group: a lone NAME_seed0 is the row NAME, a --group its label
+            row = OrderedDict(members[0], name=label, n=1, members=names)
             folded.append(row)
             continue
         row = OrderedDict(members[0], name=label, n=len(members), members=names,
