@@ -208,7 +208,8 @@ def write_reports(opt, columns):
     """OUT/tableN/ through tools.compare, and OUT/README.md linking them beside the paper's numbers."""
     from evaluation.report import compare
     checkpoints, results = folders(opt)
-    lines = [f"# SC-GAN ablations on {opt.dataset_mode}, {opt.seeds} seed(s) per variant", "",
+    seeds = f"{opt.seeds} seed{'s' if opt.seeds > 1 else ''}"
+    lines = [f"# SC-GAN ablations on {opt.dataset_mode}, {seeds} per variant", "",
              "Written by `python -m benchmarks.ablation`. Paper: Cityscapes, one run each (Tables 3-6 of Wang et "
              "al., ICCV 2021); mIoU in percent there, a fraction here. Rows: mean ± sample std over the seeds.", ""]
     for table, cells in columns.items():
@@ -218,7 +219,7 @@ def write_reports(opt, columns):
         groups = OrderedDict((label, [experiment_name(opt, key, s) for s in range(opt.seeds)]) for label, key in cells)
         out = os.path.join(opt.out, f"table{table}")
         _, _, rows = compare(names, checkpoints_dir=checkpoints, results_dir=results, groups=groups, out=out,
-                             title=f"Table {table}: {TITLES[table]} ({opt.dataset_mode}, {opt.seeds} seeds)")
+                             title=f"Table {table}: {TITLES[table]} ({opt.dataset_mode}, {seeds})")
         lines += [f"## Table {table}: {TITLES[table]}: [page](table{table}/index.html), "
                   f"[markdown](table{table}/report.md)", "",
                   "| variant | paper mIoU | paper FID | miou_ratio here | FID here | LPIPS here | n |",

@@ -188,3 +188,22 @@ def test_a_missing_metrics_file_says_what_to_run(tmp_path):
         run(tmp_path, "never_evaluated")
     assert "metrics.json not found: run evaluate.py --name never_evaluated" in str(stop.value)
     assert os.sep + os.path.join("never_evaluated", "eval_latest", "metrics.json") in str(stop.value)
+
+
+def test_the_chart_draws_each_mean_as_a_bar_of_its_length_and_the_spread_as_a_whisker(tmp_path):
+    rows = [{"name": "half", "kind": "measured", "metrics": {"fid": 50.0}},
+            {"name": "full", "kind": "measured", "metrics": {"fid": {"mean": 100.0, "spread": 10.0, "n": 3}}},
+            {"name": "paper", "kind": "published", "metrics": {"fid": 100.0}}]
+    report.bar_chart(rows, "fid", str(tmp_path / "fid.png"))
+    image = Image.open(tmp_path / "fid.png").convert("RGB")
+    top, bar = 30, 22   # the chart's layout: bars of 22 pixels from y = 30
+
+    def run_of(y, colour):
+        return sum(image.getpixel((x, y)) == colour for x in range(image.size[0]))
+    blue, grey = (31, 119, 180), (160, 160, 160)
+    half, full = run_of(top + 4, blue), run_of(top + bar + 4, blue)   # the bars' top edge, above the whiskers
+    assert full > 0 and abs(half / full - 0.5) < 0.02
+    assert run_of(top + 2 * bar + 4, grey) == full   # the published bar: grey, the same length
+    axis = 190   # the bars start at the black axis line
+    whisker = [x for x in range(axis + 2, image.size[0]) if image.getpixel((x, top + bar + bar // 2)) == (0, 0, 0)]
+    assert abs((max(whisker) - min(whisker)) / full - 20 / 100) < 0.03   # mean ± 10 spans 20% of the bar
