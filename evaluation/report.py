@@ -169,7 +169,8 @@ def check_comparable(rows):
         if difference:
             setting, x, y = difference
             raise ProtocolMismatch(f"cannot compare {measured[0]['name']} and {other['name']}: their metrics were "
-                                   f"measured under different protocols ({setting}: {_short(x)} vs {_short(y)})")
+                                   f"measured under different protocols ({setting}: {_short(x)} vs {_short(y)}); "
+                                   f"evaluate them with the same protocol, or compare them in separate reports")
 
 
 # ------------------------------------------------------------------------------------------------ grouping

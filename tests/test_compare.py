@@ -111,7 +111,8 @@ def test_files_without_a_protocol_name_are_custom_and_compared_by_their_details(
     with pytest.raises(SystemExit) as stop:
         run(tmp_path, "a", "c")
     assert str(stop.value) == "error: cannot compare a and c: their metrics were measured under different " \
-                              "protocols (num_images: 50 vs 200)"
+                              "protocols (num_images: 50 vs 200); evaluate them with the same protocol, or " \
+                              "compare them in separate reports"
 
 
 @pytest.mark.parametrize("change, setting", [
