@@ -107,7 +107,7 @@ def test_files_without_a_protocol_name_are_custom_and_compared_by_their_details(
     _, md, _ = run(tmp_path, "--metrics_json", a, b)   # named by their folder
     assert md_row(md, "a")[2] == "custom: synthetic" and md_row(md, "b")[3] == "1"
 
-    c = write_metrics(tmp_path, "c", {"miou": 0.6}, protocol=dict(old, num_images=200))
+    write_metrics(tmp_path, "c", {"miou": 0.6}, protocol=dict(old, num_images=200))
     with pytest.raises(SystemExit) as stop:
         run(tmp_path, "a", "c")
     assert str(stop.value) == "error: cannot compare a and c: their metrics were measured under different " \

@@ -29,7 +29,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help="experiments under --results_dir")
     parser.add_argument("--checkpoints_dir", default="./checkpoints",
-                        help="where the experiments' checkpoints and loss_log.txt are (parameter counts, training speed)")
+                        help="where the experiments' checkpoints and loss_log.txt are (parameters, training speed)")
     parser.add_argument("--results_dir", default="./results", help="where evaluate.py wrote NAME/eval_EPOCH/")
     parser.add_argument("--which_epoch", default="latest", help="the evaluated checkpoint, eval_EPOCH")
     parser.add_argument("--metrics_json", nargs="+", default=[], metavar="FILE",
