@@ -5,7 +5,7 @@ four datasets), Table 8 of the supplementary material (OASIS and SC-GAN trained 
 Cityscapes and ADE20K) and the parameter counts quoted in §4.1 and §B.1 (the paper does not say for which
 dataset's model).
 The paper prints mIoU and accuracy in percent; here they are fractions, as evaluate.py writes them. "N/A" cells
-are left out. The paper measured each dataset with its's published segmenter (DeepLabV2 for COCO-Stuff,
+are left out. The paper measured each dataset with a published segmenter (DeepLabV2 for COCO-Stuff,
 UperNet101 for ADE20K, DRN-D-105 for Cityscapes) at the paper's image sizes: only a metrics.json of the
 "paper" protocol on the same dataset is measured the same way.
 """
