@@ -77,6 +77,26 @@ def test_budget_dataset_and_device_reach_every_command(tmp_path, capsys):
         ablation.main(["--dry_run", "--dataset_mode", "cityscapes", "--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize("saved_epoch, state", [(2, "partial"), (3, "done")])
+def test_an_interrupted_run_continues_and_a_trained_one_is_only_evaluated(tmp_path, capsys, saved_epoch, state):
+    import torch
+    from util.checkpoint import save_unit
+    folder = tmp_path / "checkpoints" / "ablation_relu_seed0"
+    folder.mkdir(parents=True)
+    (folder / "opt.json").write_text(json.dumps({"niter": 1, "niter_decay": 1}))
+    # the unit train.py saves at the end of an epoch says which epoch comes next: 3 after the last of 1 + 1
+    save_unit(str(folder), 8, {"G": {"w": torch.zeros(2)}}, {}, ["latest"],
+              {"epoch": saved_epoch, "epoch_iter": 0, "total_steps": 8})
+    assert ablation.training_state(str(folder)) == state
+    commands = dry_run(capsys, "--tables", "6", "--variants", "relu", "--seeds", "1", "--out", tmp_path)
+    steps = [c[1] for c in commands if "--name" in c]
+    if state == "partial":
+        assert steps == ["train.py", "evaluate.py"] and commands[-2][-1] == "--continue_train"
+    else:
+        assert steps == ["evaluate.py"]
+    assert ablation.training_state(str(tmp_path / "checkpoints" / "never_trained")) == "none"
+
+
 TINY = ["--tables", "6", "--variants", "relu", "--seeds", "1", "--epochs", "1", "--seg_iterations", "5",
         "--eval_images", "4", "--dataset_args", "--num_synthetic 8", "--train_args", "--ngf 8 --nrf 8 --nff 8 --ndf 8"]
 
