@@ -60,7 +60,7 @@ def read_loss_log(path):
     return history
 
 
-def _nice_ticks(lo, hi, target=5):
+def nice_ticks(lo, hi, target=5):
     """About `target` round values (1, 2 or 5 times a power of ten apart) in [lo, hi], with their labels."""
     raw = (hi - lo) / target
     magnitude = 10 ** math.floor(math.log10(raw))
@@ -111,7 +111,7 @@ def chart(history, size):
 
     # axes, y ticks
     draw.rectangle([x0, y0, x1, y1], outline="black")
-    for v, label in _nice_ticks(lo, hi):
+    for v, label in nice_ticks(lo, hi):
         draw.line([x0 - 4, py(v), x0, py(v)], fill="black")
         draw.line([x0 + 1, py(v), x1 - 1, py(v)], fill=(230, 230, 230))
         draw.text((5, py(v) - 6), label, fill="black", font=font)
