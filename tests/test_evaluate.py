@@ -88,7 +88,7 @@ def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_expe
     from util.evaluation import Evaluation
     folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
     opt = argparse.Namespace(metrics=[], from_results=False, checkpoints_dir=str(folder.parent), name=folder.name,
-                             which_epoch="latest", no_ema=False)
+                             which_epoch="latest", no_ema=False, protocol="custom", dataset_mode="synthetic")
     assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G_ema.pth")   # as test.py uses it
     opt.no_ema = True
     assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G.pth")
