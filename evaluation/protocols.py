@@ -38,7 +38,7 @@ class SegmenterSpec:
     dataset: str                 # key of evaluation.segmenters.SEGMENTERS
     network: str
     files: Tuple[str, ...]       # the released file names, in the order --segmenter_weights takes them
-    published: str               # where the files are published
+    published: str               # where the files are published, a phrase ("published under URL")
     input_size: str              # what the network sees, in words
     label_mapping: str           # name of the dataset id -> network class mapping
     dontcare: str                # which target pixels are not counted
@@ -65,7 +65,7 @@ def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> Segme
         return SegmenterSpec(
             "coco", "DeepLab v2 ResNet-101 MSC, COCO-Stuff 164k, 182 classes (kazuto1011/deeplab-pytorch)",
             ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
-            "kazuto1011/deeplab-pytorch, GitHub release v1.0",
+            "published in release v1.0 of github.com/kazuto1011/deeplab-pytorch",
             "the image as generated; MSC at scales 1, 0.75, 0.5",
             "identity: COCO-Stuff ids 0..181 are the network's classes",
             "dontcare (label 255, id 182) not counted", {"image_size": None})
@@ -73,7 +73,7 @@ def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> Segme
         return SegmenterSpec(
             "ade20k", "UPerNet ResNet-101, ADE20K, 150 classes (CSAILVision/semantic-segmentation-pytorch)",
             ("encoder_epoch_50.pth", "decoder_epoch_50.pth"),
-            "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/",
+            "published under http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/",
             "multi-scale: short side 300, 375, 450, 525, 600 (long side at most 1000), probabilities averaged",
             ("raw ADE20K values 1..150 are classes 0..149 (--ade20k_raw_labels)" if ade20k_raw_labels else
              "loader ids 0..149 (annotation value - 1) are the network's classes"),
@@ -81,7 +81,7 @@ def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> Segme
     if dataset_mode == "cityscapes":
         return SegmenterSpec(
             "cityscapes", "DRN-D-105, Cityscapes, 19 train ids (fyu/drn)", ("drn-d-105_ms_cityscapes.pth",),
-            "fyu/drn (README: http://go.yf.io/drn-cityscapes-models)",
+            "published by github.com/fyu/drn (its README: http://go.yf.io/drn-cityscapes-models)",
             "the image as generated, single scale",
             "Cityscapes labelIds -> the 19 train ids (cityscapesScripts' labels.py)",
             "the 16 labelIds outside the 19 evaluated classes not counted", {"image_size": None},
@@ -89,7 +89,7 @@ def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> Segme
     if dataset_mode == "celebamaskhq":
         return SegmenterSpec(
             "celebamaskhq", "face-parsing U-Net, CelebAMask-HQ, 19 classes (switchablenorms/CelebAMask-HQ)",
-            ("model.pth",), "linked from switchablenorms/CelebAMask-HQ face_parsing/README.md",
+            ("model.pth",), "linked from face_parsing/README.md of github.com/switchablenorms/CelebAMask-HQ",
             "512x512, bicubic (align_corners=True)", "identity: CelebAMask-HQ ids 0..18 are the network's classes",
             "none (every pixel counted)", {"image_size": 512, "resize_mode": "bicubic"})
     raise ValueError(f"--dataset_mode {dataset_mode}: the paper measures only {', '.join(PAPER_DATASETS)}")
@@ -120,8 +120,8 @@ def check_weights(spec: SegmenterSpec, paths) -> list:
                                f"{len(spec.files)} file(s), {' and '.join(spec.files)} ({spec.published})")
     for path, released in zip(paths, spec.files):
         if not os.path.isfile(path):
-            raise MetricSetupError(f"--segmenter_weights {path}: file not found (the released {released} of "
-                                   f"{spec.network}, published at {spec.published})")
+            raise MetricSetupError(f"--segmenter_weights {path}: file not found: the released {released} of "
+                                   f"{spec.network}, {spec.published}")
     return paths
 
 
