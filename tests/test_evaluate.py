@@ -124,6 +124,18 @@ def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_expe
     assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G.pth")
 
 
+def test_metrics_json_names_the_ema_generator_that_rendered_the_images(tiny_experiment, tmp_path, eval_weights):
+    folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
+    argv = ["--name", "ema", "--checkpoints_dir", str(folder.parent), "--gpu_ids", "-1", "--how_many", "2",
+            "--results_dir", str(tmp_path), "--metrics", "lpips", "--lpips_weights", eval_weights("lpips_alex.pth"),
+            "--num_examples", "0"]
+    ema = evaluate.main(argv)
+    plain = evaluate.main([*argv, "--no_ema"])
+    assert ema["experiment"]["generator_file"] == str(folder / "latest_net_G_ema.pth")
+    assert plain["experiment"]["generator_file"] == str(folder / "latest_net_G.pth")
+    assert ema["metrics"]["lpips"] != plain["metrics"]["lpips"]   # the two files render different images
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the paper protocol (evaluation/protocols.py): the papers' segmenters from files in their released layouts
 
