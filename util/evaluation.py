@@ -172,7 +172,7 @@ class Evaluation:
             h, w = self.paper.image_size_hw
             deviations.append(f"images are {self.image_size[0]}x{self.image_size[1]} (HxW), the paper's "
                               f"{opt.dataset_mode} images {h}x{w}")
-        if self.paper is not None and list(opt.metrics) != list(self.paper.metrics):
+        if self.paper is not None and set(opt.metrics) != set(self.paper.metrics):
             deviations.append(f"measured {','.join(opt.metrics)} of the paper's {','.join(self.paper.metrics)}")
         settings["deviations"] = deviations
         return settings
