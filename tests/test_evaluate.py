@@ -52,6 +52,7 @@ def test_miou_alone_runs_without_the_downloaded_weights(tiny_scgan, tmp_path, se
     settings = protocol["settings"]
     assert settings["metrics"] == ["miou"] and settings["num_images"] == 6 and settings["image_size_hw"] == [64, 64]
     assert settings["segmenter"] == "TorchScript --seg_model seg.pt" and settings["label_mapping"] == "identity"
+    assert settings["dontcare"] == "none (every pixel counted)"   # synthetic label maps have no dontcare
     assert settings["deviations"] == [] and "paper_image_size_hw" not in settings
     # only the data options the synthetic mode reads: no --dataroot, but its sample count
     assert "dataroot" not in protocol["data"] and protocol["data"]["num_synthetic"] == 200

@@ -82,6 +82,13 @@ def data_settings(opt):
     return settings
 
 
+def custom_dontcare(opt, mapped):
+    """Which target pixels the custom protocol does not count, in words."""
+    ignored = [f"dontcare (id {opt.label_nc})"] if opt.contain_dontcare_label else []
+    ignored += ["ids missing from --seg_label_map"] if mapped else []
+    return " and ".join(ignored) + " not counted" if ignored else "none (every pixel counted)"
+
+
 class Evaluation:
     def __init__(self, opt, device="cpu"):
         self.opt, self.device = opt, device
@@ -159,8 +166,7 @@ class Evaluation:
                                 segmenter_input_size="the image as generated",
                                 label_mapping=(f"--seg_label_map ({len(self.segmenter.label_map)} pairs)"
                                                if self.segmenter.label_map else "identity"),
-                                dontcare="dontcare" + (" and unmapped ids" if self.segmenter.label_map else "")
-                                + " not counted")
+                                dontcare=custom_dontcare(opt, bool(self.segmenter.label_map)))
             settings["accuracy"] = protocols.ACCURACY_NOTE
         if self.real_features is not None:
             settings["inception"] = f"torch-fidelity {M.INCEPTION_EXTRACTOR}, pool3, bilinear (TF1) to 299x299"
