@@ -18,7 +18,6 @@ import os
 import torch
 
 import data
-from options.eval_options import TRAINING_METRICS  # noqa: F401  (the choices of --eval_metrics)
 from util import metrics
 from util.checkpoint import atomic_write_bytes
 from util.visualizer import draw_chart_panels
