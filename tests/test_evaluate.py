@@ -99,6 +99,7 @@ def test_all_metrics_with_the_converted_weights_and_from_results(tiny_scgan, tmp
     assert again["metrics"]["lpips"] == pytest.approx(metrics["lpips"], abs=2e-3)
     assert "generator" not in again["protocol"]["weights_sha256"]
     assert again["experiment"]["generator_file"] is None and "speed" not in again
+    assert again["protocol"]["settings"]["segmenter"] is None and again["protocol"]["settings"]["metrics"] == ["lpips"]
 
 
 def test_missing_weights_stop_with_one_message_naming_option_and_file(tiny_scgan, tmp_path, seg_model):

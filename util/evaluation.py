@@ -155,6 +155,8 @@ class Evaluation:
         settings["image_size_hw"] = self.image_size
         if self.paper is not None:
             settings["paper_image_size_hw"] = list(self.paper.image_size_hw)
+        # the segmentation keys are always there (null without mIoU), so readers can compare them directly
+        settings.update(segmenter=None, segmenter_input_size=None, label_mapping=None, dontcare=None)
         if "miou" in opt.metrics:
             if self.paper is not None:
                 spec = self.paper.segmenter
