@@ -121,6 +121,8 @@ def train(options, opt, ctx):
         start = trainer.resume() if opt.continue_train else (1, 0, 0)
         dataloader = data.create_dataloader(opt, dataset, rank=ctx.rank, world_size=ctx.world_size)
         monitor = EvalMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
+        if monitor is not None:
+            print(f"--eval_freq {opt.eval_freq}: {monitor.describe_choice()}")
         if ctx.is_main:
             check_writable(folder)  # creates the experiment folder: training starts
             options.save_options(opt)  # only now: the networks were built and loaded with these options
@@ -157,8 +159,10 @@ def train(options, opt, ctx):
         if not opt.no_html:
             visualizer.write_index()
         best = monitor.is_best(values)
-        print(f"end of epoch {epoch}: {monitor.describe(values)} ({opt.eval_how_many} validation images"
-              f"{', EMA generator' if trainer.netG_ema is not None else ''}{'; best so far' if best else ''})")
+        print(f"end of epoch {epoch}: {monitor.describe(values)} ({monitor.num_images} validation images"
+              f"{', EMA generator' if trainer.netG_ema is not None else ''})")
+        if best:
+            print(monitor.describe_best(epoch, values))
         return ["best"] if best else []
 
     with StopRequest() as stop:
@@ -229,7 +233,7 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
 
             seconds = iter_counter.record_epoch_end()
             print(f"End of epoch {epoch} / {iter_counter.total_epochs} \t Time Taken: {seconds:.0f} sec")
-            labels = evaluate(epoch)  # ['best'] on rank 0 when the FID improved
+            labels = evaluate(epoch)  # ['best'] on rank 0 when the --best_metric improved
             with_label = epoch % opt.save_epoch_freq == 0 or epoch == iter_counter.total_epochs
             if with_label:
                 print(f"saving the model at the end of epoch {epoch}, iters {iter_counter.total_steps_so_far}")

@@ -112,11 +112,25 @@ def fid(features_1, features_2):
     return fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID]
 
 
+def kid_subset_size(requested, n):
+    """Images per KID subset for sets of n images: `requested`, at most n // 2. torch-fidelity draws each subset
+    without replacement from the n images, so subsets of all n are one and the same and their std is 0, a
+    number that looks like certainty; at half the set, two subsets share half their images on average and
+    their spread measures the sampling. None when n < 4 (a subset needs 2 images): one subset of all n, no std."""
+    return min(requested, n // 2) if n >= 4 else None
+
+
 def kid(features_1, features_2, subsets=100, subset_size=1000, seed=2020):
-    """features: (N, 2048) -> (mean, std) of the unbiased polynomial-kernel MMD^2 over random subsets
-    (torch-fidelity's KID: kernel (x.y / d + 1)^3). subset_size is capped at the smaller set."""
+    """features: (N, 2048) -> (mean, std, subset size) of the unbiased polynomial-kernel MMD^2 over random
+    subsets (torch-fidelity's KID: kernel (x.y / d + 1)^3); subset size from `kid_subset_size`, std None when
+    there is only one possible subset."""
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-    size = min(subset_size, len(features_1), len(features_2))
+    n = min(len(features_1), len(features_2))
+    size = kid_subset_size(subset_size, n)
+    if size is None:
+        out = kid_features_to_metric(features_1[:n], features_2[:n], kid_subsets=1, kid_subset_size=n,
+                                     rng_seed=seed, verbose=False)
+        return out[KEY_METRIC_KID_MEAN], None, n
     out = kid_features_to_metric(features_1, features_2, kid_subsets=subsets, kid_subset_size=size,
                                  rng_seed=seed, verbose=False)
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD], size
@@ -275,3 +289,13 @@ class SegmenterScorer:
 
     def new_scores(self):
         return SegmentationScores(self.num_classes)
+
+    def class_names(self, dataset_names=None):
+        """A name per segmenter class (after a predict): the dataset's names of the ids mapped to it ('a/b' for
+        several), else 'class K'."""
+        names = []
+        for k in range(self.num_classes or 0):
+            ids = [d for d in range(len(self.lookup)) if int(self.lookup[d]) == k]
+            known = [dataset_names[d] for d in ids if dataset_names and d < len(dataset_names)]
+            names.append("/".join(known) if known else f"class {k}")
+        return names

@@ -1,10 +1,14 @@
-"""Evaluation options (evaluate.py): the test options plus the metrics and their local weights files.
+"""Evaluation options (evaluate.py): the test options plus the protocol, the metrics and their local weights
+files.
 
-Every weights file is local (nothing is downloaded); the defaults are where `.ci/prepare_weights.sh` and the
-`python -m tools.weights ...` commands of docs/evaluation.md put them, under <repo>/.weights/.
+--protocol paper (the default for coco, ade20k, cityscapes, celebamaskhq) takes the paper's metrics and segmenter
+(evaluation/protocols.py; --segmenter_weights); --protocol custom (the default for other dataset modes) takes
+--metrics, --seg_model and --seg_label_map. Every weights file is local (nothing is downloaded); the defaults are
+where `.ci/prepare_weights.sh` and the commands of docs/evaluation.md put them, under <repo>/.weights/.
 """
 import os
 
+from evaluation import protocols
 from evaluation.metrics import DEFAULT_WEIGHTS_DIR
 from util.ranges import bounded
 
@@ -31,8 +35,17 @@ def add_segmenter_options(parser):
 class EvalOptions(TestOptions):
     def initialize(self, parser):
         TestOptions.initialize(self, parser)
+        parser.add_argument("--protocol", type=str, default="", choices=("",) + protocols.NAMES,
+                            help="paper: the SC-GAN paper's metrics, segmenter and label mapping for the dataset "
+                                 f"(default for {', '.join(protocols.PAPER_DATASETS)}); custom: --metrics, "
+                                 "--seg_model, --seg_label_map (default for other dataset modes)")
+        parser.add_argument("--segmenter_weights", type=str, nargs="+", default=None, metavar="FILE",
+                            help="--protocol paper: the released weights file(s) of the dataset's segmenter (ade20k: "
+                                 "encoder_epoch_50.pth decoder_epoch_50.pth); default: the released names under "
+                                 ".weights/")
         parser.add_argument("--metrics", type=str, default="fid,kid,lpips",
-                            help=f"comma-separated, from {','.join(METRICS)} (miou needs --seg_model)")
+                            help=f"--protocol custom: comma-separated, from {','.join(METRICS)} (miou needs "
+                                 f"--seg_model); --protocol paper: the paper's, or a subset of them")
         parser.add_argument("--from_results", action="store_true",
                             help="read the synthesized images test.py wrote under --results_dir "
                                  "(NAME/PHASE_EPOCH/images/synthesized_image) instead of running the generator")
@@ -58,4 +71,33 @@ class EvalOptions(TestOptions):
             raise SystemExit(f"--metrics {','.join(opt.metrics)}: unknown {unknown}; choose from {','.join(METRICS)}")
         if not opt.lpips_weights:
             opt.lpips_weights = os.path.join(DEFAULT_WEIGHTS_DIR, f"lpips_{opt.lpips_net}.pth")
+        opt.protocol = opt.protocol or protocols.default_protocol(opt.dataset_mode)
+        if opt.protocol == protocols.PAPER:
+            self.finalize_paper(opt)
+        elif opt.segmenter_weights is not None:
+            raise SystemExit("--segmenter_weights: the files of the paper's segmenters are for --protocol paper; "
+                             "--protocol custom scores with --seg_model")
         return opt
+
+    def finalize_paper(self, opt):
+        """--protocol paper: the paper's metrics (or a subset given with --metrics) and segmenter files."""
+        try:
+            protocol = protocols.paper_protocol(opt.dataset_mode,
+                                               opt.dataset_mode == "ade20k" and opt.ade20k_raw_labels)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        if self.given_on_command_line("--metrics"):
+            extra = [m for m in opt.metrics if m not in protocol.metrics]
+            if extra:
+                raise SystemExit(f"--metrics {','.join(opt.metrics)}: --protocol paper measures "
+                                 f"{','.join(protocol.metrics)} on {opt.dataset_mode} (or a subset); for "
+                                 f"{','.join(extra)} use --protocol custom")
+        else:
+            opt.metrics = list(protocol.metrics)
+        for option in ("--seg_model", "--seg_label_map"):
+            if self.given_on_command_line(option):
+                raise SystemExit(f"{option}: --protocol paper scores with the paper's segmenter "
+                                 f"({protocol.segmenter.network}, --segmenter_weights); for your own segmenter "
+                                 f"use --protocol custom")
+        if opt.segmenter_weights is None:
+            opt.segmenter_weights = protocol.segmenter.default_weights()

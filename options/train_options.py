@@ -61,7 +61,11 @@ class TrainOptions(BaseOptions):
                             help="validation images for --eval_freq")
         parser.add_argument("--eval_metrics", type=str, default="fid",
                             help="for --eval_freq, comma-separated from fid (needs --inception_weights), miou "
-                                 "(needs --seg_model); best_net_G.pth follows the first of FID and mIoU")
+                                 "(needs --seg_model)")
+        parser.add_argument("--best_metric", type=str, default="auto", choices=("auto", "fid", "miou", "none"),
+                            help="--eval_freq: what picks best_net_G.pth: miou (higher is better), fid (lower is "
+                                 "better), none; auto: miou when measured, else fid from 2048 validation images "
+                                 "on (below that FID is dominated by its bias), else none")
         add_inception_option(parser)
         add_segmenter_options(parser)
         parser.add_argument("--max_nonfinite_steps", type=bounded(int, min=1), default=10,
@@ -114,6 +118,9 @@ class TrainOptions(BaseOptions):
         unknown = [m for m in opt.eval_metrics if m not in EVAL_METRICS]
         if unknown or not opt.eval_metrics:
             raise SystemExit(f"--eval_metrics {','.join(opt.eval_metrics)}: choose from {','.join(EVAL_METRICS)}")
+        if opt.best_metric in ("fid", "miou") and opt.best_metric not in opt.eval_metrics:
+            raise SystemExit(f"--best_metric {opt.best_metric} is not measured: add it to --eval_metrics "
+                             f"{','.join(opt.eval_metrics)}")
         if opt.niter + opt.niter_decay < 1:
             raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: nothing to train; give at least "
                              f"one epoch (e.g. --niter 50)")

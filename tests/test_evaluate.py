@@ -1,5 +1,6 @@
 """evaluate.py end to end on a saved tiny SC-GAN (synthetic dataset, CPU): metrics.json, the page, the
-protocol, --from_results, and the one-line errors for missing weights files."""
+protocol, --from_results, and the one-line errors for missing weights files; the paper protocol of each real
+dataset (evaluation/protocols.py) with weights files in the released layouts, written here."""
 import json
 import os
 
@@ -21,6 +22,14 @@ def seg_model(tmp_path_factory):
     return str(path)
 
 
+def generator_parameters(tiny_scgan):
+    """Parameters of the tiny SC-GAN's generator as built from its saved options (spectral norms unfolded)."""
+    from models import networks
+    from options.test_options import TestOptions
+    opt = TestOptions().parse(tiny_scgan[2], save=False, verbose=False)
+    return sum(p.numel() for p in networks.define_G(opt, verbose=False).parameters())
+
+
 def run(tiny_scgan, tmp_path, *argv):
     _, name, base = tiny_scgan
     summary = evaluate.main([*base, "--results_dir", str(tmp_path / "results"), "--how_many", "6",
@@ -38,6 +47,27 @@ def test_miou_alone_runs_without_the_downloaded_weights(tiny_scgan, tmp_path, se
     assert protocol["num_images"] == 6 and protocol["image_size_hw"] == [64, 64]
     assert protocol["data"]["label_resize_filter"].startswith("nearest")
     assert protocol["segmentation"]["classes"] == 9 and protocol["segmentation"]["label_map"] == "identity"
+    # the custom protocol by default on synthetic, and its settings
+    assert protocol["name"] == "custom" and protocol["dataset_mode"] == "synthetic"
+    settings = protocol["settings"]
+    assert settings["metrics"] == ["miou"] and settings["num_images"] == 6 and settings["image_size_hw"] == [64, 64]
+    assert settings["segmenter"] == "TorchScript --seg_model seg.pt" and settings["label_mapping"] == "identity"
+    assert settings["dontcare"] == "none (every pixel counted)"   # synthetic label maps have no dontcare
+    assert settings["deviations"] == [] and "paper_image_size_hw" not in settings
+    # only the data options the synthetic mode reads: no --dataroot, but its sample count
+    assert "dataroot" not in protocol["data"] and protocol["data"]["num_synthetic"] == 200
+    # per-class IoU under the dataset's class names
+    from data.synthetic import CLASS_NAMES
+    assert list(protocol["segmentation"]["per_class_iou"]) == list(CLASS_NAMES)
+    assert list(protocol["segmentation"]["per_class_iou_real"]) == list(CLASS_NAMES)
+    # the experiment and the generator's speed, measured while it ran
+    experiment = saved["experiment"]
+    assert experiment["name"] == "tiny" and experiment["which_epoch"] == "latest" and experiment["netG"] == "scgan"
+    assert experiment["generator_file"].endswith(os.path.join("tiny", "latest_net_G.pth"))
+    assert experiment["generator_file"] == protocol["weights_sha256"]["generator"]["path"]
+    assert experiment["parameters"]["G"] == generator_parameters(tiny_scgan)
+    speed = saved["speed"]
+    assert speed["generator_images_per_s"] > 0 and speed["device"] == "cpu" and speed["threads"] >= 1
     assert set(protocol["weights_sha256"]) == {"seg_model", "generator"}
     assert len(protocol["weights_sha256"]["seg_model"]["sha256"]) == 64
     page = (out / "index.html").read_text()
@@ -55,7 +85,7 @@ def test_all_metrics_with_the_converted_weights_and_from_results(tiny_scgan, tmp
     metrics, protocol = summary["metrics"], summary["protocol"]
     assert metrics["fid"] > 0 and torch.isfinite(torch.tensor(metrics["kid"]))
     assert 0 < metrics["lpips"] < 1.5
-    assert protocol["kid"]["subset_size"] == 3
+    assert protocol["kid"]["subset_size"] == 3 and metrics["kid_std"] > 0
     assert "299x299" in protocol["inception"]["resize"] and "rounded" in protocol["inception"]["input"]
     assert set(protocol["weights_sha256"]) == {"inception", "lpips_alex", "seg_model", "generator"}
     page = (out / "index.html").read_text()
@@ -68,6 +98,8 @@ def test_all_metrics_with_the_converted_weights_and_from_results(tiny_scgan, tmp
                    "--lpips_weights", eval_weights("lpips_alex.pth"))
     assert again["metrics"]["lpips"] == pytest.approx(metrics["lpips"], abs=2e-3)
     assert "generator" not in again["protocol"]["weights_sha256"]
+    assert again["experiment"]["generator_file"] is None and "speed" not in again
+    assert again["protocol"]["settings"]["segmenter"] is None and again["protocol"]["settings"]["metrics"] == ["lpips"]
 
 
 def test_missing_weights_stop_with_one_message_naming_option_and_file(tiny_scgan, tmp_path, seg_model):
@@ -89,7 +121,172 @@ def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_expe
     from evaluation.run import Evaluation
     folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
     opt = argparse.Namespace(metrics=[], from_results=False, checkpoints_dir=str(folder.parent), name=folder.name,
-                             which_epoch="latest", no_ema=False)
+                             which_epoch="latest", no_ema=False, protocol="custom", dataset_mode="synthetic")
     assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G_ema.pth")   # as test.py uses it
     opt.no_ema = True
     assert Evaluation(opt).weights["generator"] == str(folder / "latest_net_G.pth")
+
+
+def test_metrics_json_names_the_ema_generator_that_rendered_the_images(tiny_experiment, tmp_path, eval_weights):
+    folder, _ = tiny_experiment("ema", "--netG", "spade", ema=True)
+    argv = ["--name", "ema", "--checkpoints_dir", str(folder.parent), "--gpu_ids", "-1", "--how_many", "2",
+            "--results_dir", str(tmp_path), "--metrics", "lpips", "--lpips_weights", eval_weights("lpips_alex.pth"),
+            "--num_examples", "0"]
+    ema = evaluate.main(argv)
+    plain = evaluate.main([*argv, "--no_ema"])
+    assert ema["experiment"]["generator_file"] == str(folder / "latest_net_G_ema.pth")
+    assert plain["experiment"]["generator_file"] == str(folder / "latest_net_G.pth")
+    assert ema["metrics"]["lpips"] != plain["metrics"]["lpips"]   # the two files render different images
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the paper protocol (evaluation/protocols.py): the papers' segmenters from files in their released layouts
+
+def write_released_files(folder, dataset, seed=0):
+    """Random weights in the released layout(s) of `dataset`'s segmenter, under the released file names."""
+    from evaluation.protocols import paper_segmenter
+    from tests.test_segmenters import LAYOUTS, random_state
+    paths = []
+    for layout, name in zip(LAYOUTS[dataset], paper_segmenter(dataset).files):
+        paths.append(str(folder / name))
+        torch.save(random_state(layout, seed), paths[-1])
+    return paths
+
+
+def eval_options(*argv):
+    """EvalOptions on argv without an experiment (only the protocol's choices are looked at)."""
+    import contextlib
+    import io
+    from options.eval_options import EvalOptions
+
+    class NoExperiment(EvalOptions):
+        requires_experiment = False
+    with contextlib.redirect_stdout(io.StringIO()):
+        return NoExperiment().parse(["--gpu_ids", "-1", *map(str, argv)], save=False)
+
+
+PAPER = {  # dataset -> (metrics, segmenter class, its build options, network named in the settings, paper size)
+    "coco": (["fid", "miou"], "CocoStuffSegmenter", {"image_size": None}, "DeepLab v2 ResNet-101 MSC", [256, 256]),
+    "ade20k": (["fid", "miou"], "ADE20KSegmenter", {"short_sides": (300, 375, 450, 525, 600)},
+               "UPerNet ResNet-101", [256, 256]),
+    "cityscapes": (["fid", "miou"], "CityscapesSegmenter", {"image_size": None}, "DRN-D-105", [256, 512]),
+    "celebamaskhq": (["fid", "lpips", "miou"], "CelebAMaskHQSegmenter", {"image_size": 512,
+                                                                          "resize_mode": "bicubic"},
+                     "face-parsing U-Net", [512, 512]),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(PAPER))
+def test_the_paper_protocol_picks_the_papers_segmenter_and_settings(dataset, tmp_path):
+    from evaluation.run import Evaluation
+    metrics, segmenter, options, network, size = PAPER[dataset]
+    opt = eval_options("--dataset_mode", dataset)
+    assert opt.protocol == "paper" and opt.metrics == metrics   # the default for the four datasets
+    files = write_released_files(tmp_path, dataset, seed=1)
+    opt = eval_options("--dataset_mode", dataset, "--metrics", "miou", "--segmenter_weights", *files)
+    run = Evaluation(opt)
+    model = run.segmenter.model
+    assert type(model).__name__ == segmenter and not model.training
+    for key, value in options.items():
+        assert getattr(model, key) == value, key
+    first = next(iter(torch.load(files[-1], weights_only=True).items()))
+    assert torch.equal(model.released_modules()[-1].state_dict()[first[0]], first[1])   # the file was loaded
+    settings = run.settings()
+    assert settings["metrics"] == ["miou"] and settings["paper_image_size_hw"] == size
+    assert settings["segmenter"].startswith(network)
+    assert settings["segmenter_files"] == [os.path.basename(f) for f in files]
+    assert settings["label_mapping"] and settings["dontcare"] and settings["segmenter_input_size"]
+    assert settings["deviations"] == [f"measured miou of the paper's {','.join(metrics)}"]
+    assert list(run.weights) == (["segmenter_0", "segmenter_1"] if dataset == "ade20k" else ["segmenter"])
+    # the label mapping: dontcare / unevaluated ids are not counted, evaluated ones land on the network's class
+    label = torch.tensor({"coco": [182, 5], "ade20k": [150, 7], "cityscapes": [6, 26],
+                          "celebamaskhq": [0, 12]}[dataset]).view(1, 1, 1, 2)
+    expected = {"coco": [255, 5], "ade20k": [255, 7], "cityscapes": [255, 13], "celebamaskhq": [0, 12]}[dataset]
+    assert run.segmenter.targets(label).flatten().tolist() == expected
+
+
+def test_the_paper_protocol_refuses_what_it_does_not_measure(tmp_path):
+    with pytest.raises(SystemExit, match=r"--protocol paper: the paper measures coco, ade20k, cityscapes, "
+                                         r"celebamaskhq; --dataset_mode synthetic has no paper protocol"):
+        eval_options("--dataset_mode", "synthetic", "--protocol", "paper")
+    with pytest.raises(SystemExit, match=r"--metrics fid,kid: --protocol paper measures fid,miou on coco .*for "
+                                         r"kid use --protocol custom"):
+        eval_options("--dataset_mode", "coco", "--metrics", "fid,kid")
+    with pytest.raises(SystemExit, match=r"--seg_model: --protocol paper scores with the paper's segmenter"):
+        eval_options("--dataset_mode", "cityscapes", "--seg_model", "seg.pt")
+    with pytest.raises(SystemExit, match=r"--segmenter_weights: .* for --protocol paper"):
+        eval_options("--dataset_mode", "synthetic", "--segmenter_weights", "x.pth")
+    opt = eval_options("--dataset_mode", "coco", "--protocol", "custom", "--metrics", "kid")
+    assert opt.protocol == "custom" and opt.metrics == ["kid"]
+    # the default files are the released names under .weights/
+    opt = eval_options("--dataset_mode", "ade20k")
+    assert [os.path.basename(f) for f in opt.segmenter_weights] == ["encoder_epoch_50.pth", "decoder_epoch_50.pth"]
+
+
+def test_a_missing_or_miscounted_segmenter_file_is_refused_in_one_line(tmp_path):
+    from evaluation.run import Evaluation
+    from evaluation.metrics import MetricSetupError
+    missing = tmp_path / "drn-d-105_ms_cityscapes.pth"
+    with pytest.raises(MetricSetupError) as e:
+        Evaluation(eval_options("--dataset_mode", "cityscapes", "--metrics", "miou", "--segmenter_weights", missing))
+    assert str(e.value) == (f"--segmenter_weights {missing}: file not found: the released "
+                            f"drn-d-105_ms_cityscapes.pth of DRN-D-105, Cityscapes, 19 train ids (fyu/drn), "
+                            f"published by github.com/fyu/drn (its README: http://go.yf.io/drn-cityscapes-models)")
+    with pytest.raises(MetricSetupError, match=r"^--segmenter_weights a.pth: the ade20k segmenter takes 2 file\(s\), "
+                                               r"encoder_epoch_50.pth and decoder_epoch_50.pth \(published under "
+                                               r"http://sceneparsing"):
+        Evaluation(eval_options("--dataset_mode", "ade20k", "--metrics", "miou", "--segmenter_weights", "a.pth"))
+
+
+@pytest.fixture
+def celeba_experiment(tmp_path, tiny_dataset):
+    """A saved, untrained SPADE experiment on 4 tiny CelebAMask-HQ test samples (32x32): -> argv for evaluate."""
+    import contextlib
+    import io
+    from models import networks
+    from options.train_options import TrainOptions
+    from checkpointing.storage import save_network
+    _, data_argv = tiny_dataset("celebamaskhq", n=4, size=(32, 32), phase="test")
+    checkpoints = str(tmp_path / "checkpoints")
+    argv = ["--name", "celeba", "--checkpoints_dir", checkpoints, "--gpu_ids", "-1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        torch.manual_seed(0)
+        opt = TrainOptions().parse([*argv, *data_argv, "--netG", "spade", "--ngf", "8"], save=True)
+        save_network(networks.define_G(opt, verbose=False), f"{checkpoints}/celeba", "latest", "G")
+    return [*argv, "--results_dir", str(tmp_path / "results"), "--batchSize", "2"]
+
+
+def test_paper_protocol_on_celebamaskhq_end_to_end(celeba_experiment, tmp_path, eval_weights, capsys):
+    from data.celebamaskhq_dataset import CLASS_NAMES
+    files = write_released_files(tmp_path, "celebamaskhq")
+    summary = evaluate.main([*celeba_experiment, "--segmenter_weights", *files, "--kid_subset_size", "2",
+                             "--inception_weights", eval_weights("inception.pth"),
+                             "--lpips_weights", eval_weights("lpips_alex.pth")])
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "results" / "celeba" / "eval_latest" / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert set(saved["metrics"]) == {"fid", "lpips", "miou", "pixel_accuracy", "miou_real", "pixel_accuracy_real"}
+    protocol = saved["protocol"]
+    assert protocol["name"] == "paper" and protocol["dataset_mode"] == "celebamaskhq"
+    settings = protocol["settings"]
+    assert settings["metrics"] == ["fid", "lpips", "miou"] and settings["num_images"] == 4
+    assert settings["image_size_hw"] == [32, 32] and settings["paper_image_size_hw"] == [512, 512]
+    assert settings["segmenter"].startswith("face-parsing U-Net") and settings["segmenter_files"] == ["model.pth"]
+    assert settings["segmenter_input_size"].startswith("512x512, bicubic")
+    assert settings["deviations"] == ["images are 32x32 (HxW), the paper's celebamaskhq images 512x512"]
+    assert "deviation from the paper's protocol: images are 32x32" in out and "protocol paper on celebamaskhq" in out
+    assert list(protocol["segmentation"]["per_class_iou"]) == CLASS_NAMES
+    assert protocol["data"]["dataroot"].endswith("celebamaskhq")   # a mode that reads --dataroot records it
+    assert set(protocol["weights_sha256"]) == {"inception", "lpips_alex", "segmenter", "generator"}
+    assert saved["experiment"]["netG"] == "spade" and saved["experiment"]["parameters"]["G"] > 0
+    page = (tmp_path / "results" / "celeba" / "eval_latest" / "index.html").read_text()
+    assert "Protocol &#x27;paper&#x27; on celebamaskhq" in page or "Protocol 'paper' on celebamaskhq" in page
+    assert "Deviation from the paper" in page
+
+
+def test_evaluate_stops_on_a_missing_segmenter_file_with_one_line_before_any_image(celeba_experiment, tmp_path):
+    missing = tmp_path / "model.pth"
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([*celeba_experiment, "--metrics", "miou", "--segmenter_weights", str(missing)])
+    assert str(e.value).startswith(f"error: --segmenter_weights {missing}: file not found: the released model.pth")
+    assert "\n" not in str(e.value) and not (tmp_path / "results").exists()

@@ -1,5 +1,6 @@
 """evaluation/metrics.py: FID / KID through torch-fidelity on the real FID Inception, LPIPS from converted weights,
 mIoU and pixel accuracy on hand-made predictions, and the uint8 rounding every metric input goes through."""
+import math
 import os
 
 import numpy as np
@@ -58,8 +59,17 @@ def test_kid_of_two_samples_of_one_distribution_is_consistent_with_zero(inceptio
     assert noisy_mean > 3 * noisy_std   # and it does see a real difference
 
 
+def test_kid_subsets_are_at_most_half_the_images_so_that_their_std_means_something(inception_features):
+    f = inception_features
+    assert [M.kid_subset_size(1000, n) for n in (3, 4, 12, 5000)] == [None, 2, 6, 1000]
+    mean, std, size = M.kid(f["a"], f["b"], subsets=20)   # 1000 asked of 12 images: subsets of 6
+    assert size == 6 and std > 0
+    mean, std, size = M.kid(f["a"][:3], f["b"][:3])        # one possible subset: no std at all
+    assert size == 3 and std is None and math.isfinite(mean)
+
+
 def test_inception_weights_missing_or_wrong_are_refused_naming_option_and_file(tmp_path):
-    with pytest.raises(M.MetricSetupError, match=r"--inception_weights .*nothere.pth: file not found.*evaluation.weights"):
+    with pytest.raises(M.MetricSetupError, match=r"--inception_weights .*nothere.pth: file not found.*tools.weights"):
         M.load_inception(str(tmp_path / "nothere.pth"))
     wrong = tmp_path / "vgg.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, wrong)

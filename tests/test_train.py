@@ -253,10 +253,10 @@ def eval_log(folder):
 
 def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, eval_weights, no_downloads, capsys):
     """--eval_freq 1: an FID per epoch in eval_log.jsonl, the curve on the training page, best_net_G.pth from the
-    unit of the best epoch."""
+    unit of the best epoch when --best_metric fid asks for it."""
     folder = run_train(tmp_path, "fid", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4", "--niter", "2",
                        "--save_epoch_freq", "1", "--eval_freq", "1", "--eval_how_many", "4", "--inception_weights",
-                       eval_weights("inception.pth"))
+                       eval_weights("inception.pth"), "--best_metric", "fid")
     out = capsys.readouterr().out
     history = eval_log(folder)
     assert [e["epoch"] for e in history] == [1, 2] and all(set(e) == {"epoch", "FID"} and e["FID"] >= 0
@@ -266,6 +266,44 @@ def test_fid_during_training_is_plotted_and_keeps_the_best_generator(tmp_path, e
     assert (folder / "web" / "eval_curves.png").is_file() and "eval_curves.png" in page
     best_epoch = min(history, key=lambda e: e["FID"])["epoch"]
     assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+    assert ("--eval_freq 1: best_net_G.pth by FID (lower is better; asked by --best_metric fid although FID at 4 "
+            "images is dominated by its bias)") in out
+    assert re.search(rf"best: epoch {best_epoch} by FID \d+\.\d\d \(lower is better", out)
+
+
+def test_fid_alone_on_few_images_publishes_no_best_generator_and_says_why(tmp_path, eval_weights, no_downloads,
+                                                                          capsys):
+    folder = run_train(tmp_path, "fid", "--netG", "spade", *SIZES["spade"], "--num_synthetic", "4",
+                       "--eval_freq", "1", "--eval_how_many", "4", "--inception_weights", eval_weights("inception.pth"))
+    out = capsys.readouterr().out
+    assert ("--eval_freq 1: no best_net_G.pth: FID at 4 images is dominated by its bias (below 2048 images): "
+            "measure --eval_metrics miou, raise --eval_how_many to 2048, or ask --best_metric fid") in out
+    assert [e["epoch"] for e in eval_log(folder)] == [1] and not (folder / "best_net_G.pth").exists()
+    assert "best: epoch" not in out
+
+
+def test_the_best_metric_picks_by_its_own_direction_where_the_metrics_disagree(tmp_path):
+    from trainers.eval_monitor import EvalMonitor, choose_best_metric
+    assert choose_best_metric("auto", ["fid", "miou"], 50) == (
+        "mIoU", "higher is better; FID at 50 images is dominated by its bias")
+    assert choose_best_metric("auto", ["fid"], 2048) == ("FID", "lower is better")
+    assert choose_best_metric("auto", ["fid"], 2047)[0] is None
+    assert choose_best_metric("none", ["fid", "miou"], 5000) == (None, "--best_metric none")
+    # epoch 2 has the best FID, epoch 3 the best mIoU
+    measured = [{"epoch": 1, "FID": 90.0, "mIoU": 0.2}, {"epoch": 2, "FID": 50.0, "mIoU": 0.3},
+                {"epoch": 3, "FID": 70.0, "mIoU": 0.6}]
+    for name, key, expected in (("fid", "FID", [1, 2]), ("miou", "mIoU", [1, 2, 3]), ("none", None, [])):
+        monitor = EvalMonitor.__new__(EvalMonitor)   # its choice alone, without data or networks
+        monitor.key, monitor.why = choose_best_metric(name, ["fid", "miou"], 5000)
+        assert monitor.key == key
+        monitor.history, best = [], []
+        for values in measured:
+            monitor.history.append(values)
+            if monitor.is_best(values):
+                best.append(values["epoch"])
+        assert best == expected, name
+    with pytest.raises(SystemExit, match=r"--best_metric miou is not measured: add it to --eval_metrics fid"):
+        run_train(tmp_path, "x", *SIZES["spade"], "--eval_freq", "1", "--best_metric", "miou")
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +345,11 @@ def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmen
     assert re.search(r"end of epoch 3: mIoU \d\.\d{3} \(real images \d\.\d{3}, ratio \d+\.\d\d\), pixel accuracy", out)
     best_epoch = max(history, key=lambda e: e["mIoU"])["epoch"]
     assert os.path.samefile(folder / "best_net_G.pth", folder / f"{best_epoch}_net_G.pth")
+    assert "--eval_freq 1: best_net_G.pth by mIoU (higher is better)" in out   # auto: the segmenter is trusted
+    chosen = [int(e) for e in re.findall(r"best: epoch (\d+) by mIoU \d\.\d{3} \(higher is better\)", out)]
+    assert chosen[0] == 1 and chosen[-1] == best_epoch
+    for epoch in chosen:   # each announced epoch beat every earlier one by mIoU
+        assert history[epoch - 1]["mIoU"] == max(e["mIoU"] for e in history[:epoch])
     # the last evaluation measured the EMA generator exactly as it was saved (batch-norm statistics included)
     from evaluation.metrics import SegmentationScores
     from models import create_model

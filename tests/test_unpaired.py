@@ -16,6 +16,7 @@ from data import DatasetError, create_dataset, synthetic
 from data.base_dataset import sample_rng
 from models import create_model, networks
 from models.networks.scgan_unpaired import SCGANUnpairedGenerator
+from tools import write_synthetic
 from trainers.pix2pix_trainer import loss_weights
 
 from .conftest import tiny_colour, tiny_index, write_photo
@@ -110,7 +111,7 @@ def test_synthetic_domains_follow_the_winter_rule(parse_options):
 
 
 def test_written_cyclegan_folders_read_exactly_like_the_generated_mode(tmp_path, parse_options, capsys):
-    synthetic.main(["--unaligned", "--out", str(tmp_path), "--n", "3", "--size", "16"])
+    write_synthetic.main(["--unaligned", "--out", str(tmp_path), "--n", "3", "--size", "16"])
     assert "--model unpaired --dataset_mode unaligned" in capsys.readouterr().out
     for folder in ("trainA", "trainB", "testA", "testB"):
         assert sorted(os.listdir(tmp_path / folder)) == ["00000.png", "00001.png", "00002.png"]

@@ -3,7 +3,8 @@ when there is one) synthesizes --eval_how_many validation images and --eval_metr
 - fid: FID through the same torch-fidelity Inception and protocol as evaluate.py (evaluation/metrics.py);
 - miou: mIoU and pixel accuracy of --seg_model on the synthesized images against their label maps, next to
   the same segmenter's mIoU on the real images (the ceiling the generator is measured against).
-Rank 0 computes them; the trainer keeps best_net_G.pth by the first of FID (lower) or mIoU (higher).
+Rank 0 computes them; the trainer keeps best_net_G.pth by --best_metric (`choose_best_metric`): mIoU (higher is
+better) when it is measured, FID (lower is better) only from FID_TRUSTED_IMAGES validation images on, else none.
 
 The real images' features and scores are computed once, at the first evaluation. The history is written to
 checkpoints/NAME/eval_log.jsonl (one JSON object per evaluated epoch, kept across resumes) and drawn as
@@ -23,6 +24,34 @@ from util.visualizer import draw_chart_panels
 
 LOG_NAME, FIGURE_NAME = "eval_log.jsonl", "eval_curves.png"
 TRAINING_METRICS = ("fid", "miou")  # the choices of --eval_metrics
+# Below 2048 images the 2048 x 2048 covariance of the Inception features has rank < 2048 (singular), and FID is
+# biased upwards by an amount that shrinks with the image count (two disjoint samples of the real 64x64 synthetic
+# images: FID 65 at 64 + 64 images, 44 at 128 + 128): between epochs that bias moves more than the generator does.
+FID_TRUSTED_IMAGES = 2048
+# --best_metric -> (the key in the history, whether higher is better)
+BEST_METRICS = {"fid": ("FID", False), "miou": ("mIoU", True)}
+
+
+def choose_best_metric(asked, eval_metrics, num_images):
+    """--best_metric `asked` (auto, fid, miou, none) -> (the history key that picks best_net_G.pth or None, why).
+    auto: mIoU when measured; else FID from FID_TRUSTED_IMAGES images on; else none."""
+    fid_biased = "fid" in eval_metrics and num_images < FID_TRUSTED_IMAGES
+    bias = f"FID at {num_images} images is dominated by its bias" if fid_biased else ""
+    if asked == "none":
+        return None, "--best_metric none"
+    if asked == "auto":
+        if "miou" in eval_metrics:
+            asked = "miou"
+        elif not fid_biased:
+            asked = "fid"
+        else:
+            return None, (f"{bias} (below {FID_TRUSTED_IMAGES} images): measure --eval_metrics miou, raise "
+                          f"--eval_how_many to {FID_TRUSTED_IMAGES}, or ask --best_metric fid")
+    key, higher = BEST_METRICS[asked]
+    direction = "higher is better" if higher else "lower is better"
+    if asked == "fid" and fid_biased:
+        return key, f"{direction}; asked by --best_metric fid although {bias}"
+    return key, direction + (f"; {bias}" if bias else "")
 
 
 class EvalMonitor:
@@ -34,14 +63,11 @@ class EvalMonitor:
         self.segmenter = (metrics.SegmenterScorer(opt, device, asked_by="--eval_metrics miou")
                           if "miou" in self.metrics else None)
         self.loader = data.create_dataloader(validation_options(opt))
+        self.num_images = len(self.loader.dataset)
+        self.key, self.why = choose_best_metric(opt.best_metric, self.metrics, self.num_images)
         self.real_features, self.real_scores = None, None
         self.log_path = os.path.join(opt.checkpoints_dir, opt.name, LOG_NAME)
         self.history = read_eval_log(self.log_path)
-
-    @property
-    def key(self):
-        """The value that picks best_net_G: FID when measured (lower is better), else mIoU (higher)."""
-        return "FID" if "fid" in self.metrics else "mIoU"
 
     @torch.no_grad()
     def measure(self, model, netG, epoch: int) -> dict:
@@ -89,12 +115,27 @@ class EvalMonitor:
         return values
 
     def is_best(self, values) -> bool:
-        """Whether `values` (just measured, already in the history) beat every earlier evaluation."""
+        """Whether `values` (just measured, already in the history) beat every earlier evaluation by the
+        --best_metric; always False without one."""
         key = self.key
+        if key is None or key not in values:
+            return False
         earlier = [entry[key] for entry in self.history[:-1] if key in entry]
         if not earlier:
             return True
-        return values[key] < min(earlier) if key == "FID" else values[key] > max(earlier)
+        higher = dict(BEST_METRICS.values())[key]
+        return values[key] > max(earlier) if higher else values[key] < min(earlier)
+
+    def describe_choice(self) -> str:
+        """One line: what picks best_net_G.pth, and why."""
+        if self.key is None:
+            return f"no best_net_G.pth: {self.why}"
+        return f"best_net_G.pth by {self.key} ({self.why})"
+
+    def describe_best(self, epoch, values) -> str:
+        """'best: epoch 7 by mIoU 0.810 (higher is better; ...)' for the epoch just found best."""
+        digits = 2 if self.key == "FID" else 3
+        return f"best: epoch {epoch} by {self.key} {values[self.key]:.{digits}f} ({self.why})"
 
     def describe(self, values) -> str:
         parts = []

@@ -303,7 +303,7 @@ class Pix2PixTrainer:
         done; `total_steps` images seen, the save id): the networks (netG_ema too, its batch-norm statistics
         first recomputed over `ema_bn_batches`), the optimizers, the GradScalers and every rank's RNG state,
         published as latest_net_*.pth and {label}_net_*.pth for each of `labels` (an epoch, as SPADE's epoch
-        files, or 'best' for the lowest FID of --eval_freq). Every rank calls
+        files, or 'best' for the epoch --best_metric picks). Every rank calls
         it; rank 0 writes, and a write that fails (a full disk) raises CheckpointError on every rank. Non-finite
         weights are never saved. A save at the step of the previous one replaces
         that unit."""
