@@ -101,10 +101,19 @@ class TestPageOptions(TestOptions):
                                  "mean mu of the encoder's posterior for the image (needs a --use_vae model)")
         parser.add_argument("--style_a", type=str, default="", help="--interpolate: image file of the first style")
         parser.add_argument("--style_b", type=str, default="", help="--interpolate: image file of the second style")
+        parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                            help="the generator's (and encoder's) weights and inputs in this precision; fp16 on "
+                                 "CUDA only; images are written from float32 either way (inference.Synthesizer)")
         return parser
 
     def finalize(self, opt):
         TestOptions.finalize(self, opt)
+        if opt.precision == "fp16" and not opt.gpu_ids:
+            raise SystemExit("--precision fp16 runs on CUDA only, and --gpu_ids -1 is the CPU: use --precision bf16 "
+                             "or fp32, or a GPU (--gpu_ids 0)")
+        if opt.precision != "fp32" and opt.model == "unpaired":
+            raise SystemExit(f"--precision {opt.precision}: --model unpaired renders with the model's own method, "
+                             f"in fp32 only; leave --precision out")
         try:
             check_options(opt)
         except ValueError as e:

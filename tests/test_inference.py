@@ -273,3 +273,45 @@ def test_a_dataset_batch_renders_as_test_py_rendered_it_with_the_style_of_the_re
     assert (expected.abs() < 0.99).float().mean() > 0.9 and max_difference(got, expected) <= 1e-6
     torch.manual_seed(2)
     assert max_difference(synth.synthesize_batch(data), expected) > 1e-4   # the sample does depend on the draw
+
+
+# ------------------------------------------------------------------------------------------------ test.py
+def run_test_py(folder, results, *extra):
+    import test as test_script
+    with contextlib.redirect_stdout(io.StringIO()):
+        test_script.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--results_dir",
+                          str(results), "--gpu_ids", "-1", "--how_many", "2", *map(str, extra)])
+    return results / folder.name / "test_latest" / "images" / "synthesized_image"
+
+
+def test_test_py_renders_in_the_asked_precision(tiny_experiment, tmp_path):
+    import data
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    pages = {p: run_test_py(folder, tmp_path / p, "--precision", p) for p in ("fp32", "bf16")}
+    test_opt = pix2pix_model(folder).opt   # test.py's options: its first batch holds the two results
+    first = next(iter(data.create_dataloader(test_opt, data.create_dataset(test_opt))))
+    rendered = {p: Synthesizer.from_experiment(str(folder), precision=p).synthesize_batch(first) for p in pages}
+    for i, name in enumerate(["00000.png", "00001.png"]):
+        for p in pages:
+            assert np.array_equal(np.asarray(Image.open(pages[p] / name)), util.tensor2im(rendered[p][i])), (p, name)
+        assert not np.array_equal(*(np.asarray(Image.open(pages[p] / name)) for p in pages))   # bf16 is not fp32
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--precision", "fp16"], "--precision fp16 runs on CUDA only, and --gpu_ids -1 is the CPU"),
+    (["--precision", "fp64"], "argument --precision: invalid choice: 'fp64'"),
+])
+def test_test_py_refuses_a_precision_it_cannot_run(tiny_experiment, tmp_path, extra, message, capsys):
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    with pytest.raises(SystemExit) as e:
+        run_test_py(folder, tmp_path / "results", *extra)
+    assert message in f"{e.value}\n{capsys.readouterr().err}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_test_py_keeps_unpaired_translation_in_fp32(tiny_experiment, tmp_path):
+    folder, _ = tiny_experiment("api_scgan_unpaired", *GENERATOR_ARGS["scgan_unpaired"])
+    with pytest.raises(SystemExit, match="--precision bf16: --model unpaired renders with the model's own method, "
+                                         "in fp32 only"):
+        run_test_py(folder, tmp_path / "results", "--precision", "bf16")
+    assert not (tmp_path / "results").exists()
