@@ -12,12 +12,14 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils import parametrize
 
-from inference import Synthesizer, fold_spectral_norms
+from inference import Synthesizer, fold_spectral_norms, prepare_for_inference
 from inference.folding import spectral_parametrizations
+from inference.prepare import ZeroChannelSkippingConv2d
 from inference.synthesizer import load_networks
 from models import networks
 from models.networks.normalization import spectral_norm
 from models.networks.semantic_composition import CandidateSpectralNorm, SCConv2d
+from models.pix2pix_model import semantic_layout
 from util import util
 from util.checkpoint import CheckpointError
 from tests.conftest import probe_inputs
@@ -70,6 +72,44 @@ def test_folding_keeps_the_eval_output_and_leaves_no_parametrization(tiny_experi
         assert (expected.abs() < 0.99).float().mean() > 0.9      # the comparison is not between saturated +-1
         assert max_difference(got, expected) <= bound, dtype
     assert spectral_parametrizations(unfolded) == found          # the loaded network is left as it was
+
+
+@pytest.mark.parametrize("name", LABEL_GENERATORS)
+def test_prepared_generator_skips_absent_classes_and_keeps_the_output(tiny_experiment, name):
+    folder, opt = tiny_experiment(f"fold_{name}", *GENERATOR_ARGS[name])
+    unfolded, _, _ = load_networks(opt, str(folder), fold=False)
+    g = torch.Generator().manual_seed(3)
+    few = torch.tensor([1, 4, 6])[torch.randint(0, 3, (2, 1, 32, 32), generator=g)]   # 3 of label_nc 9 classes
+    every = torch.randint(0, opt.label_nc, (2, 1, 32, 32), generator=g)
+    fed = []   # channels each skipping conv was given
+    for dtype, bound in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        reference = copy.deepcopy(unfolded).to(dtype)
+        prepared = prepare_for_inference(copy.deepcopy(reference))
+        skipping = [m for m in prepared.modules() if isinstance(m, ZeroChannelSkippingConv2d)]
+        assert len(skipping) == len(prepared.layout_convs()) and (len(skipping) > 0) == (name != "pix2pixhd")
+        assert not any(parametrize.is_parametrized(m) for m in prepared.modules())
+        for conv in skipping:
+            def spy(x, weight, bias, conv=conv):
+                fed.append((conv.in_channels, x.shape[1], weight.shape[1]))
+                return nn.Conv2d._conv_forward(conv, x, weight, bias)
+            conv._conv_forward = spy
+        for ids in (few, every):
+            layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance).to(dtype)
+            with torch.no_grad():
+                expected, got = reference(layout), prepared(layout)
+            assert (expected.abs() < 0.99).float().mean() > 0.9
+            assert max_difference(got, expected) <= bound, (dtype, ids is few)
+    if skipping:   # with 3 classes each reads 3 one-hot channels (+ the edges, + features), all of them otherwise
+        assert any(given < channels for channels, given, _ in fed)
+        assert all(given == kernel for _, given, kernel in fed) and any(given == c for c, given, _ in fed)
+
+
+def test_synthesizer_runs_the_prepared_generator(tiny_experiment):
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    netG = Synthesizer.from_experiment(str(folder)).netG
+    assert sum(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules()) == len(netG.layout_convs()) > 0
+    netG = Synthesizer.from_experiment(str(folder), fold=False).netG
+    assert not any(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules())
 
 
 def test_a_folded_weight_is_w_over_the_sigma_of_the_stored_u_and_v():
