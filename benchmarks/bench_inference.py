@@ -6,16 +6,22 @@ For scgan, spade, pix2pixhd and ccfpse, each built at its preset for `--dataset_
 --batches size, in each mode:
 
   eager     the generator as built: spectral norms unfolded (recomputed at every forward), eval mode, no grad
-  folded    the same after inference.fold_spectral_norms (what inference.Synthesizer runs)
+  folded    the same after inference.fold_spectral_norms
+  prepared  after inference.prepare_for_inference (what inference.Synthesizer runs): folded, and the convolutions
+            that read the layout skip the classes absent from the batch
   compile   torch.compile (inductor) of the folded generator; its setup is the compile (the first call), with
             inductor's on-disk caches off so that it is a cold compile every time
-  onnx      the folded generator exported by inference/export.py (ONNX, dynamic batch), run in ONNX Runtime;
-            its setup is the export plus the session's creation
-  bf16      the folded generator under torch.autocast to bfloat16
+  onnx      the folded generator exported by inference/export.py (ONNX, dynamic batch), run in ONNX Runtime
+            (all graph optimizations, --threads intra-op threads); its setup is the export plus the session's
+            creation
+  bf16      the prepared generator under torch.autocast to bfloat16
 
 Weights are random (as built, no checkpoint): the speed of a generator does not depend on its weights' values.
-Layouts are random class ids, one-hot encoded with instance edges as training encodes them (no data needed);
---use_vae presets (ccfpse) get a random style code z, the same in every mode.
+Layouts are --classes regions around random seeds (a Voronoi diagram), each region its own random class, per
+image; --classes 0 draws a random class for every pixel instead (every class present, instance edges
+everywhere). They are one-hot encoded with instance edges as training encodes them (no data needed); the
+prepared mode's speed depends on how many classes a batch holds. --use_vae presets (ccfpse) get a random style
+code z, the same in every mode.
 
 Every time is the median over --repeats forwards after --warmup forwards. Each (model, size, batch, mode) runs in
 a fresh subprocess, so no mode's compiled kernels, thread pools or freed memory count for another's. Peak memory
@@ -24,9 +30,9 @@ on the CPU the peak resident set size read from /proc/self/status, on CUDA torch
 Runtime's own CUDA memory is not seen there: that cell is left empty). Each row gives its images/s as a ratio to
 the eager row of its (model, size, batch) and to scgan's row of its (size, batch, mode).
 
-    python -m benchmarks.bench_inference [--models scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
-        [--modes eager folded compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2] [--device cpu|cuda]
-        [--crop_size 64] [--out table.md]
+    python -m benchmarks.bench_inference [--generators scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
+        [--modes eager folded prepared compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2]
+        [--classes 12] [--device cpu|cuda] [--crop_size 64] [--out table.md]
 """
 import argparse
 import contextlib
@@ -38,13 +44,14 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.bench_models import median_ms, peak_memory_meter
 
 MODELS = ("scgan", "spade", "pix2pixhd", "ccfpse")
 SIZES = ("ade20k", "cityscapes")   # dataset modes whose options set the size and the presets
-MODES = ("eager", "folded", "compile", "onnx", "bf16")
+MODES = ("eager", "folded", "prepared", "compile", "onnx", "bf16")
 COLUMNS = ("model", "size", "batch", "mode", "img/s", "vs eager", "vs scgan", "peak MiB", "setup s")  # vs scgan:
 # only when scgan was measured
 
@@ -67,13 +74,29 @@ def build_options(model, size, args, checkpoints_dir):
         return BenchOptions().parse(argv, save=False, verbose=False)
 
 
-def random_inputs(opt, batch, device):
-    """-> (layout (B, semantic_nc, H, W), z (B, z_dim) or None) from random class ids, on `device`."""
+def voronoi_ids(size, classes, label_nc, seed=0):
+    """(H, W) int64 class ids: `classes` regions around random seeds, each a distinct random class of label_nc."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    seeds = rng.uniform(0, (h, w), size=(classes, 2))
+    chosen = rng.choice(label_nc, size=classes, replace=False)
+    rows, cols = np.mgrid[:h, :w]
+    nearest = ((rows[None] - seeds[:, 0, None, None]) ** 2 + (cols[None] - seeds[:, 1, None, None]) ** 2).argmin(0)
+    return chosen[nearest].astype(np.int64)
+
+
+def random_inputs(opt, batch, device, classes=12):
+    """-> (layout (B, semantic_nc, H, W), z (B, z_dim) or None) on `device`, from `classes` Voronoi regions per
+    image (a random class per pixel with classes 0)."""
     from inference.synthesizer import model_size
     from models.pix2pix_model import semantic_layout
     g = torch.Generator().manual_seed(0)
     h, w = model_size(opt)
-    ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, h, w), generator=g)
+    if classes:
+        ids = torch.from_numpy(np.stack([voronoi_ids((h, w), min(classes, opt.label_nc), opt.label_nc, seed=b)
+                                         for b in range(batch)]))[:, None]
+    else:
+        ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, h, w), generator=g)
     layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
     z = torch.randn(batch, opt.z_dim, generator=g) if opt.use_vae else None
     return layout.to(device), (z.to(device) if z is not None else None)
@@ -87,6 +110,7 @@ def onnx_runner(netG, opt, layout, z, args, folder):
     with contextlib.redirect_stdout(io.StringIO()):   # the exporter reports each of its steps
         export_onnx(netG, opt, path)
     options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL   # the default, said here
     options.intra_op_num_threads = args.threads
     options.inter_op_num_threads = 1
     providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
@@ -99,7 +123,7 @@ def onnx_runner(netG, opt, layout, z, args, folder):
 
 def measure(model, size, args):
     """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'params'}."""
-    from inference.folding import fold_spectral_norms
+    from inference import fold_spectral_norms, prepare_for_inference
     from models import networks
 
     device = torch.device(args.device)
@@ -107,10 +131,12 @@ def measure(model, size, args):
     with tempfile.TemporaryDirectory() as tmp:
         opt = build_options(model, size, args, tmp)
         netG = networks.define_G(opt, verbose=False).to(device).eval()
-        layout, z = random_inputs(opt, args.batch, device)
+        layout, z = random_inputs(opt, args.batch, device, args.classes)
         mode = args.mode
         t0 = time.perf_counter()
-        if mode != "eager":
+        if mode in ("prepared", "bf16"):
+            prepare_for_inference(netG)
+        elif mode != "eager":
             fold_spectral_norms(netG)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
 
@@ -143,7 +169,7 @@ def run_in_subprocess(model, size, batch, mode, args):
     """-> (result dict, None) or (None, why it was skipped)."""
     argv = [sys.executable, "-m", "benchmarks.bench_inference", "--_child", model, size, str(batch), mode,
             "--device", args.device, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-            "--threads", str(args.threads), "--crop_size", str(args.crop_size)]
+            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--classes", str(args.classes)]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # inductor's on-disk caches would turn a second run's compile into a cache read: time a cold compile
     env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if mode == "compile" else None
@@ -185,7 +211,7 @@ def table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--generators", "--models", dest="models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES),
                         help="dataset modes whose presets and size are used: ade20k 256x256, cityscapes 256x512")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
@@ -194,6 +220,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="CPU threads of torch and of ONNX Runtime (default: torch's, one per physical core)")
+    parser.add_argument("--classes", type=int, default=12,
+                        help="regions (each its own class) of every random layout; 0: a random class per pixel")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--crop_size", type=int, default=0,
                         help="width instead of the dataset's (the height follows its aspect ratio); for quick checks")
@@ -202,8 +230,8 @@ def main():
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this PyTorch sees no GPU; use --device cpu")
-    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
-        raise SystemExit("--batches and --repeats must be >= 1, --warmup >= 0, --threads >= 1")
+    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.classes < 0:
+        raise SystemExit("--batches and --repeats must be >= 1, --warmup and --classes >= 0, --threads >= 1")
     torch.set_num_threads(args.threads)
     if args._child:
         model, size, batch, args.mode = args._child
@@ -232,10 +260,11 @@ def main():
                     else:
                         results[(model, size, batch, mode)] = result
                     print(f"  done: {model} {size} batch {batch} {mode}", file=sys.stderr, flush=True)
-    header = (f"{args.device} ({args.threads} threads), random weights and layouts, median of {args.repeats} "
+    layouts = f"{args.classes}-class layouts" if args.classes else "layouts of a random class per pixel"
+    header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, median of {args.repeats} "
               f"after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
-              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding, "
-              f"compiling (the first call) or exporting and opening the ONNX session")
+              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding or "
+              f"preparing, compiling (the first call) or exporting and opening the ONNX session")
     text = "\n".join([header, "", table(results), *([""] + notes if notes else [])])
     print(text)
     if args.out:

@@ -27,17 +27,6 @@ import torch
 STROKE_WIDTH = 9
 
 
-def voronoi_ids(size, classes, label_nc, seed=0):
-    """(H, W) class ids: `classes` regions around random seeds, each a distinct random class of label_nc."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    seeds = rng.uniform(0, (h, w), size=(classes, 2))
-    chosen = rng.choice(label_nc, size=classes, replace=False)
-    rows, cols = np.mgrid[:h, :w]
-    nearest = ((rows[None] - seeds[:, 0, None, None]) ** 2 + (cols[None] - seeds[:, 1, None, None]) ** 2).argmin(0)
-    return chosen[nearest]
-
-
 def stroke(layer, colour, k, width=STROKE_WIDTH):
     """Paint stroke k on the (H, W, 3) layer in place: a line `width` pixels wide, its direction and position
     varying with k."""
@@ -53,7 +42,7 @@ def stroke(layer, colour, k, width=STROKE_WIDTH):
 
 def build_page(args, precision):
     """A demo.py DemoPage over a Synthesizer of a random-weight generator at the preset's size."""
-    from benchmarks.bench_inference import build_options
+    from benchmarks.bench_inference import build_options, voronoi_ids
     from demo import DemoPage
     from inference import Synthesizer, fold_spectral_norms
     from models import networks
