@@ -36,9 +36,11 @@ the eager row of its (model, size, batch) and to scgan's row of its (size, batch
 """
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,7 @@ from benchmarks.bench_models import median_ms, peak_memory_meter
 MODELS = ("scgan", "spade", "pix2pixhd", "ccfpse")
 SIZES = ("ade20k", "cityscapes")   # dataset modes whose options set the size and the presets
 MODES = ("eager", "folded", "prepared", "compile", "onnx", "bf16")
+INTERLEAVED = "interleaved"   # the child's mode that times every mode of --modes in turns
 COLUMNS = ("model", "size", "batch", "mode", "img/s", "vs eager", "vs scgan", "peak MiB", "setup s")  # vs scgan:
 # only when scgan was measured
 
@@ -121,9 +124,35 @@ def onnx_runner(netG, opt, layout, z, args, folder):
     return lambda: session.run(None, feeds)
 
 
-def measure(model, size, args):
-    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'params'}."""
+def set_up(mode, netG, opt, layout, z, args, folder):
+    """netG (eval mode, as built) made ready for `mode` -> (a function running one batch, setup seconds)."""
     from inference import fold_spectral_norms, prepare_for_inference
+    device = layout.device
+    t0 = time.perf_counter()
+    if mode in ("prepared", "bf16"):
+        prepare_for_inference(netG)
+    elif mode != "eager":
+        fold_spectral_norms(netG)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+
+    # the compiled module, or the generator itself (under autocast in bf16)
+    module = torch.compile(netG) if mode == "compile" else netG
+
+    def run():
+        with torch.no_grad(), autocast:
+            return module(layout, z=z)
+
+    if mode == "compile":
+        run()   # the compilation
+    elif mode == "onnx":
+        run = onnx_runner(netG, opt, layout, z, args, folder)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return run, time.perf_counter() - t0
+
+
+def measure(model, size, args):
+    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'size_hw'}."""
     from models import networks
 
     device = torch.device(args.device)
@@ -132,34 +161,38 @@ def measure(model, size, args):
         opt = build_options(model, size, args, tmp)
         netG = networks.define_G(opt, verbose=False).to(device).eval()
         layout, z = random_inputs(opt, args.batch, device, args.classes)
-        mode = args.mode
-        t0 = time.perf_counter()
-        if mode in ("prepared", "bf16"):
-            prepare_for_inference(netG)
-        elif mode != "eager":
-            fold_spectral_norms(netG)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
-
-        # the compiled module, or the generator itself (under autocast in bf16)
-        module = torch.compile(netG) if mode == "compile" else netG
-
-        def run():
-            with torch.no_grad(), autocast:
-                return module(layout, z=z)
-
-        if mode == "compile":
-            run()   # the compilation
-        elif mode == "onnx":
-            run = onnx_runner(netG, opt, layout, z, args, tmp)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        setup_s = time.perf_counter() - t0
+        run, setup_s = set_up(args.mode, netG, opt, layout, z, args, tmp)
         start_meter, peak_mib = peak_memory_meter(device)
         start_meter()
         ms = median_ms(run, device, args.warmup, args.repeats)
-        peak = peak_mib() if not (mode == "onnx" and device.type == "cuda") else None
-    return {"images_per_s": 1e3 * args.batch / ms, "peak_mib": peak, "setup_s": setup_s if mode != "eager" else None,
-            "size_hw": [layout.shape[2], layout.shape[3]]}
+        peak = peak_mib() if not (args.mode == "onnx" and device.type == "cuda") else None
+    return {"images_per_s": 1e3 * args.batch / ms, "peak_mib": peak,
+            "setup_s": setup_s if args.mode != "eager" else None, "size_hw": [layout.shape[2], layout.shape[3]]}
+
+
+def measure_interleaved(model, size, args):
+    """Every mode of args.modes set up in this one process on copies of one generator, then timed in turns (each
+    round runs every mode once), so that a load that comes and goes on a shared machine slows every mode alike
+    -> {mode: result dict as `measure`'s, without peak memory}."""
+    from models import networks
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = build_options(model, size, args, tmp)
+        built = networks.define_G(opt, verbose=False).to(device).eval()
+        layout, z = random_inputs(opt, args.batch, device, args.classes)
+        runs = {}
+        for mode in args.modes:
+            os.makedirs(os.path.join(tmp, mode))
+            runs[mode] = set_up(mode, copy.deepcopy(built), opt, layout, z, args, os.path.join(tmp, mode))
+        times = {mode: [] for mode in runs}
+        for _ in range(args.warmup + args.repeats):
+            for mode, (run, _) in runs.items():
+                times[mode].append(median_ms(run, device, 0, 1))
+    return {mode: {"images_per_s": 1e3 * args.batch / statistics.median(times[mode][args.warmup:]),
+                   "peak_mib": None, "setup_s": setup_s if mode != "eager" else None,
+                   "size_hw": [layout.shape[2], layout.shape[3]]} for mode, (_, setup_s) in runs.items()}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -169,14 +202,17 @@ def run_in_subprocess(model, size, batch, mode, args):
     """-> (result dict, None) or (None, why it was skipped)."""
     argv = [sys.executable, "-m", "benchmarks.bench_inference", "--_child", model, size, str(batch), mode,
             "--device", args.device, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--classes", str(args.classes)]
+            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--classes", str(args.classes),
+            "--modes", *args.modes]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # inductor's on-disk caches would turn a second run's compile into a cache read: time a cold compile
-    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if mode == "compile" else None
+    compiles = mode == "compile" or (mode == INTERLEAVED and "compile" in args.modes)
+    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if compiles else None
     done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        if mode == "compile":   # inductor needs a C++ compiler and may not support every operator
+        if mode == "compile":   # inductor needs a C++ compiler and may not support every operator (with
+            # --interleave a failed compile stops the run below)
             return None, f"torch.compile failed: {last}"
         sys.exit(f"{model} {size} batch {batch} {mode} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1]), None
@@ -225,6 +261,9 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--crop_size", type=int, default=0,
                         help="width instead of the dataset's (the height follows its aspect ratio); for quick checks")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time the modes of one (generator, size, batch) in one process, in turns, instead of "
+                             "each in a fresh process: ratios that hold on a shared machine; no peak memory")
     parser.add_argument("--out", help="also write the table (with its header line) to this file")
     parser.add_argument("--_child", nargs=4, metavar=("MODEL", "SIZE", "BATCH", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,7 +275,8 @@ def main():
     if args._child:
         model, size, batch, args.mode = args._child
         args.batch = int(batch)
-        print(json.dumps(measure(model, size, args)))
+        measured = measure_interleaved if args.mode == INTERLEAVED else measure
+        print(json.dumps(measured(model, size, args)))
         return
 
     notes = []
@@ -253,6 +293,11 @@ def main():
     for model in args.models:
         for size in args.sizes:
             for batch in args.batches:
+                if args.interleave:
+                    result, _ = run_in_subprocess(model, size, batch, INTERLEAVED, args)
+                    results.update(((model, size, batch, mode), result[mode]) for mode in args.modes)
+                    print(f"  done: {model} {size} batch {batch}", file=sys.stderr, flush=True)
+                    continue
                 for mode in args.modes:
                     result, skipped = run_in_subprocess(model, size, batch, mode, args)
                     if skipped:
@@ -261,8 +306,9 @@ def main():
                         results[(model, size, batch, mode)] = result
                     print(f"  done: {model} {size} batch {batch} {mode}", file=sys.stderr, flush=True)
     layouts = f"{args.classes}-class layouts" if args.classes else "layouts of a random class per pixel"
-    header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, median of {args.repeats} "
-              f"after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
+    timing = "modes timed in turns in one process" if args.interleave else "each mode in its own process"
+    header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, {timing}, median of "
+              f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
               f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding or "
               f"preparing, compiling (the first call) or exporting and opening the ONNX session")
     text = "\n".join([header, "", table(results), *([""] + notes if notes else [])])

@@ -23,7 +23,8 @@ def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("cpu (1 threads), random weights, 3-class layouts, median of 1 after 0 warm-up")
+    assert lines[0].startswith("cpu (1 threads), random weights, 3-class layouts, each mode in its own process, "
+                               "median of 1 after 0 warm-up")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
     # without scgan in the run there is no ratio to scgan's row
     assert rows[0] == ["model", "size", "batch", "mode", "img/s", "vs eager", "peak MiB", "setup s"]
@@ -34,6 +35,22 @@ def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
         assert all(float(cell.rstrip("x")) > 0 for cell in numbers), row
     assert rows[2][5] == "1.00x" and rows[2][-1] == "–"
     assert out.read_text().strip() in done.stdout
+
+
+@pytest.mark.slow   # one process, an SC-GAN at 32x32 in three modes: about 10 s on an idle 2-core CPU
+def test_bench_inference_interleaved_times_every_mode_in_one_process(tmp_path):
+    out = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--generators", "scgan", "--sizes",
+                           "ade20k", "--batches", "2", "--modes", "eager", "folded", "prepared", "--repeats", "2",
+                           "--warmup", "1", "--crop_size", "32", "--threads", "1", "--interleave", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = out.read_text().splitlines()
+    assert "modes timed in turns in one process, median of 2 after 1 warm-up" in lines[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")][2:]
+    assert [row[:4] for row in rows] == [["scgan", "ade20k 32x32", "2", m] for m in ("eager", "folded", "prepared")]
+    assert all(float(row[4]) > 0 and row[7] == "–" for row in rows)   # no peak memory when interleaved
+    assert rows[0][8] == "–" and all(float(row[8]) > 0 for row in rows[1:])
 
 
 def test_bench_inference_layouts_hold_the_asked_classes():
