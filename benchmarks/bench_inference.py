@@ -27,12 +27,15 @@ Every time is the median over --repeats forwards after --warmup forwards. Each (
 a fresh subprocess, so no mode's compiled kernels, thread pools or freed memory count for another's. Peak memory
 is what the forwards add over the memory held once the mode is set up (weights, compiled code, the ONNX session):
 on the CPU the peak resident set size read from /proc/self/status, on CUDA torch.cuda.max_memory_allocated (ONNX
-Runtime's own CUDA memory is not seen there: that cell is left empty). Each row gives its images/s as a ratio to
-the eager row of its (model, size, batch) and to scgan's row of its (size, batch, mode).
+Runtime's own CUDA memory is not seen there: that cell is left empty). With --interleave, the modes of one
+(model, size, batch) are set up in one process on copies of one generator and timed in turns, one forward of
+each mode a round, so that the load of other jobs on a shared machine slows them alike (no peak memory then).
+Each row gives its images/s as a ratio to the eager row of its (model, size, batch) and to scgan's row of its
+(size, batch, mode).
 
     python -m benchmarks.bench_inference [--generators scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
         [--modes eager folded prepared compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2]
-        [--classes 12] [--device cpu|cuda] [--crop_size 64] [--out table.md]
+        [--classes 12] [--interleave] [--device cpu|cuda] [--crop_size 64] [--out table.md]
 """
 import argparse
 import contextlib
