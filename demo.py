@@ -1,6 +1,7 @@
 """Paint a label map and watch the model synthesize it, on a local web page (gradio).
 
 python demo.py --name NAME [--which_epoch latest] [--checkpoints_dir DIR] [--host 127.0.0.1] [--port 7860]
+    [--precision fp32|bf16|fp16]
 
 The experiment's saved options are read, so the model is rebuilt as trained. The page shows the dataset's
 classes (names and the HTML pages' label colours), a canvas that starts from the first test sample (or all
@@ -176,7 +177,7 @@ def load_page(opt):
     """Options -> DemoPage for the experiment (its generator on the options' device, spectral norms folded)."""
     painting.check_paintable(opt)
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
-    api = Synthesizer.from_options(opt, device=device)
+    api = Synthesizer.from_options(opt, device=device, precision=opt.precision)
     if api.uses_ema:
         print(f"using the EMA generator {api.generator_file} (--no_ema for netG)")
     synthesizer = painting.DemoModel(api)

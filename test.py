@@ -7,8 +7,9 @@ python test.py --name NAME --dataset_mode custom --label_dir DIR (no --image_dir
 The model names the images of each row (model.visuals): label, result and real image; for --model unpaired the
 source, the reference (a target-domain image) and the result. A --use_vae model also writes K samples per label
 (--n_samples K) and style interpolations (--interpolate STEPS --style_a IMG --style_b IMG); see inference/multimodal.py.
-Label maps are rendered by inference.Synthesizer (the generator with its spectral norms folded, as every
-application runs it); the multimodal rows and --model unpaired use the model's own methods.
+Label maps, and the multimodal rows, are rendered by inference.Synthesizer (the generator with its spectral norms
+folded, as every application runs it), in --precision fp32, bf16 or fp16 (CUDA only). --model unpaired (a source
+and a reference image, no label map) keeps the model's own method, in fp32.
 """
 import os
 import sys
@@ -37,11 +38,11 @@ def main(argv=None):
         problems, dataset = test_problems(opt, web_dir)
         if problems:
             raise Problems(problems)
-        if opt.model == "pix2pix" and not multimodal.asked(opt):
-            synth, model = Synthesizer.from_options(opt, device=device), None
+        if opt.model == "pix2pix":
+            synth, model = Synthesizer.from_options(opt, device=device, precision=opt.precision), None
             if synth.uses_ema:
                 print(f"using the EMA generator {synth.generator_file} (--no_ema for netG)")
-        else:  # style rows (inference/multimodal.py) and unpaired translation run the model's own methods
+        else:  # unpaired translation reads a source and a reference image: the model's own method
             synth, model = None, create_model(opt).eval()
         dataloader = data.create_dataloader(opt, dataset)
         check_writable(web_dir)
@@ -52,7 +53,7 @@ def main(argv=None):
     visualizer = Visualizer(opt)
     webpage = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}")
     try:
-        rows = multimodal.MultimodalRows(model, opt, visualizer, webpage) if multimodal.asked(opt) else None
+        rows = multimodal.MultimodalRows(synth, opt, visualizer, webpage) if multimodal.asked(opt) else None
     except data.DatasetError as e:  # an unreadable style image
         sys.exit(f"error: {e}")
 

@@ -6,45 +6,58 @@ For scgan, spade, pix2pixhd and ccfpse, each built at its preset for `--dataset_
 --batches size, in each mode:
 
   eager     the generator as built: spectral norms unfolded (recomputed at every forward), eval mode, no grad
-  folded    the same after inference.fold_spectral_norms (what inference.Synthesizer runs)
+  folded    the same after inference.fold_spectral_norms
+  prepared  after inference.prepare_for_inference (what inference.Synthesizer runs): folded, and the convolutions
+            that read the layout skip the classes absent from the batch
   compile   torch.compile (inductor) of the folded generator; its setup is the compile (the first call), with
             inductor's on-disk caches off so that it is a cold compile every time
-  onnx      the folded generator exported by inference/export.py (ONNX, dynamic batch), run in ONNX Runtime;
-            its setup is the export plus the session's creation
-  bf16      the folded generator under torch.autocast to bfloat16
+  onnx      the folded generator exported by inference/export.py (ONNX, dynamic batch), run in ONNX Runtime
+            (all graph optimizations, --threads intra-op threads); its setup is the export plus the session's
+            creation
+  bf16      the prepared generator under torch.autocast to bfloat16
 
 Weights are random (as built, no checkpoint): the speed of a generator does not depend on its weights' values.
-Layouts are random class ids, one-hot encoded with instance edges as training encodes them (no data needed);
---use_vae presets (ccfpse) get a random style code z, the same in every mode.
+Layouts are --classes regions around random seeds (a Voronoi diagram), each region its own random class, per
+image; --classes 0 draws a random class for every pixel instead (every class present, instance edges
+everywhere). They are one-hot encoded with instance edges as training encodes them (no data needed); the
+prepared mode's speed depends on how many classes a batch holds. --use_vae presets (ccfpse) get a random style
+code z, the same in every mode.
 
 Every time is the median over --repeats forwards after --warmup forwards. Each (model, size, batch, mode) runs in
 a fresh subprocess, so no mode's compiled kernels, thread pools or freed memory count for another's. Peak memory
 is what the forwards add over the memory held once the mode is set up (weights, compiled code, the ONNX session):
 on the CPU the peak resident set size read from /proc/self/status, on CUDA torch.cuda.max_memory_allocated (ONNX
-Runtime's own CUDA memory is not seen there: that cell is left empty). Each row gives its images/s as a ratio to
-the eager row of its (model, size, batch) and to scgan's row of its (size, batch, mode).
+Runtime's own CUDA memory is not seen there: that cell is left empty). With --interleave, the modes of one
+(model, size, batch) are set up in one process on copies of one generator and timed in turns, one forward of
+each mode a round, so that the load of other jobs on a shared machine slows them alike (no peak memory then).
+Each row gives its images/s as a ratio to the eager row of its (model, size, batch) and to scgan's row of its
+(size, batch, mode).
 
-    python -m benchmarks.bench_inference [--models scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
-        [--modes eager folded compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2] [--device cpu|cuda]
-        [--crop_size 64] [--out table.md]
+    python -m benchmarks.bench_inference [--generators scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
+        [--modes eager folded prepared compile onnx bf16] [--repeats 3] [--warmup 1] [--threads 2]
+        [--classes 12] [--interleave] [--device cpu|cuda] [--crop_size 64] [--out table.md]
 """
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.bench_models import median_ms, peak_memory_meter
 
 MODELS = ("scgan", "spade", "pix2pixhd", "ccfpse")
 SIZES = ("ade20k", "cityscapes")   # dataset modes whose options set the size and the presets
-MODES = ("eager", "folded", "compile", "onnx", "bf16")
+MODES = ("eager", "folded", "prepared", "compile", "onnx", "bf16")
+INTERLEAVED = "interleaved"   # the child's mode that times every mode of --modes in turns
 COLUMNS = ("model", "size", "batch", "mode", "img/s", "vs eager", "vs scgan", "peak MiB", "setup s")  # vs scgan:
 # only when scgan was measured
 
@@ -67,13 +80,29 @@ def build_options(model, size, args, checkpoints_dir):
         return BenchOptions().parse(argv, save=False, verbose=False)
 
 
-def random_inputs(opt, batch, device):
-    """-> (layout (B, semantic_nc, H, W), z (B, z_dim) or None) from random class ids, on `device`."""
+def voronoi_ids(size, classes, label_nc, seed=0):
+    """(H, W) int64 class ids: `classes` regions around random seeds, each a distinct random class of label_nc."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    seeds = rng.uniform(0, (h, w), size=(classes, 2))
+    chosen = rng.choice(label_nc, size=classes, replace=False)
+    rows, cols = np.mgrid[:h, :w]
+    nearest = ((rows[None] - seeds[:, 0, None, None]) ** 2 + (cols[None] - seeds[:, 1, None, None]) ** 2).argmin(0)
+    return chosen[nearest].astype(np.int64)
+
+
+def random_inputs(opt, batch, device, classes=12):
+    """-> (layout (B, semantic_nc, H, W), z (B, z_dim) or None) on `device`, from `classes` Voronoi regions per
+    image (a random class per pixel with classes 0)."""
     from inference.synthesizer import model_size
     from models.pix2pix_model import semantic_layout
     g = torch.Generator().manual_seed(0)
     h, w = model_size(opt)
-    ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, h, w), generator=g)
+    if classes:
+        ids = torch.from_numpy(np.stack([voronoi_ids((h, w), min(classes, opt.label_nc), opt.label_nc, seed=b)
+                                         for b in range(batch)]))[:, None]
+    else:
+        ids = torch.randint(0, opt.label_nc + int(opt.contain_dontcare_label), (batch, 1, h, w), generator=g)
     layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
     z = torch.randn(batch, opt.z_dim, generator=g) if opt.use_vae else None
     return layout.to(device), (z.to(device) if z is not None else None)
@@ -87,6 +116,7 @@ def onnx_runner(netG, opt, layout, z, args, folder):
     with contextlib.redirect_stdout(io.StringIO()):   # the exporter reports each of its steps
         export_onnx(netG, opt, path)
     options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL   # the default, said here
     options.intra_op_num_threads = args.threads
     options.inter_op_num_threads = 1
     providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
@@ -97,9 +127,35 @@ def onnx_runner(netG, opt, layout, z, args, folder):
     return lambda: session.run(None, feeds)
 
 
+def set_up(mode, netG, opt, layout, z, args, folder):
+    """netG (eval mode, as built) made ready for `mode` -> (a function running one batch, setup seconds)."""
+    from inference import fold_spectral_norms, prepare_for_inference
+    device = layout.device
+    t0 = time.perf_counter()
+    if mode in ("prepared", "bf16"):
+        prepare_for_inference(netG)
+    elif mode != "eager":
+        fold_spectral_norms(netG)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+
+    # the compiled module, or the generator itself (under autocast in bf16)
+    module = torch.compile(netG) if mode == "compile" else netG
+
+    def run():
+        with torch.no_grad(), autocast:
+            return module(layout, z=z)
+
+    if mode == "compile":
+        run()   # the compilation
+    elif mode == "onnx":
+        run = onnx_runner(netG, opt, layout, z, args, folder)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return run, time.perf_counter() - t0
+
+
 def measure(model, size, args):
-    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'params'}."""
-    from inference.folding import fold_spectral_norms
+    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'size_hw'}."""
     from models import networks
 
     device = torch.device(args.device)
@@ -107,33 +163,39 @@ def measure(model, size, args):
     with tempfile.TemporaryDirectory() as tmp:
         opt = build_options(model, size, args, tmp)
         netG = networks.define_G(opt, verbose=False).to(device).eval()
-        layout, z = random_inputs(opt, args.batch, device)
-        mode = args.mode
-        t0 = time.perf_counter()
-        if mode != "eager":
-            fold_spectral_norms(netG)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
-
-        # the compiled module, or the generator itself (under autocast in bf16)
-        module = torch.compile(netG) if mode == "compile" else netG
-
-        def run():
-            with torch.no_grad(), autocast:
-                return module(layout, z=z)
-
-        if mode == "compile":
-            run()   # the compilation
-        elif mode == "onnx":
-            run = onnx_runner(netG, opt, layout, z, args, tmp)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        setup_s = time.perf_counter() - t0
+        layout, z = random_inputs(opt, args.batch, device, args.classes)
+        run, setup_s = set_up(args.mode, netG, opt, layout, z, args, tmp)
         start_meter, peak_mib = peak_memory_meter(device)
         start_meter()
         ms = median_ms(run, device, args.warmup, args.repeats)
-        peak = peak_mib() if not (mode == "onnx" and device.type == "cuda") else None
-    return {"images_per_s": 1e3 * args.batch / ms, "peak_mib": peak, "setup_s": setup_s if mode != "eager" else None,
-            "size_hw": [layout.shape[2], layout.shape[3]]}
+        peak = peak_mib() if not (args.mode == "onnx" and device.type == "cuda") else None
+    return {"images_per_s": 1e3 * args.batch / ms, "peak_mib": peak,
+            "setup_s": setup_s if args.mode != "eager" else None, "size_hw": [layout.shape[2], layout.shape[3]]}
+
+
+def measure_interleaved(model, size, args):
+    """Every mode of args.modes set up in this one process on copies of one generator, then timed in turns (each
+    round runs every mode once), so that a load that comes and goes on a shared machine slows every mode alike
+    -> {mode: result dict as `measure`'s, without peak memory}."""
+    from models import networks
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = build_options(model, size, args, tmp)
+        built = networks.define_G(opt, verbose=False).to(device).eval()
+        layout, z = random_inputs(opt, args.batch, device, args.classes)
+        runs = {}
+        for mode in args.modes:
+            os.makedirs(os.path.join(tmp, mode))
+            runs[mode] = set_up(mode, copy.deepcopy(built), opt, layout, z, args, os.path.join(tmp, mode))
+        times = {mode: [] for mode in runs}
+        for _ in range(args.warmup + args.repeats):
+            for mode, (run, _) in runs.items():
+                times[mode].append(median_ms(run, device, 0, 1))
+    return {mode: {"images_per_s": 1e3 * args.batch / statistics.median(times[mode][args.warmup:]),
+                   "peak_mib": None, "setup_s": setup_s if mode != "eager" else None,
+                   "size_hw": [layout.shape[2], layout.shape[3]]} for mode, (_, setup_s) in runs.items()}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -143,14 +205,17 @@ def run_in_subprocess(model, size, batch, mode, args):
     """-> (result dict, None) or (None, why it was skipped)."""
     argv = [sys.executable, "-m", "benchmarks.bench_inference", "--_child", model, size, str(batch), mode,
             "--device", args.device, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-            "--threads", str(args.threads), "--crop_size", str(args.crop_size)]
+            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--classes", str(args.classes),
+            "--modes", *args.modes]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # inductor's on-disk caches would turn a second run's compile into a cache read: time a cold compile
-    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if mode == "compile" else None
+    compiles = mode == "compile" or (mode == INTERLEAVED and "compile" in args.modes)
+    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if compiles else None
     done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        if mode == "compile":   # inductor needs a C++ compiler and may not support every operator
+        if mode == "compile":   # inductor needs a C++ compiler and may not support every operator (with
+            # --interleave a failed compile stops the run below)
             return None, f"torch.compile failed: {last}"
         sys.exit(f"{model} {size} batch {batch} {mode} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1]), None
@@ -185,7 +250,7 @@ def table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--generators", "--models", dest="models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES),
                         help="dataset modes whose presets and size are used: ade20k 256x256, cityscapes 256x512")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
@@ -194,21 +259,27 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="CPU threads of torch and of ONNX Runtime (default: torch's, one per physical core)")
+    parser.add_argument("--classes", type=int, default=12,
+                        help="regions (each its own class) of every random layout; 0: a random class per pixel")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--crop_size", type=int, default=0,
                         help="width instead of the dataset's (the height follows its aspect ratio); for quick checks")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time the modes of one (generator, size, batch) in one process, in turns, instead of "
+                             "each in a fresh process: ratios that hold on a shared machine; no peak memory")
     parser.add_argument("--out", help="also write the table (with its header line) to this file")
     parser.add_argument("--_child", nargs=4, metavar=("MODEL", "SIZE", "BATCH", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this PyTorch sees no GPU; use --device cpu")
-    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
-        raise SystemExit("--batches and --repeats must be >= 1, --warmup >= 0, --threads >= 1")
+    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.classes < 0:
+        raise SystemExit("--batches and --repeats must be >= 1, --warmup and --classes >= 0, --threads >= 1")
     torch.set_num_threads(args.threads)
     if args._child:
         model, size, batch, args.mode = args._child
         args.batch = int(batch)
-        print(json.dumps(measure(model, size, args)))
+        measured = measure_interleaved if args.mode == INTERLEAVED else measure
+        print(json.dumps(measured(model, size, args)))
         return
 
     notes = []
@@ -225,6 +296,11 @@ def main():
     for model in args.models:
         for size in args.sizes:
             for batch in args.batches:
+                if args.interleave:
+                    result, _ = run_in_subprocess(model, size, batch, INTERLEAVED, args)
+                    results.update(((model, size, batch, mode), result[mode]) for mode in args.modes)
+                    print(f"  done: {model} {size} batch {batch}", file=sys.stderr, flush=True)
+                    continue
                 for mode in args.modes:
                     result, skipped = run_in_subprocess(model, size, batch, mode, args)
                     if skipped:
@@ -232,10 +308,12 @@ def main():
                     else:
                         results[(model, size, batch, mode)] = result
                     print(f"  done: {model} {size} batch {batch} {mode}", file=sys.stderr, flush=True)
-    header = (f"{args.device} ({args.threads} threads), random weights and layouts, median of {args.repeats} "
-              f"after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
-              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding, "
-              f"compiling (the first call) or exporting and opening the ONNX session")
+    layouts = f"{args.classes}-class layouts" if args.classes else "layouts of a random class per pixel"
+    timing = "modes timed in turns in one process" if args.interleave else "each mode in its own process"
+    header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, {timing}, median of "
+              f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
+              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding or "
+              f"preparing, compiling (the first call) or exporting and opening the ONNX session")
     text = "\n".join([header, "", table(results), *([""] + notes if notes else [])])
     print(text)
     if args.out:

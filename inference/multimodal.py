@@ -8,8 +8,9 @@ to the result page:
   --interpolate STEPS      input label, style A, STEPS results for z = (1 - t) z_a + t z_b with t = 0 .. 1,
   --style_a A --style_b B  style B; z_a, z_b are the posterior means mu of the two encoded style images.
 Files: images/<visual>/<label basename>.png, as SPADE's test page, and images/style/style_{a,b}.png once.
-Every result is one generator pass per code over the batch of labels, so a code's image is the same as
-`model.generate_with_code(layout, z)` for that batch.
+Every result is one pass of the Synthesizer's generator (inference/synthesizer.py: spectral norms folded, in
+test.py's --precision) per code over the batch of labels, so a code's image is `synth.generate(layout, z)` for
+that batch.
 """
 import ntpath
 import os
@@ -61,11 +62,6 @@ def load_style_image(path, opt):
     return image_to_tensor(preprocess(img, opt, params, Image.BICUBIC)).unsqueeze(0)
 
 
-def sample_codes(model, n: int, seed: int):
-    """-> (n, z_dim) codes z ~ N(0, I) from a CPU generator seeded by `seed`: the same on every run and device."""
-    return model.random_codes(n, torch.Generator().manual_seed(seed))
-
-
 def interpolation_codes(z_a, z_b, steps: int):
     """z_a, z_b: (z_dim,) -> (steps, z_dim) rows (1 - t) z_a + t z_b for t = 0, 1/(steps-1), ..., 1; the first
     row is exactly z_a and the last exactly z_b."""
@@ -75,10 +71,10 @@ def interpolation_codes(z_a, z_b, steps: int):
     return (1 - t) * z_a[None] + t * z_b[None]
 
 
-def generate_per_code(model, input_semantics, codes):
-    """input_semantics: (B, semantic_nc, H, W); codes: (K, z_dim) -> K images (B, 3, H, W), image k rendered
-    with code k for every label of the batch."""
-    return [model.generate_with_code(input_semantics, z) for z in codes]
+def generate_per_code(synth, layout, codes):
+    """synth: an inference.Synthesizer; layout: (B, semantic_nc, H, W); codes: (K, z_dim) -> K images
+    (B, 3, H, W), image k rendered with code k for every label of the batch."""
+    return [synth.generate(layout, style=z) for z in codes]
 
 
 # ------------------------------------------------------------------------------------------------ page rows
@@ -92,14 +88,16 @@ class MultimodalRows:
     """Writes test.py's rows for a --use_vae model: per label, the samples row (or, with --n_samples 1, the
     usual input / synthesized / real row) and the interpolation row when --interpolate is given."""
 
-    def __init__(self, model, opt, visualizer, webpage):
-        self.model, self.opt, self.visualizer, self.webpage = model, opt, visualizer, webpage
-        self.codes = sample_codes(model, opt.n_samples, opt.seed) if opt.n_samples > 1 else None
+    def __init__(self, synth, opt, visualizer, webpage):
+        """synth: the inference.Synthesizer of the experiment (a --use_vae one, with its encoder)."""
+        self.synth, self.opt, self.visualizer, self.webpage = synth, opt, visualizer, webpage
+        # z ~ N(0, I) from a CPU generator seeded by --seed: the same codes on every run and device
+        self.codes = synth.random_codes(opt.n_samples, opt.seed) if opt.n_samples > 1 else None
         self.sample_names = visual_names("sample", opt.n_samples, 1)
         self.interpolation = None
         if opt.interpolate is not None:
             styles = [load_style_image(getattr(opt, name), opt) for name in ("style_a", "style_b")]
-            z_a, z_b = (model.encode_style(image)[0] for image in styles)
+            z_a, z_b = (synth.encode_style(image)[0].float() for image in styles)   # the posterior means
             self.interpolation = interpolation_codes(z_a, z_b, opt.interpolate)
             self.step_names = visual_names("interp", opt.interpolate, 0)
             self.style_files = []
@@ -112,13 +110,13 @@ class MultimodalRows:
         """data_i: a test batch (without 'image' when the test set has labels only); rows for its first `count`
         labels."""
         has_images = "image" in data_i
-        input_semantics, _ = self.model.preprocess_input(data_i)
+        layout = self.synth.layout_of_ids(data_i["label"].long(), data_i["instance"])
         if self.codes is None:  # the usual result: the real image's style when there is one
-            single = self.model(data_i, mode="inference")
+            single = self.synth.synthesize_batch(data_i)
         else:
-            samples = generate_per_code(self.model, input_semantics, self.codes)
+            samples = generate_per_code(self.synth, layout, self.codes)
         if self.interpolation is not None:
-            steps = generate_per_code(self.model, input_semantics, self.interpolation)
+            steps = generate_per_code(self.synth, layout, self.interpolation)
         for b in range(count):
             basename = os.path.splitext(ntpath.basename(str(data_i["path"][b])))[0]
             visuals = OrderedDict([("input_label", data_i["label"][b:b + 1])])

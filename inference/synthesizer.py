@@ -8,8 +8,9 @@
 Label maps come as a file path, a PIL image, an integer array or tensor of class ids ((H, W) one, (B, H, W) a
 batch), a float one-hot tensor ((C, H, W) or (B, C, H, W), C = label_nc + 1 with the dontcare label), or a list
 of these. They are turned into the generator's input by models/pix2pix_model.py (`semantic_layout`: one-hot,
-dontcare channel, instance edges), exactly as for training. The generator's spectral norms are folded at load
-(inference/folding.py). test.py, evaluate.py and demo.py synthesize through this class.
+dontcare channel, instance edges), exactly as for training. The generator is prepared at load
+(inference/prepare.py): its spectral norms folded, and its layout convolutions skipping the classes absent from
+the batch. test.py, evaluate.py and demo.py synthesize through this class.
 
 Built from the experiment's saved options (opt.json read into a Namespace, nothing parsed), so this module does
 not import options/. A released file is imported into an experiment first: tools/import_checkpoint.py's
@@ -32,6 +33,7 @@ from models.pix2pix_model import semantic_layout
 from util import util
 
 from .folding import fold_spectral_norms
+from .prepare import skip_zero_layout_channels
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 OUTPUTS = ("uint8", "pil", "tensor")
@@ -141,6 +143,8 @@ class Synthesizer:
         trust_pickle = trust_pickle if trust_pickle is not None else opt.trust_pickle
         check_settings(opt, device, precision)   # before the networks are built and loaded
         netG, netE, file = load_networks(opt, folder, which_epoch, ema, device, trust_pickle, fold)
+        if fold:   # the rest of prepare_for_inference (inference/prepare.py)
+            skip_zero_layout_channels(netG)
         return cls(netG, opt, netE, device, precision, file)
 
     @property

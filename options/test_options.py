@@ -34,6 +34,20 @@ def describe_experiments(checkpoints_dir):
     return ", ".join(items) or "none"
 
 
+def add_precision_option(parser):
+    """--precision of the programs that synthesize through inference.Synthesizer (test.py, demo.py)."""
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="the generator's (and encoder's) weights and inputs in this precision; fp16 on CUDA "
+                             "only; images are written from float32 either way (inference.Synthesizer)")
+
+
+def check_precision(opt):
+    """Stop with one line when --precision cannot run on the chosen device."""
+    if opt.precision == "fp16" and not opt.gpu_ids:
+        raise SystemExit("--precision fp16 runs on CUDA only, and --gpu_ids -1 is the CPU: use --precision bf16 "
+                         "or fp32, or a GPU (--gpu_ids 0)")
+
+
 class TestOptions(BaseOptions):
     isTrain = False
     # test.py and evaluate.py test a trained experiment; tools that build one (the importer) or only need the
@@ -102,10 +116,15 @@ class TestPageOptions(TestOptions):
                                  "mean mu of the encoder's posterior for the image (needs a --use_vae model)")
         parser.add_argument("--style_a", type=str, default="", help="--interpolate: image file of the first style")
         parser.add_argument("--style_b", type=str, default="", help="--interpolate: image file of the second style")
+        add_precision_option(parser)
         return parser
 
     def finalize(self, opt):
         TestOptions.finalize(self, opt)
+        check_precision(opt)
+        if opt.precision != "fp32" and opt.model == "unpaired":
+            raise SystemExit(f"--precision {opt.precision}: --model unpaired renders with the model's own method, "
+                             f"in fp32 only; leave --precision out")
         try:
             check_options(opt)
         except ValueError as e:

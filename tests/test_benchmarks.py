@@ -1,4 +1,5 @@
-"""benchmarks/bench_inference.py runs end to end at a tiny size and writes the table it promises."""
+"""benchmarks/bench_inference.py and bench_stroke.py run end to end at a tiny size and write the tables they
+promise."""
 import importlib.util
 import os
 import subprocess
@@ -12,17 +13,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow   # one fresh process per mode, and an ONNX export: 33 to 40 s on an idle 2-core CPU
 def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
     # compile is left out: inductor takes minutes on a CPU
-    modes = ["eager", "folded", "bf16"]
+    modes = ["eager", "folded", "prepared", "bf16"]
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):
-        modes.insert(2, "onnx")
+        modes.insert(3, "onnx")
     out = tmp_path / "table.md"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--models", "spade", "--sizes",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--generators", "spade", "--sizes",
                            "ade20k", "--batches", "1", "--modes", *modes, "--repeats", "1", "--warmup", "0",
-                           "--crop_size", "32", "--threads", "1", "--out", str(out)],
+                           "--crop_size", "32", "--threads", "1", "--classes", "3", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("cpu (1 threads), random weights and layouts, median of 1 after 0 warm-up")
+    assert lines[0].startswith("cpu (1 threads), random weights, 3-class layouts, each mode in its own process, "
+                               "median of 1 after 0 warm-up")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
     # without scgan in the run there is no ratio to scgan's row
     assert rows[0] == ["model", "size", "batch", "mode", "img/s", "vs eager", "peak MiB", "setup s"]
@@ -33,3 +35,50 @@ def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
         assert all(float(cell.rstrip("x")) > 0 for cell in numbers), row
     assert rows[2][5] == "1.00x" and rows[2][-1] == "–"
     assert out.read_text().strip() in done.stdout
+
+
+@pytest.mark.slow   # one process, an SC-GAN at 32x32 in three modes: about 10 s on an idle 2-core CPU
+def test_bench_inference_interleaved_times_every_mode_in_one_process(tmp_path):
+    out = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--generators", "scgan", "--sizes",
+                           "ade20k", "--batches", "2", "--modes", "eager", "folded", "prepared", "--repeats", "2",
+                           "--warmup", "1", "--crop_size", "32", "--threads", "1", "--interleave", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = out.read_text().splitlines()
+    assert "modes timed in turns in one process, median of 2 after 1 warm-up" in lines[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")][2:]
+    assert [row[:4] for row in rows] == [["scgan", "ade20k 32x32", "2", m] for m in ("eager", "folded", "prepared")]
+    assert all(float(row[4]) > 0 and row[7] == "–" for row in rows)   # no peak memory when interleaved
+    assert rows[0][8] == "–" and all(float(row[8]) > 0 for row in rows[1:])
+
+
+def test_bench_inference_layouts_hold_the_asked_classes():
+    from benchmarks.bench_inference import voronoi_ids
+    ids = voronoi_ids((32, 48), 5, 150, seed=2)
+    assert ids.shape == (32, 48) and len(set(ids.ravel().tolist())) == 5 and ids.max() < 150
+    assert not (ids == voronoi_ids((32, 48), 5, 150, seed=3)).all()
+
+
+@pytest.mark.slow   # two demo pages of a 64x64 SC-GAN (ade20k widths): about 20 s on an idle 2-core CPU
+def test_bench_stroke_times_the_demo_callback_and_its_parts(tmp_path):
+    out = tmp_path / "stroke.md"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_stroke", "--crop_size", "64", "--strokes", "1",
+                           "--warmup", "0", "--threads", "1", "--classes", "4", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = out.read_text().splitlines()
+    assert lines[0] == "cpu (1 threads), one stroke on a 4-class layout, median of 1 strokes after 0; ms"
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    assert rows[0] == ["model", "size", "precision", "stroke ms", "ids ms", "generator ms", "pictures ms"]
+    assert [row[:3] for row in rows[2:]] == [["scgan", "64x64", "fp32"], ["scgan", "64x64", "bf16"]]
+    assert all(float(cell) >= 0 for row in rows[2:] for cell in row[3:]) and all(float(r[5]) > 0 for r in rows[2:])
+
+
+def test_a_stroke_changes_the_ids_the_demo_reads():
+    import numpy as np
+    from benchmarks.bench_stroke import stroke
+    layer = np.zeros((64, 64, 3), np.uint8)
+    stroke(layer, (9, 9, 9), 0)
+    painted = (layer == 9).all(-1)
+    assert 0.05 < painted.mean() < 0.5   # a line across the canvas, 9 pixels wide

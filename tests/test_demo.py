@@ -297,6 +297,19 @@ def test_a_style_seed_fixes_the_code_and_the_noise(checkpoints, pages, name):
         assert synth.draw_style(3) is None     # OASIS's noise is drawn by the generator, from the seed
 
 
+def test_the_page_runs_the_generator_in_the_asked_precision(checkpoints):
+    import demo
+    from inference import Synthesizer
+    with contextlib.redirect_stdout(io.StringIO()):
+        page = demo.load_page(demo_options(checkpoints, "scgan", "--precision", "bf16"))
+    assert next(page.synth.synthesizer.netG.parameters()).dtype == torch.bfloat16
+    ids = page.initial_ids
+    bf16 = Synthesizer.from_experiment(str(checkpoints / "scgan"), precision="bf16")
+    assert np.array_equal(page.synth.run(ids).image, bf16(ids))
+    with pytest.raises(SystemExit, match="--precision fp16 runs on CUDA only"):
+        demo_options(checkpoints, "scgan", "--precision", "fp16")
+
+
 def test_a_model_without_label_maps_is_refused():
     opt = argparse.Namespace(label_nc=0, model="unpaired", name="horses")
     with pytest.raises(ValueError, match=r"demo.py paints label maps, and --model unpaired of 'horses' reads none"):

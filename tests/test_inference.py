@@ -13,12 +13,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from checkpointing.storage import CheckpointError
-from inference import Synthesizer, fold_spectral_norms
+from inference import Synthesizer, fold_spectral_norms, prepare_for_inference
 from inference.folding import spectral_parametrizations
+from inference.prepare import ZeroChannelSkippingConv2d
 from inference.synthesizer import load_networks
 from models import networks
 from models.networks.normalization import spectral_norm
 from models.networks.semantic_composition import CandidateSpectralNorm, SCConv2d
+from models.pix2pix_model import semantic_layout
 from tests.conftest import probe_inputs
 from util import util
 
@@ -70,6 +72,44 @@ def test_folding_keeps_the_eval_output_and_leaves_no_parametrization(tiny_experi
         assert (expected.abs() < 0.99).float().mean() > 0.9      # the comparison is not between saturated +-1
         assert max_difference(got, expected) <= bound, dtype
     assert spectral_parametrizations(unfolded) == found          # the loaded network is left as it was
+
+
+@pytest.mark.parametrize("name", LABEL_GENERATORS)
+def test_prepared_generator_skips_absent_classes_and_keeps_the_output(tiny_experiment, name):
+    folder, opt = tiny_experiment(f"fold_{name}", *GENERATOR_ARGS[name])
+    unfolded, _, _ = load_networks(opt, str(folder), fold=False)
+    g = torch.Generator().manual_seed(3)
+    few = torch.tensor([1, 4, 6])[torch.randint(0, 3, (2, 1, 32, 32), generator=g)]   # 3 of label_nc 9 classes
+    every = torch.randint(0, opt.label_nc, (2, 1, 32, 32), generator=g)
+    fed = []   # channels each skipping conv was given
+    for dtype, bound in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        reference = copy.deepcopy(unfolded).to(dtype)
+        prepared = prepare_for_inference(copy.deepcopy(reference))
+        skipping = [m for m in prepared.modules() if isinstance(m, ZeroChannelSkippingConv2d)]
+        assert len(skipping) == len(prepared.layout_convs()) and (len(skipping) > 0) == (name != "pix2pixhd")
+        assert not any(parametrize.is_parametrized(m) for m in prepared.modules())
+        for conv in skipping:
+            def spy(x, weight, bias, conv=conv):
+                fed.append((conv.in_channels, x.shape[1], weight.shape[1]))
+                return nn.Conv2d._conv_forward(conv, x, weight, bias)
+            conv._conv_forward = spy
+        for ids in (few, every):
+            layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance).to(dtype)
+            with torch.no_grad():
+                expected, got = reference(layout), prepared(layout)
+            assert (expected.abs() < 0.99).float().mean() > 0.9
+            assert max_difference(got, expected) <= bound, (dtype, ids is few)
+    if skipping:   # with 3 classes each reads 3 one-hot channels (+ the edges, + features), all of them otherwise
+        assert any(given < channels for channels, given, _ in fed)
+        assert all(given == kernel for _, given, kernel in fed) and any(given == c for c, given, _ in fed)
+
+
+def test_synthesizer_runs_the_prepared_generator(tiny_experiment):
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    netG = Synthesizer.from_experiment(str(folder)).netG
+    assert sum(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules()) == len(netG.layout_convs()) > 0
+    netG = Synthesizer.from_experiment(str(folder), fold=False).netG
+    assert not any(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules())
 
 
 def test_a_folded_weight_is_w_over_the_sigma_of_the_stored_u_and_v():
@@ -273,3 +313,45 @@ def test_a_dataset_batch_renders_as_test_py_rendered_it_with_the_style_of_the_re
     assert (expected.abs() < 0.99).float().mean() > 0.9 and max_difference(got, expected) <= 1e-6
     torch.manual_seed(2)
     assert max_difference(synth.synthesize_batch(data), expected) > 1e-4   # the sample does depend on the draw
+
+
+# ------------------------------------------------------------------------------------------------ test.py
+def run_test_py(folder, results, *extra):
+    import test as test_script
+    with contextlib.redirect_stdout(io.StringIO()):
+        test_script.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--results_dir",
+                          str(results), "--gpu_ids", "-1", "--how_many", "2", *map(str, extra)])
+    return results / folder.name / "test_latest" / "images" / "synthesized_image"
+
+
+def test_test_py_renders_in_the_asked_precision(tiny_experiment, tmp_path):
+    import data
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    pages = {p: run_test_py(folder, tmp_path / p, "--precision", p) for p in ("fp32", "bf16")}
+    test_opt = pix2pix_model(folder).opt   # test.py's options: its first batch holds the two results
+    first = next(iter(data.create_dataloader(test_opt, data.create_dataset(test_opt))))
+    rendered = {p: Synthesizer.from_experiment(str(folder), precision=p).synthesize_batch(first) for p in pages}
+    for i, name in enumerate(["00000.png", "00001.png"]):
+        for p in pages:
+            assert np.array_equal(np.asarray(Image.open(pages[p] / name)), util.tensor2im(rendered[p][i])), (p, name)
+        assert not np.array_equal(*(np.asarray(Image.open(pages[p] / name)) for p in pages))   # bf16 is not fp32
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--precision", "fp16"], "--precision fp16 runs on CUDA only, and --gpu_ids -1 is the CPU"),
+    (["--precision", "fp64"], "argument --precision: invalid choice: 'fp64'"),
+])
+def test_test_py_refuses_a_precision_it_cannot_run(tiny_experiment, tmp_path, extra, message, capsys):
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    with pytest.raises(SystemExit) as e:
+        run_test_py(folder, tmp_path / "results", *extra)
+    assert message in f"{e.value}\n{capsys.readouterr().err}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_test_py_keeps_unpaired_translation_in_fp32(tiny_experiment, tmp_path):
+    folder, _ = tiny_experiment("api_scgan_unpaired", *GENERATOR_ARGS["scgan_unpaired"])
+    with pytest.raises(SystemExit, match="--precision bf16: --model unpaired renders with the model's own method, "
+                                         "in fp32 only"):
+        run_test_py(folder, tmp_path / "results", "--precision", "bf16")
+    assert not (tmp_path / "results").exists()

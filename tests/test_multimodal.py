@@ -1,6 +1,6 @@
-"""Multimodal synthesis and style interpolation (inference/multimodal.py, Pix2PixModel's style-code methods,
-test.py --n_samples / --interpolate): codes reach the generator, one code gives one image, interpolation ends
-at the encoded styles, and the page holds the promised rows and files."""
+"""Multimodal synthesis and style interpolation (inference/multimodal.py through inference.Synthesizer,
+Pix2PixModel's style-code methods, test.py --n_samples / --interpolate): codes reach the generator, one code
+gives one image, interpolation ends at the encoded styles, and the page holds the promised rows and files."""
 import contextlib
 import io
 import os
@@ -14,7 +14,7 @@ from PIL import Image
 import data
 import test as test_script
 import train as train_script
-from inference import multimodal
+from inference import Synthesizer, multimodal
 from models.pix2pix_model import Pix2PixModel
 from options.test_options import TestPageOptions
 from util import util
@@ -24,7 +24,8 @@ SIZES = {"spade": ["--crop_size", "32", "--load_size", "32"],
 
 
 def vae_model(parse_options, netG):
-    """A --use_vae model with random weights, in eval mode, and a batch of two random layouts for it."""
+    """A --use_vae model with random weights, in eval mode, a Synthesizer of its networks (unfolded, so that both
+    run the same weights) and a batch of two random layouts for them."""
     opt = parse_options("--dataset_mode", "synthetic", "--netG", netG, "--ngf", 8, "--ndf", 8, "--use_vae",
                         "--z_dim", 8, *SIZES[netG])
     torch.manual_seed(0)
@@ -32,7 +33,7 @@ def vae_model(parse_options, netG):
         model = Pix2PixModel(opt).eval()
     label = torch.randint(0, opt.label_nc, (2, 1, opt.crop_size, opt.crop_size), generator=torch.Generator().manual_seed(1))
     layout, _ = model.preprocess_input({"label": label, "instance": torch.zeros_like(label)})
-    return model, layout
+    return model, Synthesizer(model.netG, model.opt, model.netE), layout
 
 
 def random_image(size, seed):
@@ -41,11 +42,11 @@ def random_image(size, seed):
 
 @pytest.mark.parametrize("netG", ["spade", "scgan"])
 def test_samples_with_different_codes_differ_and_one_code_repeats(parse_options, netG):
-    model, layout = vae_model(parse_options, netG)
-    codes = multimodal.sample_codes(model, 3, seed=5)
+    model, synth, layout = vae_model(parse_options, netG)
+    codes = synth.random_codes(3, seed=5)
     assert torch.equal(codes, torch.randn(3, 8, generator=torch.Generator().manual_seed(5)))  # z ~ N(0, I) from --seed
-    assert torch.equal(codes, multimodal.sample_codes(model, 3, seed=5))
-    samples = multimodal.generate_per_code(model, layout, codes)
+    assert torch.equal(codes, synth.random_codes(3, seed=5))
+    samples = multimodal.generate_per_code(synth, layout, codes)
     assert len(samples) == 3 and all(s.shape == (2, 3, model.opt.crop_size, model.opt.crop_size) for s in samples)
     for i in range(3):
         for j in range(i + 1, 3):
@@ -58,15 +59,16 @@ def test_samples_with_different_codes_differ_and_one_code_repeats(parse_options,
 
 @pytest.mark.parametrize("netG", ["spade", "scgan"])
 def test_interpolation_ends_at_the_two_encoded_styles(parse_options, netG):
-    model, layout = vae_model(parse_options, netG)
+    model, synth, layout = vae_model(parse_options, netG)
     style_a, style_b = random_image(model.opt.crop_size, 2), random_image(model.opt.crop_size, 3)
-    z_a, z_b = model.encode_style(style_a)[0], model.encode_style(style_b)[0]
+    z_a, z_b = synth.encode_style(style_a)[0], synth.encode_style(style_b)[0]
+    assert torch.equal(z_a, model.encode_style(style_a)[0])
     assert torch.equal(z_a, model.netE(style_a)[0][0])  # the posterior mean, no sampling noise
     codes = multimodal.interpolation_codes(z_a, z_b, 5)
     assert codes.shape == (5, 8) and torch.equal(codes[0], z_a) and torch.equal(codes[-1], z_b)
     for i, t in enumerate([0.0, 0.25, 0.5, 0.75, 1.0]):
         assert torch.allclose(codes[i], z_a + t * (z_b - z_a), atol=1e-6)
-    images = multimodal.generate_per_code(model, layout, codes)
+    images = multimodal.generate_per_code(synth, layout, codes)
     assert torch.equal(images[0], model.generate_with_code(layout, z_a))
     assert torch.equal(images[-1], model.generate_with_code(layout, z_b))
     assert (images[0] - images[-1]).abs().mean() > 0.05
@@ -85,7 +87,7 @@ def test_style_codes_need_a_vae_model(parse_options):
 
 
 def test_a_code_of_the_wrong_size_is_refused(parse_options):
-    model, layout = vae_model(parse_options, "spade")
+    model, _, layout = vae_model(parse_options, "spade")
     with pytest.raises(ValueError, match=r"z has shape \(2, 7\), expected \(2, 8\)"):
         model.generate_with_code(layout, torch.zeros(2, 7))
 
@@ -170,7 +172,7 @@ def test_page_has_k_samples_and_an_interpolation_row_per_label(vae_experiment):
         model = Pix2PixModel(opt).eval()
     sample = data.create_dataset(opt)[1]
     layout, _ = model.preprocess_input({k: v[None] if torch.is_tensor(v) else v for k, v in sample.items()})
-    codes = multimodal.sample_codes(model, 3, opt.seed)
+    codes = model.random_codes(3, torch.Generator().manual_seed(opt.seed))
     z_b = model.encode_style(multimodal.load_style_image(style_b, opt))
     for file_name, z in [("sample_2/00001.png", codes[1]), ("interp_3/00001.png", z_b)]:
         saved = np.asarray(Image.open(images / file_name)).astype(int)

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.networks.normalization import SPADE, NormSpec, conv_with_norm, param_free_norm, parse_norm
+from models.networks.normalization import (SPADE, NormSpec, conv_with_norm, param_free_norm, parse_norm,
+                                           resize_nearest)
 
 
 @pytest.mark.parametrize("text,spec", [
@@ -55,3 +56,12 @@ def test_spade_equals_its_definition():
     actv = F.relu(spade.mlp_shared[0](seg_small))
     expected = F.instance_norm(x) * (1 + spade.mlp_gamma(actv)) + spade.mlp_beta(actv)
     assert torch.allclose(spade(x, seg), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(16, 32), (4, 8), (32, 64), (5, 12), (7, 3), (64, 128)])
+def test_resize_nearest_is_torchs_nearest_interpolation(size):
+    # a strided view where the size divides (16x32 -> 16x32, 4x8, ...), torch's kernel otherwise (5x12, 7x3 and
+    # the up-sampling 64x128): the same pixels either way
+    x = torch.randn(2, 7, 16, 32)
+    resized = resize_nearest(x, size)
+    assert torch.equal(resized, F.interpolate(x, size=size, mode="nearest"))

@@ -23,7 +23,7 @@ from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, UPSAMPLING_LAYERS,
                         add_upsampling_option, first_features, latent_size)
-from .normalization import SPADE, batch_norm, conv_with_norm, parse_norm, spectral_norm
+from .normalization import SPADE, batch_norm, conv_with_norm, parse_norm, resize_nearest, spectral_norm
 
 WEIGHT_HIDDEN = 128  # width of the weight prediction heads, fixed in the authors' code as SPADE's MLP
 
@@ -99,7 +99,7 @@ class CondConvBlock(nn.Module):
 
     def forward(self, x, cond):
         """x: (B, fin, H, W); cond: (B, cond_nc, H', W'), resized (nearest) to H x W -> (B, fout, H, W)."""
-        cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
+        cond = resize_nearest(cond, x.shape[2:])
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
         dx = spatial_depthwise_conv(self.norm_1(x), self.gen_weights1(cond))
         dx = F.leaky_relu(self.conv_1(dx) * self.gen_se_weights1(cond), 0.2)
@@ -198,7 +198,7 @@ class CCFPSEGenerator(BaseNetwork):
             if up:
                 x = F.interpolate(x, scale_factor=2.0)
             features = context[level]
-            cond = F.interpolate(seg, size=features.shape[2:], mode="nearest")
+            cond = resize_nearest(seg, features.shape[2:])
             x = getattr(self, name)(x, torch.cat([cond, features], dim=1))
         image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
         return (image, {}) if return_aux else image

@@ -13,7 +13,7 @@ from util.ranges import bounded
 from . import GENERATORS
 from .architecture import ResnetBlock, SPADEResnetBlock
 from .base_network import BaseNetwork
-from .normalization import conv_with_norm, parse_norm
+from .normalization import conv_with_norm, parse_norm, resize_nearest
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 # The schedule of SPADE's skeleton, shared by the generators that read a layout pyramid (scgan, ccfpse): its seven
@@ -42,7 +42,7 @@ def first_features(fc, seg, z, use_vae: bool, z_dim: int, size):
         if z is None:
             z = torch.randn(seg.size(0), z_dim, dtype=seg.dtype, device=seg.device)
         return fc(z).view(seg.size(0), -1, *size)
-    return fc(F.interpolate(seg, size=size))
+    return fc(resize_nearest(seg, size))
 
 
 def with_3d_noise(seg, noise_nc: int):

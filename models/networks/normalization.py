@@ -123,6 +123,17 @@ def conv_with_norm(conv: nn.Module, spec: NormSpec) -> nn.Module:
     return nn.Sequential(conv, norm)
 
 
+def resize_nearest(x, size):
+    """x: (B, C, H, W) -> (B, C, h, w): F.interpolate(x, size, mode="nearest"), as a strided view when h divides H
+    and w divides W (nearest then reads source pixel i * H // h, every (H // h)-th). Torch's CPU kernel first
+    copies a layout of many channels to channels-last: about 40 ms per call for 152 channels at 256x256 on two
+    cores, several times per generator forward, for pixels a stride reads directly."""
+    (height, width), (h, w) = x.shape[2:], tuple(size)
+    if height % h == 0 and width % w == 0:
+        return x[:, :, ::height // h, ::width // w]
+    return F.interpolate(x, size=(h, w), mode="nearest")
+
+
 class SPADE(nn.Module):
     """Spatially-adaptive normalization (Park et al. 2019): param-free norm, then a per-pixel scale and shift
     predicted from the layout by a small conv net: out = norm(x) * (1 + gamma(seg)) + beta(seg)."""
@@ -140,6 +151,6 @@ class SPADE(nn.Module):
     def forward(self, x, segmap):
         """x: (B, C, H, W); segmap: (B, semantic_nc, H', W'), resized (nearest) to H x W."""
         normalized = self.param_free_norm(x)
-        segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
+        segmap = resize_nearest(segmap, x.shape[2:])
         actv = self.mlp_shared(segmap)
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)

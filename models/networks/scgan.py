@@ -249,6 +249,11 @@ class SCGANGenerator(BaseNetwork):
         self.conv_img = nn.Conv2d(ngf, output_nc, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2)
 
+    def layout_convs(self):
+        """SPADE's shared convs (the learned shortcuts) and the SVG convs that read a level of the layout pyramid
+        (with the previous stage's features from the second stage on); the entry conv reads it at 8x8 only."""
+        return [*super().layout_convs(), *(stage[0] if i == 0 else stage[1] for i, stage in enumerate(self.svg.stages))]
+
     def semantic_vectors(self, seg):
         """seg: (B, semantic_nc + noise_nc, H, W), the layout after with_3d_noise -> (V, Vn, svg_image):
         V_1..V_T for the SCCs and Vn_1..Vn_T for the SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t))
