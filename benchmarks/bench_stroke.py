@@ -46,7 +46,7 @@ def build_page(args, precision):
     from demo import DemoPage
     from inference import Synthesizer, fold_spectral_norms
     from models import networks
-    from util import demo_logic
+    from inference import painting
 
     with tempfile.TemporaryDirectory() as tmp:
         bench = argparse.Namespace(batch=1, device="cpu", crop_size=args.crop_size)
@@ -54,18 +54,18 @@ def build_page(args, precision):
     torch.manual_seed(0)
     netG = networks.define_G(opt, verbose=False).eval()
     fold_spectral_norms(netG)
-    synth = demo_logic.DemoModel(Synthesizer(netG, opt, precision=precision))
+    synth = painting.DemoModel(Synthesizer(netG, opt, precision=precision))
     ids = voronoi_ids(synth.size, args.classes, opt.label_nc)
-    names = demo_logic.class_names(None, opt.label_nc, opt.contain_dontcare_label)
+    names = painting.class_names(None, opt.label_nc, opt.contain_dontcare_label)
     return DemoPage(synth, names, ids, "bench"), ids
 
 
 def measure(args, precision):
     """-> {part: median ms} for one precision."""
-    from util import demo_logic
+    from inference import painting
     page, ids = build_page(args, precision)
     value = page.editor_value(ids)
-    stream = next(iter(demo_logic.VECTOR_STREAMS)) if page.synth.opt.netG == "scgan" else None
+    stream = next(iter(painting.VECTOR_STREAMS)) if page.synth.opt.netG == "scgan" else None
     times = {"stroke": [], "ids": [], "generator": [], "pictures": []}
     for k in range(args.warmup + args.strokes):
         layer = value["layers"][0]

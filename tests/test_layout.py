@@ -64,3 +64,34 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from options.test_options import TestOptions\n    return TestOptions\n")
     assert list(imported_modules(str(module))) == [(2, "options.test_options")]
+
+
+PROJECT = LIBRARIES + COMMANDS + ("tests",)
+
+
+def test_every_project_import_resolves_even_inside_functions():
+    """A module moved or renamed leaves no import behind, also where it is imported lazily (inside a
+    function, which importing the file would not run)."""
+    import importlib
+    broken = []
+    for package in (*LIBRARIES, "options", "tools", "benchmarks", "tests"):
+        for path in python_files(package):
+            with open(path) as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                        and node.module.split(".")[0] in PROJECT):
+                    continue
+                where = f"{os.path.relpath(path, ROOT)}:{node.lineno}"
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as e:
+                    broken.append(f"{where}: {e}")
+                    continue
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            broken.append(f"{where}: {node.module} has no {alias.name}")
+    assert broken == []
