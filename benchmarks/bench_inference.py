@@ -154,16 +154,23 @@ def set_up(mode, netG, opt, layout, z, args, folder):
     return run, time.perf_counter() - t0
 
 
-def measure(model, size, args):
-    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'size_hw'}."""
+def built_generator(model, size, args, tmp, device):
+    """The generator as test.py's options build it for (model, size), in eval mode, and its random inputs
+    -> (opt, netG, layout, z)."""
     from models import networks
 
-    device = torch.device(args.device)
     torch.manual_seed(0)
+    opt = build_options(model, size, args, tmp)
+    netG = networks.define_G(opt, verbose=False).to(device).eval()
+    layout, z = random_inputs(opt, args.batch, device, args.classes)
+    return opt, netG, layout, z
+
+
+def measure(model, size, args):
+    """Build the generator, set up args.mode, run it -> {'images_per_s', 'peak_mib', 'setup_s', 'size_hw'}."""
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        opt = build_options(model, size, args, tmp)
-        netG = networks.define_G(opt, verbose=False).to(device).eval()
-        layout, z = random_inputs(opt, args.batch, device, args.classes)
+        opt, netG, layout, z = built_generator(model, size, args, tmp, device)
         run, setup_s = set_up(args.mode, netG, opt, layout, z, args, tmp)
         start_meter, peak_mib = peak_memory_meter(device)
         start_meter()
@@ -177,14 +184,9 @@ def measure_interleaved(model, size, args):
     """Every mode of args.modes set up in this one process on copies of one generator, then timed in turns (each
     round runs every mode once), so that a load that comes and goes on a shared machine slows every mode alike
     -> {mode: result dict as `measure`'s, without peak memory}."""
-    from models import networks
-
     device = torch.device(args.device)
-    torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        opt = build_options(model, size, args, tmp)
-        built = networks.define_G(opt, verbose=False).to(device).eval()
-        layout, z = random_inputs(opt, args.batch, device, args.classes)
+        opt, built, layout, z = built_generator(model, size, args, tmp, device)
         runs = {}
         for mode in args.modes:
             os.makedirs(os.path.join(tmp, mode))
@@ -314,10 +316,14 @@ def main():
               f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
               f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding or "
               f"preparing, compiling (the first call) or exporting and opening the ONNX session")
-    text = "\n".join([header, "", table(results), *([""] + notes if notes else [])])
+    publish("\n".join([header, "", table(results), *([""] + notes if notes else [])]), args.out)
+
+
+def publish(text, out=None):
+    """Print a benchmark's table, and write it to `out` when given."""
     print(text)
-    if args.out:
-        with open(args.out, "w") as f:
+    if out:
+        with open(out, "w") as f:
             f.write(text + "\n")
 
 

@@ -100,6 +100,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.strokes < 1 or args.warmup < 0 or args.threads < 1 or not 1 <= args.classes <= 150:
         raise SystemExit("--strokes and --threads must be >= 1, --warmup >= 0, --classes in 1..150")
+    from benchmarks.bench_inference import publish
+
     torch.set_num_threads(args.threads)
     rows = []
     for precision in args.precision:
@@ -111,10 +113,7 @@ def main(argv=None):
                       f"{args.strokes} strokes after {args.warmup}; ms", "",
                       "| model | size | precision | stroke ms | ids ms | generator ms | pictures ms |",
                       "|---|---|---|---|---|---|---|", *rows])
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":
