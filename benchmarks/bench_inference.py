@@ -313,9 +313,9 @@ def main():
     layouts = f"{args.classes}-class layouts" if args.classes else "layouts of a random class per pixel"
     timing = "modes timed in turns in one process" if args.interleave else "each mode in its own process"
     header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, {timing}, median of "
-              f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over scgan's row "
-              f"of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: folding or "
-              f"preparing, compiling (the first call) or exporting and opening the ONNX session")
+              f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's (vs scgan: over "
+              f"scgan's row of the same size, batch and mode); peak MiB: memory added by the forwards; setup s: "
+              f"folding or preparing, compiling (the first call) or exporting and opening the ONNX session")
     publish("\n".join([header, "", table(results), *([""] + notes if notes else [])]), args.out)
 
 

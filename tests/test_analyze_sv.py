@@ -1,5 +1,5 @@
-"""evaluation/semantic_vectors.py: the class statistics and cosine matrix on hand-made vectors, the written pictures, and the
-tool end to end on a saved tiny SC-GAN."""
+"""evaluation/semantic_vectors.py: the class statistics and cosine matrix on hand-made vectors, the written pictures,
+and the tool end to end on a saved tiny SC-GAN."""
 import csv
 import json
 import math

@@ -1,14 +1,13 @@
 """The commands of README.md and docs/*.md exist and take the options they are given, without running anything.
 
-Every command line of a fenced code block (and every inline code span) that runs `python X.py ...`, `python -m MODULE ...` or
-`torchrun ... X.py ...` is collected. The script or module must exist, and each `--option` it names must be an
-option string of that command's parser, built as the command builds it: train.py, test.py, evaluate.py and
-demo.py from their option classes with the command's own --model / --netG / --dataset_mode / --netD / --use_vae
-(the hooks of the chosen networks and dataset add their options); the tools' and benchmarks' own parsers are
-taken from their main() at its first parse call, which raises instead of parsing, so nothing after it runs.
-Values are never parsed, so placeholders (NAME, DIR, FILE) are fine. Relative links between the pages must point
-at files and headings that exist.
-"""
+Every command line of a fenced code block (and every inline code span) that runs `python X.py ...`,
+`python -m MODULE ...` or `torchrun ... X.py ...` is collected. The script or module must exist, and each
+`--option` it names must be an option string of that command's parser, built as the command builds it: train.py,
+test.py, evaluate.py and demo.py from their option classes with the command's own --model / --netG /
+--dataset_mode / --netD / --use_vae (the hooks of the chosen networks and dataset add their options); the tools'
+and benchmarks' own parsers are taken from their main() at its first parse call, which raises instead of parsing,
+so nothing after it runs. Values are never parsed, so placeholders (NAME, DIR, FILE) are fine. Relative links
+between the pages must point at files and headings that exist."""
 import argparse
 import contextlib
 import glob

@@ -1,6 +1,6 @@
-"""What happens when a long run meets trouble (docs/what-happens-when.md): NaN/Inf losses and weights, a fresh run over a trained
-experiment, a resumed run with options that do not fit, crafted or damaged checkpoint files, a full disk, and
-foreseeable option mistakes. Each ends with one line naming the option, file or value, and loses nothing."""
+"""What happens when a long run meets trouble (docs/what-happens-when.md): NaN/Inf losses and weights, a fresh run over
+a trained experiment, a resumed run with options that do not fit, crafted or damaged checkpoint files, a full disk,
+and foreseeable option mistakes. Each ends with one line naming the option, file or value, and loses nothing."""
 import hashlib
 import json
 import os

@@ -31,7 +31,8 @@ def vae_model(parse_options, netG):
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()):
         model = Pix2PixModel(opt).eval()
-    label = torch.randint(0, opt.label_nc, (2, 1, opt.crop_size, opt.crop_size), generator=torch.Generator().manual_seed(1))
+    label = torch.randint(0, opt.label_nc, (2, 1, opt.crop_size, opt.crop_size),
+                          generator=torch.Generator().manual_seed(1))
     layout, _ = model.preprocess_input({"label": label, "instance": torch.zeros_like(label)})
     return model, Synthesizer(model.netG, model.opt, model.netE), layout
 
@@ -206,7 +207,8 @@ def test_one_sample_keeps_the_usual_row_beside_the_interpolation(vae_experiment)
     (["--interpolate", "3", "--style_a", "STYLE"], r"\(--style_b not given\)"),
     (["--interpolate", "1", "--style_a", "STYLE", "--style_b", "STYLE"],
      "argument --interpolate: must be an integer >= 2, got 1"),
-    (["--interpolate", "3", "--style_a", "STYLE", "--style_b", "nowhere/b.png"], "--style_b nowhere/b.png: file not found"),
+    (["--interpolate", "3", "--style_a", "STYLE", "--style_b", "nowhere/b.png"],
+     "--style_b nowhere/b.png: file not found"),
     (["--style_a", "STYLE"], "--style_a is used only with --interpolate STEPS"),
     (["--n_samples", "0"], "argument --n_samples: must be an integer >= 1, got 0"),
 ])

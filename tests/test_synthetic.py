@@ -123,8 +123,8 @@ def test_synthetic_flip_swaps_the_eyes(parse_options):
 
 def test_cli_writes_pairs_that_custom_mode_loads(tmp_path, parse_options):
     out = tmp_path / "syn"
-    result = subprocess.run([sys.executable, "-m", "tools.write_synthetic", "--out", str(out), "--n", "4", "--size", "32",
-                             "--seed", "3"], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "tools.write_synthetic", "--out", str(out), "--n", "4", "--size",
+                             "32", "--seed", "3"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "RuntimeWarning" not in result.stderr
     assert sorted(os.listdir(out / "labels")) == sorted(os.listdir(out / "images")) == [
         f"{i:05d}.png" for i in range(4)]

@@ -406,7 +406,8 @@ def test_problems_of_the_folder_the_data_and_the_evaluation_come_together(tmp_pa
     missing = tmp_path / "inception.pth"
     with pytest.raises(SystemExit) as e:
         run_train(tmp_path, "exp", *SIZES["spade"], "--dataset_mode", "coco", "--dataroot", str(tmp_path / "coco"),
-                  "--eval_freq", "1", "--eval_metrics", "fid,miou", "--inception_weights", str(missing), "--no_vgg_loss")
+                  "--eval_freq", "1", "--eval_metrics", "fid,miou", "--inception_weights", str(missing),
+                  "--no_vgg_loss")
     lines = str(e.value).splitlines()
     assert lines[0] == "error: 4 problems found before building anything:", lines
     assert "already holds a trained model (latest_net_G.pth)" in lines[1] and "--overwrite" in lines[1]

@@ -1,5 +1,5 @@
-"""evaluation/synthetic_segmenter.py: a few training steps on real synthetic images already segment them better than noise,
-and the saved TorchScript is what evaluate.py's --seg_model takes."""
+"""evaluation/synthetic_segmenter.py: a few training steps on real synthetic images already segment them better than
+noise, and the saved TorchScript is what evaluate.py's --seg_model takes."""
 import pytest
 import torch
 

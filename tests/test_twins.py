@@ -1,18 +1,17 @@
-"""The paper's twin-class claim (§3.1, Figure 3) on the bundled synthetic faces, as a test that runs on any CPU:
-train the README's SC-GAN demo (`python train.py --name demo_scgan --netG scgan --dataset_mode synthetic`, 2,000
-images), at the demo's temperature τ 0.05 and at τ 20, then measure the semantic vectors of 50 test label maps
-with evaluation/semantic_vectors.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
+"""The paper's twin-class claim (§3.1, Figure 3) on the bundled synthetic faces, as a test that runs on any CPU: train
+the README's SC-GAN demo (`python train.py --name demo_scgan --netG scgan --dataset_mode synthetic`, 2,000 images),
+at the demo's temperature τ 0.05 and at τ 20, then measure the semantic vectors of 50 test label maps with
+evaluation/semantic_vectors.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
 shared cores):
 
-    python -m pytest --long -m long tests/test_twins.py -s
+python -m pytest --long -m long tests/test_twins.py -s
 
-Measured (docs/findings.md, "The semantic vectors of the CPU demo"):
-- τ 0.05: every V stays close to uniform, so the cosine of every pair of class means is >= 0.998 and cannot tell
-  twins from other classes; the separation (distance of the class means over their spread) can: the two eyes
-  are the closest pair of classes, the two lips are not (an expected failure below);
-- τ 20: the fine vectors leave uniform and the paper's test holds for both twin pairs: cosine >= 0.99 and above
-  every other pair except skin/nose (which share one appearance on purpose), and the closest by separation.
-"""
+Measured (docs/findings.md, "The semantic vectors of the CPU demo"): - τ 0.05: every V stays close to uniform, so the
+cosine of every pair of class means is >= 0.998 and cannot tell twins from other classes; the separation (distance of
+the class means over their spread) can: the two eyes are the closest pair of classes, the two lips are not (an
+expected failure below); - τ 20: the fine vectors leave uniform and the paper's test holds for both twin pairs:
+cosine >= 0.99 and above every other pair except skin/nose (which share one appearance on purpose), and the closest
+by separation."""
 import contextlib
 import io
 

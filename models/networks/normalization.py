@@ -59,9 +59,9 @@ def autocast_off(tensor):
 
 class SpectralNormFP32(_SpectralNorm):
     """torch's spectral-norm parametrization (same buffers `_u`, `_v`, same state-dict keys) with the power
-    iteration and sigma in the weight's own dtype (at least fp32), never autocast's: under CUDA fp16 autocast torch.mv would run
-    in half precision (and torch's vdot then meets mixed dtypes). So an fp32 weight is normalized in fp32 (autocast
-    casts the result at the conv), a float64 one in float64."""
+    iteration and sigma in the weight's own dtype (at least fp32), never autocast's: under CUDA fp16 autocast torch.mv
+    would run in half precision (and torch's vdot then meets mixed dtypes). So an fp32 weight is normalized in fp32
+    (autocast casts the result at the conv), a float64 one in float64."""
 
     def _power_method(self, weight_mat, n_power_iterations):
         with autocast_off(weight_mat):
