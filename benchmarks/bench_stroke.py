@@ -5,7 +5,8 @@ editor's layers -> class ids (inference/painting.py: `editor_composite`, `colour
 generator through inference.Synthesizer (`DemoModel.run`) -> the pictures the page shows (image, the SVG's
 image, the heat maps of one scale's semantic vectors). The model is SC-GAN (or --netG) at its
 `--dataset_mode ade20k` preset (256x256, 150 classes and dontcare), random weights (speed does not depend on
-their values), spectral norms folded as demo.py loads it.
+their values), prepared as demo.py loads it (Synthesizer.from_experiment): spectral norms folded, layout
+convolutions skipping the classes absent from the canvas.
 
 The canvas starts from a layout of --classes regions (a Voronoi diagram of random seeds, each its own class),
 and each stroke paints a 9-pixel-wide line of another class across it, as a user does. Each stroke is timed
@@ -44,7 +45,7 @@ def build_page(args, precision):
     """A demo.py DemoPage over a Synthesizer of a random-weight generator at the preset's size."""
     from benchmarks.bench_inference import build_options, voronoi_ids
     from demo import DemoPage
-    from inference import Synthesizer, fold_spectral_norms
+    from inference import Synthesizer, prepare_for_inference
     from models import networks
     from inference import painting
 
@@ -53,7 +54,7 @@ def build_page(args, precision):
         opt = build_options(args.netG, "ade20k", bench, tmp)
     torch.manual_seed(0)
     netG = networks.define_G(opt, verbose=False).eval()
-    fold_spectral_norms(netG)
+    prepare_for_inference(netG)   # as Synthesizer.from_experiment loads demo.py's model
     synth = painting.DemoModel(Synthesizer(netG, opt, precision=precision))
     ids = voronoi_ids(synth.size, args.classes, opt.label_nc)
     names = painting.class_names(None, opt.label_nc, opt.contain_dontcare_label)

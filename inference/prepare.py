@@ -14,13 +14,28 @@ from torch import nn
 from .folding import fold_spectral_norms
 
 
+def nonzero_channels(x):
+    """x: (B, C, H, W) -> (C,) bool, True for the channels nonzero somewhere in the batch (or holding a NaN, which
+    compares unequal to 0). A strided view of a tensor of the same batch and channels (a layout resized by
+    `resize_nearest`, models/networks/normalization.py) is answered from that tensor, once per version of it:
+    several convolutions read views of the same layout, and a strided reduction is slow. A channel nonzero there
+    but zero in the view is kept, which adds only zero terms."""
+    base = x._base
+    if base is None or base.dim() != 4 or base.shape[:2] != x.shape[:2]:
+        return ((x.amax(dim=(2, 3)) != 0) | (x.amin(dim=(2, 3)) != 0)).any(dim=0)
+    cached = getattr(base, "_nonzero_channels", None)
+    if cached is None or cached[0] != base._version:
+        cached = (base._version, nonzero_channels(base))
+        base._nonzero_channels = cached
+    return cached[1]
+
+
 class ZeroChannelSkippingConv2d(nn.Conv2d):
     """A Conv2d (groups 1) that leaves out the input channels that are zero in every image of the batch."""
 
     def forward(self, x):
         """x: (B, C_in, H, W) -> (B, C_out, H', W'), as nn.Conv2d."""
-        # NaN compares unequal to 0, so a channel holding one is kept
-        present = ((x.amax(dim=(2, 3)) != 0) | (x.amin(dim=(2, 3)) != 0)).any(dim=0)
+        present = nonzero_channels(x)
         if bool(present.all()):
             return super().forward(x)
         keep = present.nonzero().squeeze(1)

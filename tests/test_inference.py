@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from checkpointing.storage import CheckpointError
 from inference import Synthesizer, fold_spectral_norms, prepare_for_inference
 from inference.folding import spectral_parametrizations
-from inference.prepare import ZeroChannelSkippingConv2d
+from inference.prepare import ZeroChannelSkippingConv2d, nonzero_channels
 from inference.synthesizer import load_networks
 from models import networks
 from models.networks.normalization import spectral_norm
@@ -110,6 +110,38 @@ def test_synthesizer_runs_the_prepared_generator(tiny_experiment):
     assert sum(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules()) == len(netG.layout_convs()) > 0
     netG = Synthesizer.from_experiment(str(folder), fold=False).netG
     assert not any(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules())
+
+
+def test_nonzero_channels_of_a_strided_view_come_from_its_tensor_once_per_version():
+    x = torch.zeros(2, 5, 8, 8, dtype=torch.float64)
+    x[0, 1, 0, 0] = 1.0    # read by the stride-2 view
+    x[1, 3, 1, 1] = 2.0    # not read by it: kept all the same, a zero channel
+    x[0, 4, 2, 2] = float("nan")
+    view = x[:, :, ::2, ::2]
+    assert nonzero_channels(view).tolist() == [False, True, False, True, True]
+    assert nonzero_channels(x.contiguous()[:, :, ::2, ::2].contiguous()).tolist() == [False, True, False, False, True]
+    x[1, 2, 4, 4] = 3.0    # an in-place change of the tensor is seen by its views
+    assert nonzero_channels(view).tolist() == [False, True, True, True, True]
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5, 4, 3, padding=1).double()
+    skipping = copy.deepcopy(conv)
+    skipping.__class__ = ZeroChannelSkippingConv2d
+    x[0, 4, 2, 2] = 0.0
+    with torch.no_grad():
+        assert max_difference(skipping(view), conv(view)) <= 1e-12
+        assert max_difference(skipping(x), conv(x)) <= 1e-12
+
+
+def test_generate_returns_ordinary_tensors(tiny_experiment):
+    """The generator runs under torch.inference_mode; what the API returns can be changed in place and used
+    with autograd, as tensors made under no_grad could."""
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    synth = Synthesizer.from_experiment(str(folder))
+    image, aux = synth.generate(synth.layout(np.zeros((32, 32), np.int64)), seed=0, return_aux=True)
+    tensors = [image, *[t for value in aux.values() for t in (value if isinstance(value, list) else [value])]]
+    assert len(tensors) > 2 and not any(t.is_inference() for t in tensors)
+    image.mul_(2)
+    assert synth(np.zeros((32, 32), np.int64), output="tensor").add_(1).requires_grad_().sum().requires_grad
 
 
 def test_a_folded_weight_is_w_over_the_sigma_of_the_stored_u_and_v():
