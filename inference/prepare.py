@@ -19,7 +19,8 @@ def nonzero_channels(x):
     compares unequal to 0). A strided view of a tensor of the same batch and channels (a layout resized by
     `resize_nearest`, models/networks/normalization.py) is answered from that tensor, once per version of it:
     several convolutions read views of the same layout, and a strided reduction is slow. A channel nonzero there
-    but zero in the view is kept, which adds only zero terms."""
+    but zero in the view is kept, which adds only zero terms. A view of a tensor made under torch.inference_mode
+    records no base (and such a tensor no version), so it is checked directly."""
     base = x._base
     if base is None or base.dim() != 4 or base.shape[:2] != x.shape[:2]:
         return ((x.amax(dim=(2, 3)) != 0) | (x.amin(dim=(2, 3)) != 0)).any(dim=0)

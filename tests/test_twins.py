@@ -4,14 +4,15 @@ at the demo's temperature τ 0.05 and at τ 20, then measure the semantic vector
 evaluation/semantic_vectors.py. Opt-in, since it trains for minutes (single-threaded; 15 min for both settings on two
 shared cores):
 
-python -m pytest --long -m long tests/test_twins.py -s
+    python -m pytest --long -m long tests/test_twins.py -s
 
-Measured (docs/findings.md, "The semantic vectors of the CPU demo"): - τ 0.05: every V stays close to uniform, so the
-cosine of every pair of class means is >= 0.998 and cannot tell twins from other classes; the separation (distance of
-the class means over their spread) can: the two eyes are the closest pair of classes, the two lips are not (an
-expected failure below); - τ 20: the fine vectors leave uniform and the paper's test holds for both twin pairs:
-cosine >= 0.99 and above every other pair except skin/nose (which share one appearance on purpose), and the closest
-by separation."""
+Measured (docs/findings.md, "The semantic vectors of the CPU demo"):
+- τ 0.05: every V stays close to uniform, so the cosine of every pair of class means is >= 0.998 and cannot tell
+  twins from other classes; the separation (distance of the class means over their spread) can: the two eyes
+  are the closest pair of classes, the two lips are not (an expected failure below);
+- τ 20: the fine vectors leave uniform and the paper's test holds for both twin pairs: cosine >= 0.99 and above
+  every other pair except skin/nose (which share one appearance on purpose), and the closest by separation.
+"""
 import contextlib
 import io
 
