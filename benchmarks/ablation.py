@@ -179,17 +179,22 @@ def training_state(folder):
 
 
 # ------------------------------------------------------------------------------------------------ running
-def run(command, timings, label):
-    """Run one command from the repository root; add its wall and CPU seconds to timings[label]."""
+def run(command, timings, label, timings_path):
+    """Run one command from the repository root; add its wall and CPU seconds to timings[label] and save them.
+
+    Added, not replaced: a run resumed after a stop keeps the seconds of its earlier part. A command that fails
+    is counted too, then stops the script."""
     print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
     result = subprocess.run(command, cwd=REPO)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = timings.setdefault(label, {"wall_s": 0.0, "cpu_s": 0.0})
+    spent["wall_s"] = round(spent["wall_s"] + time.time() - start, 1)
+    spent["cpu_s"] = round(spent["cpu_s"] + after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
+    save_timings(timings_path, timings)
     if result.returncode != 0:
         sys.exit(f"error: {label} failed (exit status {result.returncode}); fix it and run the same command again "
                  f"to go on from there")
-    timings[label] = {"wall_s": round(time.time() - start, 1),
-                      "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)}
 
 
 def load_timings(path):
@@ -259,8 +264,7 @@ def main(argv=None):
             print("$ " + shlex.join(segmenter_command(opt)))
         else:
             os.makedirs(opt.out, exist_ok=True)
-            run(segmenter_command(opt), timings, "segmenter")
-            save_timings(timings_path, timings)
+            run(segmenter_command(opt), timings, "segmenter", timings_path)
     for key, options in runs.items():
         for seed in range(opt.seeds):
             name = experiment_name(opt, key, seed)
@@ -274,8 +278,7 @@ def main(argv=None):
                 if opt.dry_run:
                     print("$ " + shlex.join(command))
                     continue
-                run(command, timings, f"{name} {step}")
-                save_timings(timings_path, timings)
+                run(command, timings, f"{name} {step}", timings_path)
     if opt.dry_run:
         return None
     readme = write_reports(opt, columns)

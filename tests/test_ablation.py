@@ -3,6 +3,7 @@ the VGG variant waits for its weights, and a tiny real run (one variant, one see
 reported through tools.compare and skipped when run again."""
 import json
 import shlex
+import sys
 
 import pytest
 
@@ -127,3 +128,18 @@ def test_a_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path, capsys, 
     (tmp_path / "results" / "ablation_relu_seed0" / "eval_latest" / "metrics.json").unlink()
     commands = dry_run(capsys, *TINY, "--out", tmp_path)
     assert [c[1] for c in commands] == ["evaluate.py"]
+
+
+def test_timings_add_up_over_a_resumed_run_and_count_a_failed_command(tmp_path):
+    path = str(tmp_path / "timings.json")
+    burn = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"]
+    timings = {}
+    ablation.run(burn, timings, "x train", path)
+    first = json.loads(open(path).read())["x train"]
+    assert first["cpu_s"] >= 0.3 and first["wall_s"] >= 0.3
+    ablation.run(burn, timings, "x train", path)     # the same step again, as after a stop: its seconds are added
+    second = json.loads(open(path).read())["x train"]
+    assert second["cpu_s"] >= first["cpu_s"] + 0.3 and second["wall_s"] >= first["wall_s"] + 0.3
+    with pytest.raises(SystemExit, match="x evaluate failed"):
+        ablation.run([sys.executable, "-c", "raise SystemExit(3)"], timings, "x evaluate", path)
+    assert "x evaluate" in json.loads(open(path).read())
