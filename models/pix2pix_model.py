@@ -21,6 +21,7 @@ from torch import nn
 from checkpointing.storage import load_network, network_path
 
 from . import MODELS, networks
+from .networks.layout_lookup import Layout, set_layout_path
 from .networks.loss import GANLoss, VGGLoss, feature_matching_loss, kld_loss
 from .networks.oasis_loss import OASISLoss
 
@@ -57,6 +58,14 @@ def semantic_layout(label, instance, label_nc: int, contain_dontcare_label: bool
     return layout
 
 
+def layout_of_labels(label, instance, label_nc: int, contain_dontcare_label: bool, no_instance: bool, dtype=None):
+    """The networks' input as `semantic_layout` describes it, as a Layout (models/networks/layout.py) of the class
+    ids: the layers that read it by lookup never see a one-hot tensor, and it is made only for a layer that reads
+    it densely."""
+    edges = None if no_instance else instance_edges(instance.to(label.device))
+    return Layout.from_ids(label, label_nc + int(contain_dontcare_label), edges, dtype)
+
+
 def label_visuals(data, generated):
     """The images of a batch of label maps as the training and test pages show them, by name."""
     visuals = OrderedDict([("input_label", data["label"]), ("synthesized_image", generated)])
@@ -79,6 +88,9 @@ class Pix2PixModel(nn.Module):
         self.netG = networks.define_G(opt, device)
         self.netD = networks.define_D(opt, device) if opt.isTrain else None
         self.netE = networks.define_E(opt, device) if opt.use_vae else None
+        for net in (self.netG, self.netD):
+            if net is not None:
+                set_layout_path(net, opt.layout_conv)
         self.load_networks_if_asked()
 
         if opt.isTrain:
@@ -147,14 +159,15 @@ class Pix2PixModel(nn.Module):
 
     def preprocess_input(self, data):
         """data['label']: (B, 1, H, W) ids; data['instance']: (B, 1, H, W) ids or 0; data['image']: (B, 3, H, W)
-        or absent/None (labels only) -> one-hot layout (B, semantic_nc, H, W) and the image, on the device and
-        in the floating dtype of the networks (fp32, or float64 for a model moved to it)."""
+        or absent/None (labels only) -> the layout (B, semantic_nc, H, W), a Layout of the class ids
+        (`layout_of_labels`; `.tensor()` is the one-hot of `semantic_layout`), and the image, on the device and in
+        the floating dtype of the networks (fp32, or float64 for a model moved to it)."""
         opt = self.opt
         weight = next(self.netG.parameters())
         device, dtype = weight.device, weight.dtype
         label = data["label"].long().to(device, non_blocking=True)
-        layout = semantic_layout(label, data["instance"], opt.label_nc, opt.contain_dontcare_label, opt.no_instance,
-                                 dtype)
+        layout = layout_of_labels(label, data["instance"], opt.label_nc, opt.contain_dontcare_label, opt.no_instance,
+                                  dtype)
         image = data.get("image")
         return layout, (image.to(device, dtype, non_blocking=True) if image is not None else None)
 
@@ -196,7 +209,7 @@ class Pix2PixModel(nn.Module):
 
     @torch.no_grad()
     def generate_with_code(self, input_semantics, z):
-        """input_semantics: (B, semantic_nc, H, W) layout from `preprocess_input`; z: (B, z_dim) style codes,
+        """input_semantics: (B, semantic_nc, H, W) layout from `preprocess_input` (or its tensor); z: (B, z_dim) style codes,
         or (z_dim,) for one code shared by the batch -> image (B, 3, H, W) in [-1, 1]. Deterministic: the same
         layout and code give the same image (in eval mode)."""
         self._require_vae("generate_with_code")
@@ -210,8 +223,8 @@ class Pix2PixModel(nn.Module):
     def discriminate(self, input_semantics, fake_image, real_image, netD=None):
         """Fake and real go through D in one batch (so normalization sees both); outputs split back."""
         netD = self.netD if netD is None else netD
-        scores, features = netD(torch.cat([input_semantics, input_semantics], dim=0),
-                                torch.cat([fake_image, real_image], dim=0))
+        both = (Layout.cat if isinstance(input_semantics, Layout) else torch.cat)([input_semantics, input_semantics])
+        scores, features = netD(both, torch.cat([fake_image, real_image], dim=0))
         half = fake_image.size(0)
         pred_fake = [s[:half] for s in scores]
         pred_real = [s[half:] for s in scores]

@@ -47,7 +47,10 @@ def test_preprocess_builds_the_layout_with_dontcare_and_edges(parse_options):
     data["label"][0, 0, 0, 0] = 5  # dontcare
     layout, image = model.preprocess_input(data)
     assert layout.shape == (2, 5 + 1 + 1, 32, 32) == (2, opt.semantic_nc, 32, 32)
-    assert layout[0, 5, 0, 0] == 1 and torch.equal(layout[:, 6:], instance_edges(data["instance"]))
+    # the class ids, not a one-hot tensor; its tensor is the one-hot then the edges
+    assert layout.num_classes == 6 and layout.ids[0, 0, 0] == 5
+    dense = layout.tensor()
+    assert dense[0, 5, 0, 0] == 1 and torch.equal(dense[:, 6:], instance_edges(data["instance"]))
 
 
 def test_generator_and_discriminator_losses(parse_options):

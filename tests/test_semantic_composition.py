@@ -282,19 +282,31 @@ def check_layouts(function, shapes, differentiable, layout, seed=0):
 
 
 def autograd_function_cases():
-    """{Function: (input shapes, which inputs are differentiable)} for every custom autograd Function."""
+    """{Function: (input shapes, which inputs are differentiable)} for every custom autograd Function; the table
+    lookup's class ids and output layout are fixed arguments (`one_hot_conv`), its table the input."""
+    from models.networks.layout_lookup import _OneHotConv
     from models.networks.semantic_composition import DivideBySigma, SpatialModulation
     return {DivideBySigma: ([(3, 4, 2, 3, 3), (3, 4), (3, 18)], [True, False, False]),  # weight, u, v
             CandidateSum: ([(2, 3, 4, 3, 5), (2, 3, 3, 5)], [True, True]),  # y, v
-            SpatialModulation: ([(2, 3, 4, 5), (2, 4, 4, 5), (4, 3), (4, 3)], [True] * 4)}  # x, v, scale, shift
+            SpatialModulation: ([(2, 3, 4, 5), (2, 4, 4, 5), (4, 3), (4, 3)], [True] * 4),  # x, v, scale, shift
+            _OneHotConv: ([(10, 3)], [True])}  # the table (rows, C_out)
+
+
+def one_hot_conv(channels_last):
+    """_OneHotConv.apply on its table, with fixed rows: (2, 3, 5) output pixels, each the sum of 4 rows of 10."""
+    from models.networks.layout_lookup import _OneHotConv
+    index = torch.randint(0, 10, (2, 3, 5, 4), generator=torch.Generator().manual_seed(5))
+    return lambda table: _OneHotConv.apply(table, index, channels_last)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("name", ["DivideBySigma", "CandidateSum", "SpatialModulation"])
+@pytest.mark.parametrize("name", ["DivideBySigma", "CandidateSum", "SpatialModulation", "_OneHotConv",
+                                  "_OneHotConv channels_last"])
 def test_custom_autograd_takes_any_strides(name, layout):
     function, (shapes, differentiable) = next((f, case) for f, case in autograd_function_cases().items()
-                                              if f.__name__ == name)
-    check_layouts(function.apply, shapes, differentiable, layout)
+                                              if f.__name__ == name.split()[0])
+    call = one_hot_conv(name.endswith("channels_last")) if name.startswith("_OneHotConv") else function.apply
+    check_layouts(call, shapes, differentiable, layout)
 
 
 def test_every_custom_autograd_function_of_the_networks_has_a_layout_case():

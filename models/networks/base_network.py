@@ -71,13 +71,6 @@ class BaseNetwork(nn.Module):
         """A discriminator's own loss terms: {name: weight} (OASIS: D_LabelMix); the default has none."""
         return {}
 
-    def layout_convs(self):
-        """The convolutions that read the one-hot layout (so, for a real label map, mostly channels that are zero
-        everywhere): inference/prepare.py makes them skip those channels. The default: the shared conv of every
-        SPADE module (the layout resized to the features)."""
-        from .normalization import SPADE
-        return [m.mlp_shared[0] for m in self.modules() if isinstance(m, SPADE)]
-
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
 

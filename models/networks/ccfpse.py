@@ -23,6 +23,7 @@ from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, UPSAMPLING_LAYERS,
                         add_upsampling_option, first_features, latent_size)
+from .layout_lookup import Layout, LayoutConv2d, as_layout
 from .normalization import SPADE, batch_norm, conv_with_norm, parse_norm, resize_nearest, spectral_norm
 
 WEIGHT_HIDDEN = 128  # width of the weight prediction heads, fixed in the authors' code as SPADE's MLP
@@ -63,8 +64,9 @@ def affine_norm(kind: str, channels: int) -> nn.Module:
 
 
 def weight_head(in_nc: int, out_nc: int, final: nn.Module = None) -> nn.Sequential:
-    """Conv3x3 -> ReLU -> Conv3x3 (-> final): predicts a per-pixel map of out_nc values from the layout."""
-    layers = [nn.Conv2d(in_nc, WEIGHT_HIDDEN, 3, padding=1), nn.ReLU(),
+    """Conv3x3 -> ReLU -> Conv3x3 (-> final): predicts a per-pixel map of out_nc values from the layout (with the
+    pyramid's features)."""
+    layers = [LayoutConv2d(in_nc, WEIGHT_HIDDEN, 3, padding=1), nn.ReLU(),
               nn.Conv2d(WEIGHT_HIDDEN, out_nc, 3, padding=1)]
     return nn.Sequential(*layers, *([final] if final is not None else []))
 
@@ -98,8 +100,9 @@ class CondConvBlock(nn.Module):
             self.norm_s = SPADE(fin, cond_nc, param_free=norm)
 
     def forward(self, x, cond):
-        """x: (B, fin, H, W); cond: (B, cond_nc, H', W'), resized (nearest) to H x W -> (B, fout, H, W)."""
-        cond = resize_nearest(cond, x.shape[2:])
+        """x: (B, fin, H, W); cond: (B, cond_nc, H', W'), a Layout or a tensor, resized (nearest) to H x W
+        -> (B, fout, H, W)."""
+        cond = cond.resized(x.shape[2:]) if isinstance(cond, Layout) else resize_nearest(cond, x.shape[2:])
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
         dx = spatial_depthwise_conv(self.norm_1(x), self.gen_weights1(cond))
         dx = F.leaky_relu(self.conv_1(dx) * self.gen_se_weights1(cond), 0.2)
@@ -120,18 +123,21 @@ class LabelPyramid(nn.Module):
         super().__init__()
         self.levels = levels
 
-        def stage(in_nc, kernel_size, stride=1):
-            conv = nn.Conv2d(in_nc, nf, kernel_size, stride=stride, padding=kernel_size // 2)
+        def stage(in_nc, kernel_size, stride=1, reads_layout=False):
+            conv = (LayoutConv2d if reads_layout else nn.Conv2d)(in_nc, nf, kernel_size, stride=stride,
+                                                                 padding=kernel_size // 2)
             return nn.Sequential(conv_with_norm(conv, norm), nn.LeakyReLU(0.2, True))
 
         for i in range(1, levels + 1):
-            setattr(self, f"labelenc{i}", stage(semantic_nc if i == 1 else nf, 3, stride=1 if i == 1 else 2))
+            setattr(self, f"labelenc{i}", stage(semantic_nc if i == 1 else nf, 3, stride=1 if i == 1 else 2,
+                                                reads_layout=i == 1))
         for i in range(1, levels):
             setattr(self, f"labellat{i}", stage(nf, 1))
             setattr(self, f"labeldec{i}", stage(nf, 3))
 
     def forward(self, seg):
-        """seg: (B, semantic_nc, H, W) -> [features at H/2^(levels-1), ..., at H/2, at H], each (B, nf, ., .)."""
+        """seg: (B, semantic_nc, H, W), a Layout or a tensor -> [features at H/2^(levels-1), ..., at H/2, at H],
+        each (B, nf, ., .)."""
         encoded = [seg]
         for i in range(1, self.levels + 1):
             encoded.append(getattr(self, f"labelenc{i}")(encoded[-1]))
@@ -182,7 +188,7 @@ class CCFPSEGenerator(BaseNetwork):
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
         else:  # deterministic: start from the down-sampled layout, as SPADE
-            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
+            self.fc = LayoutConv2d(semantic_nc, 16 * nf, 3, padding=1)
         self.label_pyramid = LabelPyramid(semantic_nc, nf, max(LEVEL_OF_BLOCK[num_upsampling_layers]) + 1, norm)
         widths = (16, 16, 16, 16, 8, 4, 2, 1)
         for name, fin, fout in zip(SKELETON_BLOCKS, widths, widths[1:]):
@@ -190,7 +196,9 @@ class CCFPSEGenerator(BaseNetwork):
         self.conv_img = nn.Conv2d(nf, output_nc, 3, padding=1)
 
     def forward(self, seg, z=None, return_aux=False):
-        """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) or None -> image (B, 3, H, W) in [-1, 1]."""
+        """seg: (B, semantic_nc, H, W) one-hot layout (a Layout or a tensor); z: (B, z_dim) or None -> image
+        (B, 3, H, W) in [-1, 1]."""
+        seg = as_layout(self, seg)
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         context = self.label_pyramid(seg)
         levels = LEVEL_OF_BLOCK[self.num_upsampling_layers]
@@ -198,7 +206,6 @@ class CCFPSEGenerator(BaseNetwork):
             if up:
                 x = F.interpolate(x, scale_factor=2.0)
             features = context[level]
-            cond = resize_nearest(seg, features.shape[2:])
-            x = getattr(self, name)(x, torch.cat([cond, features], dim=1))
+            x = getattr(self, name)(x, seg.resized(features.shape[2:]).with_after(features))
         image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
         return (image, {}) if return_aux else image

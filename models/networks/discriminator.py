@@ -4,7 +4,6 @@ Every discriminator returns ``(scores, feature_groups)``: `scores` is a list of 
 loss averages over it) and `feature_groups` a list of lists of intermediate features (feature matching sums
 over each group and averages over the groups). Module names follow NVlabs SPADE.
 """
-import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -12,6 +11,7 @@ from util.ranges import bounded
 
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork
+from .layout_lookup import Layout, LayoutConv2d, as_layout
 from .normalization import conv_with_norm, parse_norm
 
 
@@ -23,7 +23,7 @@ class NLayerDiscriminator(BaseNetwork):
         super().__init__()
         kw, padw = 4, 2
         nf = ndf
-        sequence = [[nn.Conv2d(input_nc, nf, kernel_size=kw, stride=2, padding=padw), nn.LeakyReLU(0.2, False)]]
+        sequence = [[LayoutConv2d(input_nc, nf, kernel_size=kw, stride=2, padding=padw), nn.LeakyReLU(0.2, False)]]
         for n in range(1, n_layers):
             nf_prev, nf = nf, min(nf * 2, 512)
             stride = 1 if n == n_layers - 1 else 2
@@ -34,7 +34,8 @@ class NLayerDiscriminator(BaseNetwork):
             self.add_module(f"model{n}", nn.Sequential(*layers))
 
     def forward(self, x):
-        """x: (B, input_nc, H, W) -> list of every group's output; the last is the score map (B, 1, h, w)."""
+        """x: (B, input_nc, H, W), a Layout (the layout and the image) or a tensor -> list of every group's output;
+        the last is the score map (B, 1, h, w)."""
         results = [x]
         for submodel in self.children():
             results.append(submodel(results[-1]))
@@ -68,11 +69,14 @@ class MultiscaleDiscriminator(BaseNetwork):
 
     @staticmethod
     def downsample(x):
+        """The next scale's input: x's 3x3 average (stride 2) as a tensor; a soft layout, read densely."""
+        x = x.tensor() if isinstance(x, Layout) else x
         return F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
 
     def forward(self, seg, image):
-        """seg: (B, semantic_nc, H, W); image: (B, 3, H, W) -> (scores, feature_groups), one entry per scale."""
-        x = torch.cat([seg, image], dim=1)
+        """seg: (B, semantic_nc, H, W), a Layout or a tensor; image: (B, 3, H, W) -> (scores, feature_groups),
+        one entry per scale."""
+        x = as_layout(self, seg).with_after(image)
         scores, features = [], []
         for D in self.children():
             out = D(x)

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork
+from .layout_lookup import LayoutConv2d, as_layout
 from .normalization import conv_with_norm, parse_norm
 
 
@@ -52,14 +53,14 @@ class FPSEDiscriminator(BaseNetwork):
         # shared plain 1x1 convs: real/fake score, segmentation features, layout embedding
         self.tf = nn.Conv2d(ndf * 2, 1, 1)
         self.seg = nn.Conv2d(ndf * 2, ndf * 2, 1)
-        self.embedding = nn.Conv2d(semantic_nc, ndf * 2, 1)
+        self.embedding = LayoutConv2d(semantic_nc, ndf * 2, 1)
 
     @staticmethod
     def up(x):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, seg, image):
-        """seg: (B, semantic_nc, H, W); image: (B, 3, H, W), H and W divisible by 32
+        """seg: (B, semantic_nc, H, W), a Layout or a tensor; image: (B, 3, H, W), H and W divisible by 32
         -> (scores at 1/4, 1/8, 1/16 as (B, 1, h, w)), [[f2], [f3], [f4], [f5]] bottom-up features)."""
         if min(image.shape[2:]) < 64:
             raise ValueError(f"--netD fpse needs images of at least 64x64 (it down-samples 32 times), got "
@@ -75,7 +76,7 @@ class FPSEDiscriminator(BaseNetwork):
         p2 = self.up(p3) + self.lat2(f2)
         heads = [self.final2(p2), self.final3(p3), self.final4(p4)]
 
-        emb = F.avg_pool2d(self.embedding(seg), 2)   # 1/2
+        emb = F.avg_pool2d(self.embedding(as_layout(self, seg)), 2)   # 1/2
         scores = []
         for head in heads:                            # 1/4, 1/8, 1/16
             emb = F.avg_pool2d(emb, 2)

@@ -13,6 +13,7 @@ from util.ranges import bounded
 from . import GENERATORS
 from .architecture import ResnetBlock, SPADEResnetBlock
 from .base_network import BaseNetwork
+from .layout_lookup import Layout, LayoutConv2d, LayoutReflectionPad2d, as_layout
 from .normalization import conv_with_norm, parse_norm, resize_nearest
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
@@ -37,22 +38,25 @@ def latent_size(crop_size: int, aspect_ratio: float, num_up: int):
 
 def first_features(fc, seg, z, use_vae: bool, z_dim: int, size):
     """The generator's first feature map at `size` (sh, sw): fc(z) reshaped with the VAE (z ~ N(0, I) when
-    not given), else fc applied to the layout down-sampled to that size (SPADE's deterministic start)."""
+    not given), else fc applied to the layout (a Layout or a tensor) down-sampled to that size (SPADE's
+    deterministic start)."""
     if use_vae:
         if z is None:
             z = torch.randn(seg.size(0), z_dim, dtype=seg.dtype, device=seg.device)
         return fc(z).view(seg.size(0), -1, *size)
-    return fc(resize_nearest(seg, size))
+    return fc(seg.resized(size) if isinstance(seg, Layout) else resize_nearest(seg, size))
 
 
 def with_3d_noise(seg, noise_nc: int):
-    """OASIS's 3-D noise: seg (B, C, H, W) -> (B, noise_nc + C, H, W), a vector z ~ N(0, I) of noise_nc values
-    drawn per image, repeated over every pixel and put before the layout's channels (so an instance edge
-    channel stays last). noise_nc 0 returns seg as it is."""
+    """OASIS's 3-D noise: seg (B, C, H, W), a Layout or a tensor -> (B, noise_nc + C, H, W), a vector
+    z ~ N(0, I) of noise_nc values drawn per image, repeated over every pixel and put before the layout's
+    channels (so an instance edge channel stays last). noise_nc 0 returns seg as it is."""
     if noise_nc == 0:
         return seg
     b, _, h, w = seg.shape
     z = torch.randn(b, noise_nc, 1, 1, dtype=seg.dtype, device=seg.device)
+    if isinstance(seg, Layout):
+        return seg.with_before(z.expand(b, noise_nc, h, w))
     return torch.cat([z.expand(b, noise_nc, h, w), seg], dim=1)
 
 
@@ -102,7 +106,7 @@ class SPADEGenerator(BaseNetwork):
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
         else:  # deterministic: start from the down-sampled layout
-            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
+            self.fc = LayoutConv2d(semantic_nc, 16 * nf, 3, padding=1)
 
         def block(fin, fout):
             return SPADEResnetBlock(fin, fout, semantic_nc, spectral, param_free, kernel_size)
@@ -122,8 +126,9 @@ class SPADEGenerator(BaseNetwork):
         self.up = nn.Upsample(scale_factor=2)
 
     def forward(self, seg, z=None, return_aux=False):
-        """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) or None -> image (B, 3, H, W) in [-1, 1]."""
-        seg = with_3d_noise(seg, self.noise_nc)
+        """seg: (B, semantic_nc, H, W) one-hot layout (a Layout or a tensor); z: (B, z_dim) or None -> image
+        (B, 3, H, W) in [-1, 1]."""
+        seg = with_3d_noise(as_layout(self, seg), self.noise_nc)
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         x = self.head_0(x, seg)
         x = self.G_middle_0(self.up(x), seg)
@@ -175,8 +180,8 @@ class Pix2PixHDGenerator(BaseNetwork):
             return conv_with_norm(conv, norm)
 
         activation = nn.ReLU(False)
-        model = [nn.ReflectionPad2d(initial_kernel_size // 2),
-                 norm_layer(nn.Conv2d(semantic_nc, ngf, kernel_size=initial_kernel_size, padding=0)),
+        model = [LayoutReflectionPad2d(initial_kernel_size // 2),
+                 norm_layer(LayoutConv2d(semantic_nc, ngf, kernel_size=initial_kernel_size, padding=0)),
                  activation]
         mult = 1
         for _ in range(n_downsample):
@@ -197,6 +202,7 @@ class Pix2PixHDGenerator(BaseNetwork):
         self.model = nn.Sequential(*model)
 
     def forward(self, seg, z=None, return_aux=False):
-        """seg: (B, semantic_nc, H, W) with H, W divisible by 2^n_downsample -> image (B, 3, H, W)."""
-        image = self.model(seg)
+        """seg: (B, semantic_nc, H, W), a Layout or a tensor, with H, W divisible by 2^n_downsample -> image
+        (B, 3, H, W)."""
+        image = self.model(as_layout(self, seg))
         return (image, {}) if return_aux else image

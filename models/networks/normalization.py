@@ -11,10 +11,10 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
+from .layout_lookup import Layout, LayoutConv2d, resize_nearest  # noqa: F401  (resize_nearest: used by the generators)
 from .sync_batchnorm import SyncBatchNorm2d
 
 PARAM_FREE_NORMS = ("instance", "batch", "syncbatch", "none")
@@ -123,17 +123,6 @@ def conv_with_norm(conv: nn.Module, spec: NormSpec) -> nn.Module:
     return nn.Sequential(conv, norm)
 
 
-def resize_nearest(x, size):
-    """x: (B, C, H, W) -> (B, C, h, w): F.interpolate(x, size, mode="nearest"), as a strided view when h divides H
-    and w divides W (nearest then reads source pixel i * H // h, every (H // h)-th). Torch's CPU kernel first
-    copies a layout of many channels to channels-last: about 40 ms per call for 152 channels at 256x256 on two
-    cores, several times per generator forward, for pixels a stride reads directly."""
-    (height, width), (h, w) = x.shape[2:], tuple(size)
-    if height % h == 0 and width % w == 0:
-        return x[:, :, ::height // h, ::width // w]
-    return F.interpolate(x, size=(h, w), mode="nearest")
-
-
 class SPADE(nn.Module):
     """Spatially-adaptive normalization (Park et al. 2019): param-free norm, then a per-pixel scale and shift
     predicted from the layout by a small conv net: out = norm(x) * (1 + gamma(seg)) + beta(seg)."""
@@ -144,13 +133,13 @@ class SPADE(nn.Module):
         super().__init__()
         self.param_free_norm = param_free_norm(param_free, norm_nc)
         pw = kernel_size // 2
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, self.hidden, kernel_size, padding=pw), nn.ReLU())
+        self.mlp_shared = nn.Sequential(LayoutConv2d(label_nc, self.hidden, kernel_size, padding=pw), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(self.hidden, norm_nc, kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(self.hidden, norm_nc, kernel_size, padding=pw)
 
     def forward(self, x, segmap):
-        """x: (B, C, H, W); segmap: (B, semantic_nc, H', W'), resized (nearest) to H x W."""
+        """x: (B, C, H, W); segmap: (B, semantic_nc, H', W'), a Layout or a tensor, resized (nearest) to H x W."""
         normalized = self.param_free_norm(x)
-        segmap = resize_nearest(segmap, x.shape[2:])
+        segmap = segmap.resized(x.shape[2:]) if isinstance(segmap, Layout) else resize_nearest(segmap, x.shape[2:])
         actv = self.mlp_shared(segmap)
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)

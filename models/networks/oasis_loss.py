@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layout_lookup import Layout
+
 FAKE = 0  # the logit channel of the "fake" class; class c is channel c + 1
 
 
@@ -74,7 +76,11 @@ class OASISLoss(nn.Module):
         self.num_classes, self.dontcare, self.labelmix = num_classes, dontcare, labelmix
 
     def class_ids(self, layout):
-        """layout: (B, semantic_nc, H, W), the one-hot classes first (then an instance edge channel) -> (B, H, W)."""
+        """layout: (B, semantic_nc, H, W), a Layout of class ids or a tensor, the one-hot classes first (then an
+        instance edge channel) -> (B, H, W)."""
+        if isinstance(layout, Layout) and layout.ids is not None and layout.pool == 1 and not layout.before:
+            return layout.ids
+        layout = layout.tensor() if isinstance(layout, Layout) else layout
         return layout[:, :self.num_classes].argmax(dim=1)
 
     def real_loss(self, logits, label):

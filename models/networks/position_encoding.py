@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layout_lookup import Layout
+
 POSITION_MODES = ("none", "full", "pyramid")
 
 
@@ -52,7 +54,8 @@ class IterativeGaussian(nn.Module):
 
 def layout_pyramid(seg, num_levels: int, mode: str = "none", encode=None, blurred_levels: int = 2,
                    edge_channel: bool = False):
-    """seg: (B, C, H, W) -> [S at H/2^(L-1), ..., S at H], coarsest first.
+    """seg: (B, C, H, W), a Layout or a tensor -> [S at H/2^(L-1), ..., S at H], coarsest first (Layouts with
+    mode 'none', else tensors).
 
     mode 'none': each level the bilinear x0.5 (= exact 2x2 mean) of the next: soft one-hot maps.
     mode 'full': `encode` the full-resolution layout first (all channels but the last when `edge_channel`).
@@ -60,6 +63,13 @@ def layout_pyramid(seg, num_levels: int, mode: str = "none", encode=None, blurre
     they are built, the full-resolution level at the end (their CelebAMask-HQ model: 2 of 6)."""
     if mode not in POSITION_MODES:
         raise ValueError(f"--sv_position {mode}: expected one of {', '.join(POSITION_MODES)}")
+    if isinstance(seg, Layout):
+        if mode == "none":  # the levels as block means of the same class ids: no one-hot tensor is made
+            levels = [seg]
+            for _ in range(1, num_levels):
+                levels.insert(0, levels[0].block_mean())
+            return levels
+        seg = seg.tensor()
     if mode == "full":
         if edge_channel:
             seg = torch.cat([encode(seg[:, :-1]), seg[:, -1:]], dim=1)

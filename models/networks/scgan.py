@@ -16,6 +16,7 @@ from . import GENERATORS
 from .base_network import BaseNetwork
 from .generator import (LEVEL_OF_BLOCK, SKELETON_BLOCKS, UPSAMPLE_BEFORE_BLOCK, add_noise_option, first_features,
                         latent_size, with_3d_noise)
+from .layout_lookup import Layout, LayoutConv2d, as_layout
 from .loss import SemanticVectorLoss
 from .normalization import parse_norm, spectral_norm
 from .position_encoding import POSITION_MODES, IterativeGaussian, layout_pyramid
@@ -75,10 +76,10 @@ class SemanticVectorGenerator(nn.Module):
         # the one the next conv saves anyway.
         act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
         widths = [w * nrf for w in SVG_WIDTHS[:num_levels]]
-        stages = [nn.Sequential(sn(nn.Conv2d(semantic_nc, widths[0], 3, padding=1)), act(),
+        stages = [nn.Sequential(sn(LayoutConv2d(semantic_nc, widths[0], 3, padding=1)), act(),
                                 sn(nn.Conv2d(widths[0], widths[0], 3, padding=1)))]
         for prev, width in zip(widths[:-1], widths[1:]):
-            stages.append(nn.Sequential(act(), sn(nn.Conv2d(prev + semantic_nc, width, 3, padding=1)),
+            stages.append(nn.Sequential(act(), sn(LayoutConv2d(prev + semantic_nc, width, 3, padding=1)),
                                         act(), sn(nn.Conv2d(width, width, 3, padding=1))))
         self.stages = nn.ModuleList(stages)
         self.to_image = nn.Sequential(nn.Conv2d(nrf, nrf // 2, 3, padding=1), act(),
@@ -96,12 +97,23 @@ class SemanticVectorGenerator(nn.Module):
                               self.position_blurred_levels, self.edge_channel)
 
     def forward(self, seg):
-        """seg: (B, semantic_nc, H, W) -> (raw_conv, raw_norm, image): lists of (B, n_conv|n_norm, h_t, w_t)
-        from the coarsest stage up, and the predicted image (B, 3, H, W) in [-1, 1]."""
+        """seg: (B, semantic_nc, H, W), a Layout or a tensor -> (raw_conv, raw_norm, image): lists of
+        (B, n_conv|n_norm, h_t, w_t) from the coarsest stage up, and the predicted image (B, 3, H, W) in [-1, 1]."""
         raw_conv, raw_norm = [], []
         x = None
-        for i, (stage, level) in enumerate(zip(self.stages, self.layout_pyramid(seg))):
-            x = stage(level if x is None else torch.cat([F.interpolate(x, scale_factor=2.0), level], dim=1))
+        for i, (stage, level) in enumerate(zip(self.stages, self.layout_pyramid(as_layout(self, seg)))):
+            if x is None:
+                x = stage(level)
+            else:
+                # stage: LReLU, conv of [features, level], LReLU, conv. The LReLU leaves the layout's classes
+                # (0s, 1s and block means of them) as they are: applied to the features and the other channels.
+                act, conv, rest = stage[0], stage[1], stage[2:]
+                features = act(F.interpolate(x, scale_factor=2.0))
+                if isinstance(level, Layout):
+                    level = level.map_dense(lambda t: F.leaky_relu(t, 0.2)).with_before(features)
+                else:   # a position-encoded level (--sv_position), a tensor
+                    level = torch.cat([features, F.leaky_relu(level, 0.2)], dim=1)
+                x = rest(conv(level))
             raw_conv.append(F.conv2d(x, getattr(self, f"pool_conv_{i}")))
             raw_norm.append(F.conv2d(x, getattr(self, f"pool_norm_{i}")))
         return raw_conv, raw_norm, self.to_image(x)
@@ -140,6 +152,8 @@ class SCGANGenerator(BaseNetwork):
                            netD="fpse", batchSize=16, lambda_sv=2.0, niter=100, niter_decay=100),
         "synthetic": dict(ngf=16, nrf=16, nff=16, sc_conv_candidates=3, sc_norm_candidates=3, sv_tau=0.05,
                           netD="fpse", lambda_sv=2.0),
+        "landscapes": dict(ngf=16, nrf=16, nff=16, sc_conv_candidates=3, sc_norm_candidates=3, sv_tau=0.05,
+                           netD="fpse", lambda_sv=2.0),
     }
 
     @staticmethod
@@ -234,7 +248,7 @@ class SCGANGenerator(BaseNetwork):
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nff * self.sh * self.sw)
         else:
-            self.fc = nn.Conv2d(semantic_nc, 16 * nff, 3, padding=1)
+            self.fc = LayoutConv2d(semantic_nc, 16 * nff, 3, padding=1)
 
         def block(fin, fout):
             return SCResBlock(fin, fout, n_conv, n_norm, semantic_nc, spectral, param_free, sc_conv, sc_norm)
@@ -249,11 +263,6 @@ class SCGANGenerator(BaseNetwork):
         self.conv_img = nn.Conv2d(ngf, output_nc, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2)
 
-    def layout_convs(self):
-        """SPADE's shared convs (the learned shortcuts) and the SVG convs that read a level of the layout pyramid
-        (with the previous stage's features from the second stage on); the entry conv reads it at 8x8 only."""
-        return [*super().layout_convs(), *(stage[0] if i == 0 else stage[1] for i, stage in enumerate(self.svg.stages))]
-
     def semantic_vectors(self, seg):
         """seg: (B, semantic_nc + noise_nc, H, W), the layout after with_3d_noise -> (V, Vn, svg_image):
         V_1..V_T for the SCCs and Vn_1..Vn_T for the SCNs, coarsest first, each (B, n, H / 2^(T-t), W / 2^(T-t))
@@ -267,7 +276,7 @@ class SCGANGenerator(BaseNetwork):
         """seg: (B, semantic_nc, H, W) one-hot layout; z: (B, z_dim) with --use_vae (random if None)
         -> image (B, 3, H, W) in [-1, 1]."""
         self.check_size(seg, "layouts")
-        seg = with_3d_noise(seg, self.noise_nc)
+        seg = with_3d_noise(as_layout(self, seg), self.noise_nc)
         x = first_features(self.fc, seg, z, self.use_vae, self.z_dim, (self.sh, self.sw))
         return self.render(x, seg, return_aux)
 

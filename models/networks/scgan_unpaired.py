@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import GENERATORS
+from .layout_lookup import Layout
 from .normalization import parse_norm
 from .scgan import SCGANGenerator
 
@@ -99,4 +100,5 @@ class SCGANUnpairedGenerator(SCGANGenerator):
         image, read by the SRG's entry; both in [-1, 1] -> translated image (B, 3, H, W) in [-1, 1]."""
         self.check_size(reference, "reference images")
         self.check_size(source, "source images")
-        return self.render(self.encode_source(source), reference, return_aux)
+        # an image, not a one-hot map: its channels are read densely, and never checked for class ids
+        return self.render(self.encode_source(source), Layout.from_tensor(reference, find_ids=False), return_aux)
