@@ -13,7 +13,7 @@ from util.registry import Registry
 DATASETS = Registry("dataset mode", "--dataset_mode")
 
 from . import (ade20k_dataset, celebamaskhq_dataset, cityscapes_dataset, coco_dataset,  # noqa: E402,F401
-               custom_dataset, synthetic_dataset, synthetic_unaligned_dataset, unaligned_dataset)
+               custom_dataset, landscapes, synthetic_dataset, synthetic_unaligned_dataset, unaligned_dataset)
 from .base_dataset import DatasetError  # noqa: E402,F401
 
 

@@ -5,7 +5,8 @@
   the SVG's image) and its semantic vectors --vector_heatmaps--> one heat map per component of V_t.
 
 Colours are the HTML pages' label colours (util.util.labelcolormap over the Visualizer's label_nc + 2
-entries), so a class looks the same in the demo, on the training page and on test.py's result page.
+entries, with the experiment's dataset mode: the landscapes paint in their classes' natural hues), so a class
+looks the same in the demo, on the training page and on test.py's result page.
 """
 import math
 from dataclasses import dataclass, field
@@ -33,11 +34,12 @@ HEATMAP_MIN_SIDE = 96    # heat-map tiles are at least this many pixels wide
 HEATMAP_GAP = 4
 
 
-def class_palette(label_nc, contain_dontcare_label=False):
+def class_palette(label_nc, contain_dontcare_label=False, dataset_mode=None):
     """(K, 3) uint8: the colour of each paintable class id, as the Visualizer draws labels on the HTML pages
-    (it colours with label_nc + 2 entries, room for the dontcare and instance ids). K = label_nc, plus one
-    for the dontcare class (id label_nc) with --contain_dontcare_label."""
-    return util.labelcolormap(label_nc + 2)[:label_nc + int(contain_dontcare_label)]
+    (it colours with label_nc + 2 entries, room for the dontcare and instance ids, and the dataset mode's own
+    colours where it has them: the landscapes' natural hues). K = label_nc, plus one for the dontcare class
+    (id label_nc) with --contain_dontcare_label."""
+    return util.labelcolormap(label_nc + 2, dataset_mode)[:label_nc + int(contain_dontcare_label)]
 
 
 def class_names(names, label_nc, contain_dontcare_label=False):
@@ -252,7 +254,7 @@ class DemoModel:
         check_paintable(synthesizer.opt)
         self.synthesizer, self.opt = synthesizer, synthesizer.opt
         self.size = synthesizer.size
-        self.palette = class_palette(self.opt.label_nc, self.opt.contain_dontcare_label)
+        self.palette = class_palette(self.opt.label_nc, self.opt.contain_dontcare_label, self.opt.dataset_mode)
         self.uses_style = synthesizer.uses_style
         self.extra_image_names = tuple(synthesizer.netG.extra_images)
 

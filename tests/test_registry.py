@@ -28,5 +28,5 @@ def test_every_registry_is_filled_by_importing_its_package():
     assert networks.DISCRIMINATORS.names() == ["fpse", "multiscale", "oasis"]
     assert networks.ENCODERS.names() == ["conv"]
     assert models.MODELS.names() == ["pix2pix", "unpaired"]
-    assert data.DATASETS.names() == ["ade20k", "celebamaskhq", "cityscapes", "coco", "custom", "synthetic",
-                                     "synthetic_unaligned", "unaligned"]
+    assert data.DATASETS.names() == ["ade20k", "celebamaskhq", "cityscapes", "coco", "custom", "landscapes",
+                                     "synthetic", "synthetic_unaligned", "unaligned"]

@@ -23,7 +23,8 @@ LABEL_NC = 5
 
 def make_opt(tmp_path, **overrides):
     opt = dict(isTrain=True, checkpoints_dir=str(tmp_path / "checkpoints"), name="exp", no_html=False,
-               tf_log=False, display_winsize=64, label_nc=LABEL_NC, contain_dontcare_label=False, batchSize=1)
+               tf_log=False, display_winsize=64, label_nc=LABEL_NC, contain_dontcare_label=False, batchSize=1,
+               dataset_mode="synthetic")
     opt.update(overrides)
     return argparse.Namespace(**opt)
 

@@ -20,6 +20,21 @@ CITYSCAPES_COLORS = (
     (0, 0, 70), (0, 60, 100), (0, 0, 90), (0, 0, 110), (0, 80, 100), (0, 0, 230), (119, 11, 32), (0, 0, 142),
 )
 
+# The landscapes' label colours, one per class of data/landscapes.py CLASSES in its order: each class's hue in
+# nature (sky blue, grass green, sand yellow), every two at least 48 apart in RGB, so that a painted colour
+# reads back as one class.
+LANDSCAPES_COLORS = (
+    (110, 170, 240), (215, 225, 245), (165, 165, 210), (130, 100, 170), (160, 170, 80),  # sky cloud fog mountain hill
+    (255, 255, 255), (120, 80, 80), (20, 100, 30), (80, 150, 40), (150, 220, 90),  # snow rock tree bush grass
+    (245, 120, 190), (240, 215, 140), (160, 110, 50), (185, 175, 150), (90, 60, 20),  # flower sand dirt gravel mud
+    (20, 60, 170), (40, 120, 220), (0, 170, 200), (50, 50, 55), (150, 40, 90),  # sea river lake road railroad
+    (240, 150, 100), (200, 40, 30), (210, 190, 100), (150, 150, 0), (170, 120, 130),  # house roof wall fence bridge
+    (100, 100, 120), (255, 140, 0), (250, 0, 110), (40, 20, 0), (255, 250, 200),  # building tent person cow sheep
+    (170, 90, 0), (0, 0, 80), (130, 0, 200), (90, 0, 40), (230, 190, 20),  # horse bird boat car straw
+)
+# Datasets whose classes have colours of their own, by --dataset_mode (labelcolormap).
+DATASET_COLORS = {"landscapes": LANDSCAPES_COLORS}
+
 MAX_TILE = 8        # at most this many samples in a tiled picture
 TILE_PER_ROW = 4
 
@@ -98,14 +113,25 @@ def tensor2im(t, tile=False):
     return _finish(pictures, tile)
 
 
-def labelcolormap(n):
+def labelcolormap(n, dataset_mode=None):
     """A fixed palette of n colours, (n, 3) uint8.
 
-    n == 35: Cityscapes' official colours. Otherwise the PASCAL-VOC palette, which spreads the bits of the
-    index over R, G, B from the most significant bit down, so index 0 is black and neighbours differ clearly.
+    A dataset mode of DATASET_COLORS: its own colours for its classes, the PASCAL-VOC colours for the ids
+    after them (dontcare, instance). Else n == 35: Cityscapes' official colours. Otherwise the PASCAL-VOC
+    palette, which spreads the bits of the index over R, G, B from the most significant bit down, so index 0
+    is black and neighbours differ clearly.
     """
+    own = DATASET_COLORS.get(dataset_mode)
+    if own is not None:
+        cmap = _bit_palette(n)
+        cmap[:min(n, len(own))] = np.array(own[:n], dtype=np.uint8)
+        return cmap
     if n == len(CITYSCAPES_COLORS):
         return np.array(CITYSCAPES_COLORS, dtype=np.uint8)
+    return _bit_palette(n)
+
+
+def _bit_palette(n):
     cmap = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
         r = g = b = 0
@@ -119,8 +145,8 @@ def labelcolormap(n):
     return cmap
 
 
-def tensor2label(label, n_label, tile=False):
-    """Label map -> uint8 (H, W, 3) coloured with labelcolormap(n_label).
+def tensor2label(label, n_label, tile=False, dataset_mode=None):
+    """Label map -> uint8 (H, W, 3) coloured with labelcolormap(n_label, dataset_mode).
 
     label: ids, (1, H, W) or (B, 1, H, W), integer or float holding integers; or one-hot / scores,
     (C, H, W) or (B, C, H, W) with C > 1, reduced by argmax over C. Ids outside [0, n_label) are drawn black.
@@ -128,6 +154,6 @@ def tensor2label(label, n_label, tile=False):
     ids = _batch(label, 3, tile)
     ids = ids.argmax(dim=1) if ids.shape[1] > 1 else ids[:, 0].round().long()
     ids = ids.numpy()
-    palette = np.concatenate([labelcolormap(n_label), np.zeros((1, 3), dtype=np.uint8)])
+    palette = np.concatenate([labelcolormap(n_label, dataset_mode), np.zeros((1, 3), dtype=np.uint8)])
     ids = np.where((ids >= 0) & (ids < n_label), ids, n_label)   # the extra last colour is black
     return _finish(palette[ids], tile)

@@ -241,7 +241,8 @@ class Visualizer:
             if isinstance(t, np.ndarray):
                 pictures[name] = t
             elif "label" in name or not t.is_floating_point():
-                pictures[name] = util.tensor2label(t, self.n_label_colors, tile=tile)
+                pictures[name] = util.tensor2label(t, self.n_label_colors, tile=tile,
+                                                   dataset_mode=self.opt.dataset_mode)
             else:
                 pictures[name] = util.tensor2im(t, tile=tile)
         return pictures
