@@ -14,24 +14,23 @@ L_s with l1, softmax), trained once per seed and shown in every table that holds
 Every run is `train.py --netG scgan --dataset_mode D --seed S` plus its variant's options (with the dataset's
 defaults: for synthetic the demo's 64x64, 5 + 5 epochs of 200 images), then `evaluate.py --metrics fid,lpips,miou
 --seed 0` on the first --eval_images test images, so every run is measured on the same images with one segmenter:
-for synthetic the bundled U-Net (python -m tools.train_segmenter, trained once into OUT/synthetic_seg.pt); for
-real datasets give the published segmenter with --seg_model. Each table is then written by tools.compare
-(evaluation/report.py) to OUT/tableN/ (index.html, report.md), one row per variant: the mean ± sample standard
-deviation over the seeds, and miou_ratio, the segmenter's mIoU on the synthesized images over its mIoU on the
-real ones. OUT/README.md links the tables and lists the paper's numbers (Cityscapes) beside them.
+for the generated datasets (synthetic, landscapes) the bundled U-Net (python -m tools.train_segmenter, trained
+once into OUT/DATASET_seg.pt); for real datasets give the published segmenter with --seg_model. Each table is then
+written by tools.compare (evaluation/report.py) to OUT/tableN/ (index.html, report.md), one row per variant: the
+mean ± sample standard deviation over the seeds, and miou_ratio, the segmenter's mIoU on the synthesized images
+over its mIoU on the real ones. OUT/README.md links the tables and lists the paper's numbers (Cityscapes) beside them.
 
 Resuming: a run whose metrics.json exists is skipped; a trained run is only evaluated; an interrupted one goes
-on with --continue_train. CPU time of every train and evaluate is added to OUT/timings.json.
+on with --continue_train. CPU time of every train and evaluate is added to OUT/timings.json. The machinery (runs,
+resume, the protocol, timings) is benchmarks/grid.py, shared with benchmarks.compare_generators.
 """
 import argparse
-import json
 import os
-import resource
 import shlex
-import subprocess
 import sys
-import time
 from collections import OrderedDict
+
+from benchmarks import grid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VGG = os.path.join("~", ".cache", "torch", "hub", "checkpoints", "vgg19-dcbb9e9d.pth")
@@ -86,8 +85,8 @@ def parse_args(argv=None):
     parser.add_argument("--dataroot", default=None, help="the dataset's folder (real datasets)")
     parser.add_argument("--gpu_ids", default="-1", help="for train.py and evaluate.py (-1: the CPU)")
     parser.add_argument("--seg_model", default="",
-                        help="segmenter for mIoU (TorchScript); default for synthetic: OUT/synthetic_seg.pt, "
-                             "trained first with python -m tools.train_segmenter")
+                        help="segmenter for mIoU (TorchScript); default for synthetic and landscapes: "
+                             "OUT/DATASET_seg.pt, trained first with python -m tools.train_segmenter")
     parser.add_argument("--seg_iterations", type=int, default=400, help="steps of that synthetic segmenter")
     parser.add_argument("--eval_images", type=int, default=200, help="test images per evaluation (FID's count)")
     parser.add_argument("--vgg_weights", default=DEFAULT_VGG, help="VGG19 file; the L_s (vgg) variant needs it")
@@ -130,89 +129,34 @@ def experiment_name(opt, key, seed):
     return f"{opt.prefix}_{key}_seed{seed}"
 
 
-def folders(opt):
-    return os.path.join(opt.out, "checkpoints"), os.path.join(opt.out, "results")
+def dataset(opt):
+    """The grid's one dataset: its options for every command, and the segmenter (the bundled U-Net, trained into
+    OUT/DATASET_seg.pt, unless --seg_model names one)."""
+    arguments = (*(["--dataroot", opt.dataroot] if opt.dataroot else []), *shlex.split(opt.dataset_args))
+    return grid.Dataset(opt.dataset_mode, arguments, opt.seg_model or grid.bundled_segmenter(opt.out, opt.dataset_mode),
+                        train_segmenter=not opt.seg_model)
 
 
-def segmenter_command(opt):
-    return [sys.executable, "-m", "tools.train_segmenter", "--dataset_mode", opt.dataset_mode,
-            "--out", seg_model(opt), "--iterations", str(opt.seg_iterations), *dataset_arguments(opt)]
+def protocol(opt):
+    return grid.Protocol(images=opt.eval_images, seg_iterations=opt.seg_iterations,
+                         eval_args=tuple(shlex.split(opt.eval_args)), gpu_ids=opt.gpu_ids)
 
 
-def seg_model(opt):
-    return opt.seg_model or os.path.join(opt.out, f"{opt.dataset_mode}_seg.pt")
-
-
-def dataset_arguments(opt):
-    """The dataset options of every command: the segmenter's training, train.py and evaluate.py."""
-    return [*(["--dataroot", opt.dataroot] if opt.dataroot else []), *shlex.split(opt.dataset_args)]
-
-
-def train_command(opt, key, options, seed, resume):
-    checkpoints, _ = folders(opt)
+def runs(opt, options_of):
+    """Every (variant, seed) as a grid.Run of `train.py --netG scgan` with the variant's options."""
     epochs = []
     if opt.epochs is not None:
         epochs = ["--niter", str((opt.epochs + 1) // 2), "--niter_decay", str(opt.epochs // 2)]
-    return [sys.executable, "train.py", "--name", experiment_name(opt, key, seed), "--checkpoints_dir", checkpoints,
-            "--netG", "scgan", "--dataset_mode", opt.dataset_mode, "--seed", str(seed), "--gpu_ids", opt.gpu_ids,
-            *dataset_arguments(opt), *epochs, *options, *shlex.split(opt.train_args),
-            *(["--continue_train"] if resume else [])]
-
-
-def evaluate_command(opt, key, seed):
-    checkpoints, results = folders(opt)
-    return [sys.executable, "evaluate.py", "--name", experiment_name(opt, key, seed), "--checkpoints_dir",
-            checkpoints, "--results_dir", results, "--gpu_ids", opt.gpu_ids, "--metrics", "fid,lpips,miou",
-            "--seg_model", seg_model(opt), "--how_many", str(opt.eval_images), "--seed", "0", "--num_examples", "4",
-            *dataset_arguments(opt), *shlex.split(opt.eval_args)]
-
-
-def training_state(folder):
-    """'none' (no checkpoint), 'partial' (a checkpoint, epochs left) or 'done' (its last epoch saved)."""
-    from checkpointing.storage import newest_complete_unit
-    saved = newest_complete_unit(folder, warn=lambda line: None) if os.path.isdir(folder) else None
-    if saved is None:
-        return "none"
-    with open(os.path.join(folder, "opt.json"), encoding="utf-8") as f:
-        options = json.load(f)
-    return "done" if saved[1]["epoch"] > options["niter"] + options["niter_decay"] else "partial"
-
-
-# ------------------------------------------------------------------------------------------------ running
-def run(command, timings, label, timings_path):
-    """Run one command from the repository root; add its wall and CPU seconds to timings[label] and save them.
-
-    Added, not replaced: a run resumed after a stop keeps the seconds of its earlier part. A command that fails
-    is counted too, then stops the script."""
-    print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
-    result = subprocess.run(command, cwd=REPO)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    spent = timings.setdefault(label, {"wall_s": 0.0, "cpu_s": 0.0})
-    spent["wall_s"] = round(spent["wall_s"] + time.time() - start, 1)
-    spent["cpu_s"] = round(spent["cpu_s"] + after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
-    save_timings(timings_path, timings)
-    if result.returncode != 0:
-        sys.exit(f"error: {label} failed (exit status {result.returncode}); fix it and run the same command again "
-                 f"to go on from there")
-
-
-def load_timings(path):
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    return {}
-
-
-def save_timings(path, timings):
-    from checkpointing.storage import atomic_write_bytes
-    atomic_write_bytes(path, (json.dumps(timings, indent=2) + "\n").encode())
+    data = dataset(opt)
+    return [grid.Run(experiment_name(opt, key, seed), data, seed,
+                     ("--netG", "scgan", *epochs, *options, *shlex.split(opt.train_args)))
+            for key, options in options_of.items() for seed in range(opt.seeds)]
 
 
 def write_reports(opt, columns):
     """OUT/tableN/ through tools.compare, and OUT/README.md linking them beside the paper's numbers."""
     from evaluation.report import compare
-    checkpoints, results = folders(opt)
+    checkpoints, results = grid.folders(opt.out)
     seeds = f"{opt.seeds} seed{'s' if opt.seeds > 1 else ''}"
     lines = [f"# SC-GAN ablations on {opt.dataset_mode}, {seeds} per variant", "",
              "Written by `python -m benchmarks.ablation`. Paper: Cityscapes, one run each (Tables 3-6 of Wang et "
@@ -247,38 +191,15 @@ def main(argv=None):
     opt = parse_args(argv)
     if opt.seeds < 1:
         sys.exit(f"error: --seeds {opt.seeds}: give at least 1")
-    if opt.dataset_mode != "synthetic" and not opt.seg_model:
+    if opt.dataset_mode not in grid.PROCEDURAL and not opt.seg_model:
         sys.exit(f"error: --dataset_mode {opt.dataset_mode}: give the dataset's segmenter with --seg_model "
-                 f"(the bundled U-Net is trained only for synthetic)")
-    runs, columns, skipped = variants(opt)
-    for line in skipped:
-        print(line)
-    checkpoints, results = folders(opt)
-    timings_path = os.path.join(opt.out, "timings.json")
-    timings = load_timings(timings_path)
-
+                 f"(the bundled U-Net is trained only for {' and '.join(grid.PROCEDURAL)})")
     if opt.seg_model and not os.path.isfile(opt.seg_model) and not opt.dry_run:
         sys.exit(f"error: --seg_model {opt.seg_model}: no such file")
-    if not opt.seg_model and not os.path.isfile(seg_model(opt)):
-        if opt.dry_run:
-            print("$ " + shlex.join(segmenter_command(opt)))
-        else:
-            os.makedirs(opt.out, exist_ok=True)
-            run(segmenter_command(opt), timings, "segmenter", timings_path)
-    for key, options in runs.items():
-        for seed in range(opt.seeds):
-            name = experiment_name(opt, key, seed)
-            if os.path.isfile(os.path.join(results, name, "eval_latest", "metrics.json")):
-                print(f"{name}: evaluated already, skipped")
-                continue
-            state = training_state(os.path.join(checkpoints, name))
-            steps = [] if state == "done" else [("train", train_command(opt, key, options, seed, state == "partial"))]
-            steps.append(("evaluate", evaluate_command(opt, key, seed)))
-            for step, command in steps:
-                if opt.dry_run:
-                    print("$ " + shlex.join(command))
-                    continue
-                run(command, timings, f"{name} {step}", timings_path)
+    options_of, columns, skipped = variants(opt)
+    for line in skipped:
+        print(line)
+    grid.run_grid(runs(opt, options_of), opt.out, protocol(opt), dry_run=opt.dry_run)
     if opt.dry_run:
         return None
     readme = write_reports(opt, columns)

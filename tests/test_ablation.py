@@ -1,13 +1,13 @@
 """benchmarks/ablation.py: each paper variant maps to its train.py options, runs shared between tables train once,
 the VGG variant waits for its weights, and a tiny real run (one variant, one seed, one epoch) is trained, evaluated,
-reported through tools.compare and skipped when run again."""
+reported through tools.compare and skipped when run again. The machinery it shares with
+benchmarks.compare_generators (resume, timings) is tested in tests/test_grid.py."""
 import json
 import shlex
-import sys
 
 import pytest
 
-from benchmarks import ablation
+from benchmarks import ablation, grid
 
 
 def dry_run(capsys, *argv):
@@ -88,14 +88,14 @@ def test_an_interrupted_run_continues_and_a_trained_one_is_only_evaluated(tmp_pa
     # the unit train.py saves at the end of an epoch says which epoch comes next: 3 after the last of 1 + 1
     save_unit(str(folder), 8, {"G": {"w": torch.zeros(2)}}, {}, ["latest"],
               {"epoch": saved_epoch, "epoch_iter": 0, "total_steps": 8})
-    assert ablation.training_state(str(folder)) == state
+    assert grid.training_state(str(folder)) == state
     commands = dry_run(capsys, "--tables", "6", "--variants", "relu", "--seeds", "1", "--out", tmp_path)
     steps = [c[1] for c in commands if "--name" in c]
     if state == "partial":
         assert steps == ["train.py", "evaluate.py"] and commands[-2][-1] == "--continue_train"
     else:
         assert steps == ["evaluate.py"]
-    assert ablation.training_state(str(tmp_path / "checkpoints" / "never_trained")) == "none"
+    assert grid.training_state(str(tmp_path / "checkpoints" / "never_trained")) == "none"
 
 
 TINY = ["--tables", "6", "--variants", "relu", "--seeds", "1", "--epochs", "1", "--seg_iterations", "5",
@@ -111,16 +111,16 @@ def test_a_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path, capsys, 
     metrics = json.loads((tmp_path / "results" / "ablation_relu_seed0" / "eval_latest" / "metrics.json").read_text())
     assert {"fid", "lpips", "miou", "miou_real"} <= set(metrics["metrics"]) and metrics["protocol"]["num_images"] == 4
     table = (tmp_path / "table6" / "report.md").read_text()
-    assert "| ReLU | measured | custom: synthetic | 1 |" in table
+    assert "| ReLU | 1 |" in table and "Every measured row: protocol custom on synthetic" in table
     ratio = metrics["metrics"]["miou"] / metrics["metrics"]["miou_real"]
     assert f"| ReLU | 61.7 | 66.5 | {ratio:.4f} |" in open(readme).read()   # the paper's numbers beside ours
     timings = json.loads((tmp_path / "timings.json").read_text())
-    assert set(timings) == {"segmenter", "ablation_relu_seed0 train", "ablation_relu_seed0 evaluate"}
-    assert ablation.training_state(str(tmp_path / "checkpoints" / "ablation_relu_seed0")) == "done"
+    assert set(timings) == {"segmenter synthetic", "ablation_relu_seed0 train", "ablation_relu_seed0 evaluate"}
+    assert grid.training_state(str(tmp_path / "checkpoints" / "ablation_relu_seed0")) == "done"
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"ran {args[0]} again")
-    monkeypatch.setattr(ablation.subprocess, "run", refuse)
+    monkeypatch.setattr(grid.subprocess, "run", refuse)
     capsys.readouterr()
     ablation.main([*TINY, "--out", str(tmp_path)])
     assert "ablation_relu_seed0: evaluated already, skipped" in capsys.readouterr().out
@@ -128,18 +128,3 @@ def test_a_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path, capsys, 
     (tmp_path / "results" / "ablation_relu_seed0" / "eval_latest" / "metrics.json").unlink()
     commands = dry_run(capsys, *TINY, "--out", tmp_path)
     assert [c[1] for c in commands] == ["evaluate.py"]
-
-
-def test_timings_add_up_over_a_resumed_run_and_count_a_failed_command(tmp_path):
-    path = str(tmp_path / "timings.json")
-    burn = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"]
-    timings = {}
-    ablation.run(burn, timings, "x train", path)
-    first = json.loads(open(path).read())["x train"]
-    assert first["cpu_s"] >= 0.3 and first["wall_s"] >= 0.3
-    ablation.run(burn, timings, "x train", path)     # the same step again, as after a stop: its seconds are added
-    second = json.loads(open(path).read())["x train"]
-    assert second["cpu_s"] >= first["cpu_s"] + 0.3 and second["wall_s"] >= first["wall_s"] + 0.3
-    with pytest.raises(SystemExit, match="x evaluate failed"):
-        ablation.run([sys.executable, "-c", "raise SystemExit(3)"], timings, "x evaluate", path)
-    assert "x evaluate" in json.loads(open(path).read())

@@ -1,5 +1,7 @@
-"""python -m tools.compare (evaluation/report.py): two experiments side by side in HTML and markdown, the paper's
-published rows, the one-line refusal of mixed protocols, and replicate runs folded into mean and spread."""
+"""python -m tools.compare (evaluation/report.py, evaluation/charts.py): two experiments side by side in HTML and
+markdown, the paper's published rows, the one-line refusal of mixed protocols, replicate runs folded into mean and
+spread, a column per setting that differs, the cost columns of a cost.json, the scatter of quality against cost and
+the one line naming a damaged metrics.json."""
 import json
 import os
 import re
@@ -9,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation import report
+from evaluation import charts, report
 from tools import compare
 
 SETTINGS = {"segmenter": "synthetic_unet sha256 abc", "image_size_hw": [64, 64], "num_images": 50,
@@ -57,8 +59,8 @@ def md_row(markdown, name):
 
 
 def md_column(markdown, title):
-    header = [c.strip() for c in markdown.splitlines()[2].strip("|").split("|")]
-    return header.index(title)
+    header, = [line for line in markdown.splitlines() if line.startswith("| experiment |")]
+    return [c.strip() for c in header.strip("|").split("|")].index(title)
 
 
 def test_two_experiments_side_by_side_with_sizes_and_speeds(tmp_path):
@@ -80,7 +82,8 @@ def test_two_experiments_side_by_side_with_sizes_and_speeds(tmp_path):
     assert spade[md_column(md, "fid ↓")] == "301.2" and scgan[md_column(md, "fid ↓")] == "250.5"
     assert spade[md_column(md, "lpips ↓")] == "0.4123" and scgan[md_column(md, "lpips ↓")] == "0.3876"
     assert spade[md_column(md, "miou_ratio ↑")] == "0.6250" and scgan[md_column(md, "miou_ratio ↑")] == "0.7500"
-    assert spade[md_column(md, "protocol")] == "custom: synthetic"
+    assert "Every measured row: protocol custom on synthetic" in md   # one protocol: said once, not a column
+    assert "protocol" not in md_row(md, "experiment") and "source" not in md_row(md, "experiment")
     assert spade[md_column(md, "parameters G")] == "1,234,567"
     assert scgan[md_column(md, "parameters G")] == str(8 * 27 + 8)
     assert spade[md_column(md, "inference images/s")] == "41.50" and scgan[md_column(md, "inference images/s")] == "—"
@@ -88,7 +91,8 @@ def test_two_experiments_side_by_side_with_sizes_and_speeds(tmp_path):
     assert spade[md_column(md, "training images/s")] == "—"       # nothing logged
     assert "cpu, 1 threads" in md
 
-    for text in ("spade_demo", "scgan_demo", "301.2", "250.5", "0.4123", "0.3876", "1,234,567", "custom: synthetic"):
+    for text in ("spade_demo", "scgan_demo", "301.2", "250.5", "0.4123", "0.3876", "1,234,567",
+                 "protocol custom on synthetic"):
         assert text in html
     assert html.count("synthetic_unet sha256 abc") == 1   # the protocol's settings, once
     for metric in ("fid", "lpips", "miou", "miou_ratio", "miou_real"):
@@ -105,7 +109,7 @@ def test_files_without_a_protocol_name_are_custom_and_compared_by_their_details(
     b = write_metrics(tmp_path, "b", {"miou": 0.6}, protocol=dict(old, weights_sha256={
         "seg_model": {"sha256": "abc"}, "generator": {"sha256": "another generator"}}))
     _, md, _ = run(tmp_path, "--metrics_json", a, b)   # named by their folder
-    assert md_row(md, "a")[2] == "custom: synthetic" and md_row(md, "b")[3] == "1"
+    assert "protocol custom on synthetic" in md and md_row(md, "b")[md_column(md, "n")] == "1"
 
     write_metrics(tmp_path, "c", {"miou": 0.6}, protocol=dict(old, num_images=200))
     with pytest.raises(SystemExit) as stop:
@@ -195,7 +199,7 @@ def test_the_chart_draws_each_mean_as_a_bar_of_its_length_and_the_spread_as_a_wh
     rows = [{"name": "half", "kind": "measured", "metrics": {"fid": 50.0}},
             {"name": "full", "kind": "measured", "metrics": {"fid": {"mean": 100.0, "spread": 10.0, "n": 3}}},
             {"name": "paper", "kind": "published", "metrics": {"fid": 100.0}}]
-    report.bar_chart(rows, "fid", str(tmp_path / "fid.png"))
+    charts.bar_chart(rows, "fid", str(tmp_path / "fid.png"), lower_is_better=True)
     image = Image.open(tmp_path / "fid.png").convert("RGB")
     top, bar = 30, 22   # the chart's layout: bars of 22 pixels from y = 30
 
@@ -208,3 +212,95 @@ def test_the_chart_draws_each_mean_as_a_bar_of_its_length_and_the_spread_as_a_wh
     axis = 190   # the bars start at the black axis line
     whisker = [x for x in range(axis + 2, image.size[0]) if image.getpixel((x, top + bar + bar // 2)) == (0, 0, 0)]
     assert abs((max(whisker) - min(whisker)) / full - 20 / 100) < 0.03   # mean ± 10 spans 20% of the bar
+
+
+def test_a_truncated_metrics_file_is_named_with_its_experiment_in_one_line(tmp_path):
+    path = write_metrics(tmp_path, "cut_short", {"fid": 1.0})
+    path.write_text(path.read_text()[:50])   # cut off inside a string, as a write stopped by a full disk leaves it
+    with pytest.raises(SystemExit) as stop:
+        run(tmp_path, "cut_short")
+    message = str(stop.value)
+    assert "\n" not in message
+    assert message.startswith(f"error: experiment cut_short: {path} is not valid JSON (")
+    assert "truncated" in message and "evaluate.py --name cut_short" in message
+    assert not (tmp_path / "report").exists()
+
+
+def write_options(root, name, **options):
+    folder = root / "checkpoints" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "opt.json").write_text(json.dumps(options))
+    return folder
+
+
+def test_a_column_for_each_setting_that_differs_and_the_rest_said_once(tmp_path):
+    from checkpointing.storage import save_unit
+    for name, netG in (("scgan_run", "scgan"), ("spade_run", "spade")):
+        write_metrics(tmp_path, name, {"fid": 100.0}, experiment={"name": name, "which_epoch": "latest", "netG": netG})
+        folder = write_options(tmp_path, name, netG=netG, netD="multiscale")
+        # train.py's units are named by images seen; the latest is the one evaluated
+        save_unit(str(folder), 1000, {"G": {"w": torch.zeros(1)}}, {}, ["5"], {"epoch": 6, "epoch_iter": 0})
+        save_unit(str(folder), 2000, {"G": {"w": torch.zeros(1)}}, {}, ["latest", "10"], {"epoch": 11, "epoch_iter": 0})
+    html, md, _ = run(tmp_path, "scgan_run", "spade_run")
+    assert md_row(md, "experiment")[:3] == ["experiment", "generator", "n"]   # only the generator differs
+    assert md_row(md, "scgan_run")[1] == "scgan" and md_row(md, "spade_run")[1] == "spade"
+    assert "Every measured row: protocol custom on synthetic; discriminator multiscale; epoch latest; images seen " \
+           "2,000." in md
+    assert report.images_seen(str(tmp_path / "checkpoints" / "scgan_run"), "5") == 1000
+    assert report.images_seen(str(tmp_path / "checkpoints" / "scgan_run"), "7") is None
+    # columns nobody has are left out, and so are their notes
+    assert "training images/s" not in md and "inference images/s" not in md and "loss_log" not in md
+    # every file is named relative to the page, never by the machine's folders
+    assert 'href="../results/scgan_run/eval_latest/metrics.json"' in html and str(tmp_path) not in html
+
+
+def test_the_cost_file_replaces_the_runs_costs_and_says_where_they_come_from(tmp_path):
+    for seed, rate in enumerate((10.0, 12.0)):
+        write_metrics(tmp_path, f"scgan_seed{seed}", {"miou": 0.5, "miou_real": 1.0},
+                      speed={"generator_images_per_s": rate, "device": "cpu", "threads": 8})
+    write_metrics(tmp_path, "spade", {"miou": 0.4, "miou_real": 1.0})
+    cost = tmp_path / "cost.json"
+    cost.write_text(json.dumps({"machine": {"cpu": "Xeon", "cores": 2}, "datasets": {"synthetic": {"scgan": {
+        "parameters_G": 7, "training_images_per_s": {"mean": 3.0, "spread": 0.5, "n": 3},
+        "inference_images_per_s": {"mean": 30.0, "spread": 1.0, "n": 3}, "peak_memory_mib": 512.0}},
+        "landscapes": {"spade": {"parameters_G": 99}}}}))
+    html, md, out = run(tmp_path, "scgan_seed0", "scgan_seed1", "spade", "--cost", cost)
+    row, spade = md_row(md, "scgan"), md_row(md, "spade")
+    assert row[md_column(md, "parameters G")] == "7" and row[md_column(md, "peak memory MiB")] == "512.0"
+    assert row[md_column(md, "training images/s")] == "3.0000 ± 0.5000"
+    assert row[md_column(md, "inference images/s")] == "30.00 ± 1.0000"   # not the runs' 11 ± 1.4
+    assert spade[md_column(md, "parameters G")] == "—"   # the file's spade is another dataset's
+    assert "measured one generator at a time on an idle machine (cpu Xeon, cores 2)" in md
+    assert (out / "images" / "quality_vs_cost.png").is_file() and 'src="images/quality_vs_cost.png"' in html
+
+    cost.write_text(json.dumps({"scgan": {}}))
+    with pytest.raises(SystemExit, match=r"^error: --cost .*cost.json: not a cost file of "
+                                         r"benchmarks.compare_generators \(no 'datasets' entry\)$"):
+        run(tmp_path, "spade", "--cost", cost)
+    with pytest.raises(SystemExit, match=r"^error: --cost .*absent.json: no such file"):
+        run(tmp_path, "spade", "--cost", tmp_path / "absent.json")
+
+
+def test_the_scatter_puts_each_row_at_its_cost_and_quality_with_its_error_bars(tmp_path):
+    panel = {"title": "t", "x_label": "x", "y_label": "y",
+             "points": [("a", 10.0, 0.5), ("b", {"mean": 20.0, "spread": 2.0, "n": 3},
+                                             {"mean": 1.0, "spread": 0.1, "n": 3})]}
+    labels = charts.scatter_figure([[panel]], str(tmp_path / "s.png"))
+    assert labels == ["a", "b"]
+    image = Image.open(tmp_path / "s.png").convert("RGB")
+    layout = charts.SCATTER_PANEL
+    x0, y0 = layout["left"], layout["height"] - layout["bottom"]   # the axes' origin: cost 0, quality 0
+
+    def pixels(colour):
+        return [(x, y) for x in range(layout["width"]) for y in range(layout["height"])
+                if image.getpixel((x, y)) == colour]
+    a, b = pixels(charts.PALETTE[0]), pixels(charts.PALETTE[1])
+    ax, ay = statistics.fmean(x for x, _ in a), statistics.fmean(y for _, y in a)   # a dot, no error bars
+    by = statistics.mode(y for _, y in b)   # the row of b's horizontal error bar, through its mean
+    bx = statistics.mode(x for x, _ in b)   # the column of its vertical one
+    assert abs((ax - x0) / (bx - x0) - 10 / 20) < 0.02 and abs((y0 - ay) / (y0 - by) - 0.5 / 1.0) < 0.02
+    # b's error bars: +-2 images/s and +-0.1 of quality, in the axes' units
+    across = [x for x, y in b if y == by]
+    down = [y for x, y in b if x == bx]
+    assert abs((max(across) - min(across)) / (bx - x0) - 4 / 20) < 0.02
+    assert abs((max(down) - min(down)) / (y0 - by) - 0.2 / 1.0) < 0.02

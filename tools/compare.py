@@ -2,19 +2,20 @@
 
     python -m tools.compare NAME [NAME ...] [--checkpoints_dir ./checkpoints] [--results_dir ./results] \
         [--which_epoch latest] [--metrics_json FILE ...] [--published coco|ade20k|cityscapes|celebamaskhq] \
-        [--group LABEL=NAME,NAME ...] [--spread std|minmax] [--out DIR]
+        [--group LABEL=NAME,NAME ...] [--spread std|minmax] [--cost cost.json] [--out DIR]
 
 reads results_dir/NAME/eval_EPOCH/metrics.json of each experiment (evaluate.py writes it) and writes DIR/index.html,
-DIR/report.md and a chart per metric under DIR/images/. Experiments measured under different protocols are
-refused with one line naming the two and the setting that differs. Replicate runs NAME_seed0, NAME_seed1, ... (or
-the names of a --group) become one row: the mean, the spread and n. --published adds the paper's numbers for
-that dataset as rows marked "published" (evaluation/published.py). See evaluation/report.py.
+DIR/report.md, a scatter of quality against cost and a chart per metric under DIR/images/. Experiments measured
+under different protocols are refused with one line naming the two and the setting that differs. Replicate runs
+NAME_seed0, NAME_seed1, ... (or the names of a --group) become one row: the mean, the spread and n. --published
+adds the paper's numbers for that dataset as rows marked "published" (evaluation/published.py); --cost takes the
+cost columns from a file of benchmarks.compare_generators --cost. See evaluation/report.py.
 """
 import argparse
 import sys
 
 from evaluation.published import DATASETS
-from evaluation.report import SPREADS, ProtocolMismatch, compare
+from evaluation.report import SPREADS, ProtocolMismatch, compare, load_costs
 
 
 def parse_group(text):
@@ -42,10 +43,15 @@ def main(argv=None):
                         help="spread of a group: sample standard deviation, or minimum and maximum")
     parser.add_argument("--out", default="./results/compare", help="folder for index.html, report.md, images/")
     parser.add_argument("--title", default="Comparison", help="title of the page")
+    parser.add_argument("--cost", default=None, metavar="FILE",
+                        help="cost.json of python -m benchmarks.compare_generators --cost: its parameters, training "
+                             "and inference images/s and peak memory replace those measured during the runs, for "
+                             "the rows (group labels) it lists")
     opt = parser.parse_args(argv)
     try:
+        costs = load_costs(opt.cost) if opt.cost else None
         html, md, _ = compare(opt.names, opt.metrics_json, opt.checkpoints_dir, opt.results_dir, opt.which_epoch,
-                              opt.published, dict(opt.group), opt.spread, opt.out, opt.title)
+                              opt.published, dict(opt.group), opt.spread, opt.out, opt.title, costs)
     except (ProtocolMismatch, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote {html} and {md}")
