@@ -31,6 +31,7 @@ import torch
 from checkpointing.storage import CheckpointError
 from inference import Synthesizer, painting
 from options.demo_options import DemoOptions
+from options.test_options import say_precision_cost
 
 CANVAS_MIN_SIDE = 256     # the canvas shows small models enlarged to at least this many pixels
 MAX_RADIO_CLASSES = 24    # more classes are offered in a dropdown
@@ -177,7 +178,8 @@ def load_page(opt):
     """Options -> DemoPage for the experiment (its generator on the options' device, spectral norms folded)."""
     painting.check_paintable(opt)
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
-    api = Synthesizer.from_options(opt, device=device, precision=opt.precision)
+    api = Synthesizer.from_options(opt, device=device, precision=opt.precision,
+                                      layout_path=opt.layout_conv)
     if api.uses_ema:
         print(f"using the EMA generator {api.generator_file} (--no_ema for netG)")
     synthesizer = painting.DemoModel(api)
@@ -188,15 +190,24 @@ def load_page(opt):
 
 
 def launch(app, host, port, block=True):
-    """Serve the page locally: no share link, no server-side rendering (needs Node), CSS kept in the page."""
-    return app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, inbrowser=False,
-                      quiet=not block, prevent_thread_lock=not block, css=LEGEND_CSS, show_error=True)
+    """Serve the page: no share link, no server-side rendering (needs Node), CSS kept in the page. gradio's own
+    start-up lines are replaced by one that says where the page is and who can open it (gradio's would advise
+    share=True, a public link through gradio's servers, which this offline demo does not make)."""
+    app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, inbrowser=False, quiet=True,
+               prevent_thread_lock=True, css=LEGEND_CSS, show_error=True)
+    if block:
+        reach = ("only this machine can open it; --host 0.0.0.0 serves it to your network"
+                 if host in ("127.0.0.1", "localhost", "::1") else f"served on {host}, so other machines can open it")
+        print(f"* Running on local URL:  {app.local_url.rstrip('/')} ({reach}; no public link is made)", flush=True)
+        app.block_thread()
+    return app
 
 
 def main(argv=None):
     if gr is None:
         sys.exit("demo.py needs gradio: pip install -r requirements-demo.txt")
     opt = DemoOptions().parse(argv)
+    say_precision_cost(opt)
     torch.manual_seed(opt.seed)
     try:
         page = load_page(opt)

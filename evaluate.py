@@ -34,7 +34,8 @@ def main(argv=None):
     try:
         run = Evaluation(opt, device)   # weights files are checked before any image is made
         dataloader = data.create_dataloader(opt)
-        synth = None if opt.from_results else Synthesizer.from_options(opt, device=device)
+        synth = None if opt.from_results else Synthesizer.from_options(opt, device=device,
+                                                                        layout_path=opt.layout_conv)
     except (MetricSetupError, data.DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     if not dataloader.dataset.has_images:

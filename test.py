@@ -18,18 +18,19 @@ import torch
 from tqdm import tqdm
 
 import data
-from checkpointing.storage import CheckpointError, check_writable
+from checkpointing.storage import CheckpointError, NetworkMismatch, check_writable, differing_option
 from inference import Synthesizer, multimodal
 from models import create_model
 from models.pix2pix_model import label_visuals
 from options.preflight import Problems, test_problems
-from options.test_options import TestPageOptions
+from options.test_options import TestPageOptions, say_precision_cost
 from util import html
 from util.visualizer import Visualizer
 
 
 def main(argv=None):
     opt = TestPageOptions().parse(argv)
+    say_precision_cost(opt)
     torch.manual_seed(opt.seed)
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}")
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
@@ -39,13 +40,16 @@ def main(argv=None):
         if problems:
             raise Problems(problems)
         if opt.model == "pix2pix":
-            synth, model = Synthesizer.from_options(opt, device=device, precision=opt.precision), None
+            synth, model = Synthesizer.from_options(opt, device=device, precision=opt.precision,
+                                                        layout_path=opt.layout_conv), None
             if synth.uses_ema:
                 print(f"using the EMA generator {synth.generator_file} (--no_ema for netG)")
         else:  # unpaired translation reads a source and a reference image: the model's own method
             synth, model = None, create_model(opt).eval()
         dataloader = data.create_dataloader(opt, dataset)
         check_writable(web_dir)
+    except NetworkMismatch as e:
+        sys.exit(f"error: {mismatch_line(e, opt)}")
     except (Problems, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     has_images = dataloader.dataset.has_images
@@ -89,6 +93,18 @@ def main(argv=None):
         progress.close()
     webpage.save()
     print(f"wrote {done} results to {os.path.join(web_dir, 'index.html')}")
+
+
+def mismatch_line(error, opt):
+    """A network file that does not fit the options: the first option given here that differs from the
+    experiment's opt.json (what its files were trained with), else the file is not the experiment's."""
+    saved = os.path.join(opt.checkpoints_dir, opt.name, "opt.json")
+    option = differing_option(opt, error.net_name, saved)
+    if option is not None:
+        return error.told_by(option, f"leave {option.split()[0]} out: test.py takes the options from that file")
+    instead = (f"; --no_ema tests {opt.which_epoch}_net_G.pth instead" if error.net_name == "G_ema" else "")
+    return (f"{error.what()}: {error.difference}, and these are the options of {saved}: the file holds another "
+            f"network (copied in from another experiment?){instead}")
 
 
 if __name__ == "__main__":

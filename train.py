@@ -6,9 +6,10 @@ train.py ...` (and multi-node torchrun) does the same from outside; `--gpu_ids -
 
 Ctrl-C or SIGTERM (what Slurm sends before it kills a job) finishes the current step, saves the latest
 checkpoint and exits; so does a bad data file met mid-epoch, on any rank: the ranks agree at every step boundary
-(util/distributed.py). --continue_train goes on from the last complete save (network weights, optimizers, RNG
-state, epoch and iteration). A run without --continue_train refuses an experiment folder that already holds a
-checkpoint unless --overwrite is given.
+(util/distributed.py). Before the first step the same signal stops the setup where it is, saving nothing.
+--continue_train goes on from the last complete save (network weights, optimizers, RNG state, epoch and
+iteration). A run without --continue_train refuses an experiment folder that already holds a checkpoint unless
+--overwrite is given; a refused run writes nothing.
 """
 import itertools
 import os
@@ -48,24 +49,46 @@ def stop_run(message, ctx, speaks=None):
     sys.exit(1)
 
 
+class StoppedBeforeTraining(BaseException):
+    """A signal before the first step (a BaseException, as KeyboardInterrupt is, so that no `except Exception`
+    of the setup takes it for an error): the setup is abandoned where it is, and nothing has been saved."""
+
+    def __init__(self, signal_name):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 class StopRequest:
-    """SIGINT / SIGTERM set a flag that the loop reads between steps, so a save always holds a whole step.
-    A second signal while stopping only says that the save is under way."""
+    """SIGINT / SIGTERM. Until `training` is set, the handler stops the setup at once (StoppedBeforeTraining:
+    building networks or reading a checkpoint can take minutes, and nothing is saved yet). From then on it sets
+    a flag that the loop reads between steps, so a save always holds a whole step; a second signal while
+    stopping only says that the save is under way."""
 
     def __init__(self):
         self.signal_name = None
+        self.training = False
+        self.previous = {}
 
     def __enter__(self):
         self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc):
+        self.release()
+
+    def release(self):
+        """The handlers of before, back."""
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        self.previous = {}
 
     def handle(self, signum, frame):
         name = signal.Signals(signum).name
-        if self.signal_name is None:  # the one line comes when the save is done
+        if not self.training:
+            if self.signal_name is None:  # a second signal while the setup unwinds changes nothing
+                self.signal_name = name
+                raise StoppedBeforeTraining(name)
+        elif self.signal_name is None:  # the one line comes when the save is done
             self.signal_name = name
         else:
             print(f"{name} received again: the checkpoint is being saved and the run stops right after (kill -9 "
@@ -81,16 +104,26 @@ class StopRequest:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    options = TrainOptions()
-    opt = options.parse(argv, save=False, verbose=os.environ.get("RANK", "0") == "0")
-    if len(opt.gpu_ids) > 1 and not launched_by_torchrun():  # SPADE's habit: one process per listed GPU
-        launch_processes(argv, len(opt.gpu_ids))
-        return
-    ctx = setup(opt.gpu_ids, opt.dist_timeout)
-    try:
-        train(options, opt, ctx)
-    finally:
-        cleanup()
+    speaks = os.environ.get("RANK", "0") == "0"
+    with StopRequest() as stop:
+        try:
+            options = TrainOptions()
+            opt = options.parse(argv, save=False, verbose=speaks)
+            if len(opt.gpu_ids) > 1 and not launched_by_torchrun():  # SPADE's habit: one process per listed GPU
+                stop.release()  # this process only waits; the training processes answer signals themselves
+                launch_processes(argv, len(opt.gpu_ids))
+                return
+            ctx = setup(opt.gpu_ids, opt.dist_timeout)
+            try:
+                train(options, opt, ctx, stop)
+            finally:
+                cleanup()
+        except StoppedBeforeTraining as e:
+            if speaks:
+                kept = " (the checkpoint it resumes from is as it was)" if "--continue_train" in argv else ""
+                print(f"{e.signal_name}: the run stopped before training started; nothing was saved{kept}",
+                      file=sys.stderr, flush=True)
+            sys.exit(128 + signal.Signals[e.signal_name].value)
 
 
 def launch_processes(argv, world_size):
@@ -106,7 +139,7 @@ def launch_processes(argv, world_size):
         sys.exit(f"error: a training process failed ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
 
 
-def train(options, opt, ctx):
+def train(options, opt, ctx, stop):
     if not ctx.is_main:  # progress, losses and messages are printed once, by rank 0
         sys.stdout = open(os.devnull, "w")
     torch.manual_seed(opt.seed + ctx.rank)
@@ -118,7 +151,10 @@ def train(options, opt, ctx):
         if problems:
             raise Problems(problems)
         trainer = Pix2PixTrainer(opt, ctx)
-        start = trainer.resume() if opt.continue_train else (1, 0, 0)
+        iter_counter = IterationCounter(opt, len(dataset), *(trainer.resume() if opt.continue_train else (1, 0, 0)))
+        if iter_counter.first_epoch > iter_counter.total_epochs:  # refused before anything is written
+            sys.exit(f"error: the run already finished its {iter_counter.total_epochs} epochs (it would resume at "
+                     f"epoch {iter_counter.first_epoch}): raise --niter or --niter_decay to train longer")
         dataloader = data.create_dataloader(opt, dataset, rank=ctx.rank, world_size=ctx.world_size)
         monitor = EvalMonitor(opt, ctx.device) if opt.eval_freq > 0 and ctx.is_main else None
         if monitor is not None:
@@ -126,13 +162,10 @@ def train(options, opt, ctx):
         if ctx.is_main:
             check_writable(folder)  # creates the experiment folder: training starts
             options.save_options(opt)  # only now: the networks were built and loaded with these options
+        trainer.publish_resumed()
     except (Problems, MissingWeightsError, data.DatasetError, FileNotFoundError, ValueError, CheckpointError) as e:
         sys.exit(f"error: {e}")
 
-    iter_counter = IterationCounter(opt, len(dataloader.dataset), *start)
-    if iter_counter.first_epoch > iter_counter.total_epochs:
-        sys.exit(f"error: the run already finished its {iter_counter.total_epochs} epochs (it would resume at epoch "
-                 f"{iter_counter.first_epoch}): raise --niter or --niter_decay to train longer")
     visualizer = Visualizer(opt) if ctx.is_main else None
     if opt.continue_train:
         print(f"resuming at epoch {iter_counter.first_epoch}, image {iter_counter.epoch_iter} of the epoch")
@@ -165,19 +198,19 @@ def train(options, opt, ctx):
             print(monitor.describe_best(epoch, values))
         return ["best"] if best else []
 
-    with StopRequest() as stop:
-        try:
-            train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)
-        except Exception as e:  # inside a step or a save, where the other ranks may wait for this one in a collective
-            if not ctx.distributed:
-                raise
-            where = f"epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}"
-            if not is_collective_failure(e):  # this rank failed: the others learn it from the store, then the traceback
-                leave_word(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", ctx)
-                raise
-            line, speaks = stopped_answering(e, ctx, interrupted=lambda: bool(stop))
-            stop_run(f"error at {where}: {line}; not saved (the ranks can no longer agree on a step): "
-                     f"--continue_train resumes from the last complete checkpoint", ctx, speaks)
+    stop.training = True  # from here a signal is answered at the next step boundary
+    try:
+        train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate)
+    except Exception as e:  # inside a step or a save, where the other ranks may wait for this one in a collective
+        if not ctx.distributed:
+            raise
+        where = f"epoch {iter_counter.epoch}, image {iter_counter.epoch_iter}"
+        if not is_collective_failure(e):  # this rank failed: the others learn it from the store, then the traceback
+            leave_word(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", ctx)
+            raise
+        line, speaks = stopped_answering(e, ctx, interrupted=lambda: bool(stop))
+        stop_run(f"error at {where}: {line}; not saved (the ranks can no longer agree on a step): "
+                 f"--continue_train resumes from the last complete checkpoint", ctx, speaks)
 
 
 def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, save, evaluate):
@@ -191,6 +224,7 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
             stop.agree()
         return stopping
 
+    first_step = iter_counter.total_steps_so_far
     try:
         for epoch in iter_counter.training_epochs():
             iter_counter.record_epoch_start(epoch)
@@ -257,6 +291,8 @@ def train_loop(opt, ctx, trainer, dataloader, iter_counter, visualizer, stop, sa
                  f"--continue_train resumes from the last complete checkpoint")
 
     if stop:
+        if iter_counter.total_steps_so_far == first_step:  # at the boundary before the first step
+            raise StoppedBeforeTraining(stop.signal_name)
         try:
             save(iter_counter.epoch, iter_counter.epoch_iter)
         except (NonFiniteError, CheckpointError) as e:

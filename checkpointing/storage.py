@@ -20,7 +20,10 @@ The new run's first complete save publishes over them and removes replaced_run/.
 leaves replaced_run/ behind, and the next start puts it back (`settle_replaced_run`).
 
 Every .pth is read with torch.load(weights_only=True): tensors, numbers, strings and containers only. A file
-that needs full unpickling (which can run code) is refused unless the user passes --trust_pickle.
+that needs full unpickling (which can run code) is refused unless the user passes --trust_pickle. A network
+file that does not fit the network the options build is told in one line (NetworkMismatch): by the first
+option that differs from the experiment's opt.json where the caller knows the options (`differing_option`),
+else by its first tensor that differs.
 """
 import errno
 import glob
@@ -77,11 +80,13 @@ def _write_file(path: str, payload: bytes):
 
 
 def explain_write_error(e: OSError, folder: str, needed_bytes: int = 0) -> str:
-    """One line for a failed write: which folder, why, and (for a full disk) how much space a save needs."""
+    """One line for a failed write: which folder, why, and (for a full disk) how much space a save needs and
+    whether an earlier checkpoint of the folder is there, untouched."""
     if e.errno == errno.ENOSPC:
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
-        return (f"no space left in {folder}: a save needs about {needed_bytes / 2**20:.0f} MiB and "
-                f"{free / 2**20:.0f} MiB are free; free some space (the previous checkpoint is intact)")
+        needs = f"a save needs about {needed_bytes / 2**20:.0f} MiB and " if needed_bytes else ""
+        intact = " (the previous checkpoint is intact)" if list_units(folder) else ""
+        return f"no space left in {folder}: {needs}{free / 2**20:.0f} MiB are free; free some space{intact}"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write to {folder} ({e.strerror}): make it writable or choose another folder"
     return f"cannot write to {folder}: {e}"
@@ -209,12 +214,17 @@ def _link_or_copy(src: str, dst: str):
 
 
 def publish_unit(folder: str, unit: str, manifest: dict):
-    """Point SPADE's file names at a complete unit: {label}_net_*.pth and, for 'latest', iter.txt."""
+    """Point SPADE's file names at a complete unit: {label}_net_*.pth and, for 'latest', iter.txt. A network
+    the unit does not hold loses its file of those labels (an EMA generator of an earlier run, say), so that
+    test.py never takes a stale file for the unit's."""
     try:
         for label in manifest["labels"]:
             for name in manifest["files"]:
                 if name.startswith("net_"):
                     _link_or_copy(os.path.join(unit, name), os.path.join(folder, f"{label}_{name}"))
+            for stale in glob.glob(os.path.join(folder, f"{glob.escape(str(label))}_net_*.pth")):
+                if os.path.basename(stale)[len(f"{label}_"):] not in manifest["files"]:
+                    os.remove(stale)
         if "latest" in manifest["labels"]:
             write_iter_file(folder, manifest["epoch"], manifest["epoch_iter"])
     except OSError as e:
@@ -326,38 +336,64 @@ def read_manifest(unit: str) -> dict:
         return json.load(f)
 
 
-def verify_unit(unit: str, checksums: bool = True):
-    """None if the unit is complete (manifest present, every file of its size and checksum), else why not."""
+def manifest_entries(unit: str) -> dict:
+    """{file name: (bytes, sha256)} from the unit's manifest; CheckpointError naming it when it cannot be read."""
     try:
-        manifest = read_manifest(unit)
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "no readable manifest"
-    for name, entry in files.items():
+        files = read_manifest(unit)["files"]
+        return {name: (int(entry["bytes"]), str(entry["sha256"])) for name, entry in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{os.path.join(unit, MANIFEST)} cannot be read ({type(e).__name__}: {e}), so the "
+                              f"files of that save cannot be checked against their sizes and sha256 hashes") from None
+
+
+def verify_unit(unit: str, checksums: bool = True):
+    """None if the unit is complete (manifest readable, every file of its size and checksum), else why not, in
+    one phrase naming the unit or its manifest."""
+    try:
+        entries = manifest_entries(unit)
+    except CheckpointError as e:
+        return str(e)
+    for name, (size, digest) in entries.items():
         path = os.path.join(unit, name)
         if not os.path.isfile(path):
-            return f"{name} is missing"
-        if os.path.getsize(path) != entry["bytes"]:
-            return f"{name} has {os.path.getsize(path)} bytes, the manifest says {entry['bytes']}"
-        if checksums and _sha256(path) != entry["sha256"]:
-            return f"{name} does not match its checksum"
+            return f"checkpoint {unit} is incomplete ({name} is missing)"
+        if os.path.getsize(path) != size:
+            return (f"checkpoint {unit} is incomplete ({name} has {os.path.getsize(path)} bytes, the manifest says "
+                    f"{size})")
+        if checksums and _sha256(path) != digest:
+            return f"checkpoint {unit} is incomplete ({name} does not match its checksum)"
     return None
 
 
 def newest_complete_unit(folder: str, warn=print):
-    """(path, manifest) of the newest unit that checks out, or None. Each newer unit skipped gets one line."""
+    """(path, manifest) of the newest unit that checks out, or None (`unresumable` then says why). Each newer
+    unit skipped for an older one gets one line."""
     skipped = []
     for _, path in list_units(folder):
         problem = verify_unit(path)
         if problem is None:
-            for bad, why in skipped:
-                warn(f"warning: checkpoint {bad} is incomplete ({why}); resuming from the previous complete "
-                     f"save {path}")
+            for why in skipped:
+                warn(f"warning: {why}; resuming from the previous complete save {path}")
             return path, read_manifest(path)
-        skipped.append((path, problem))
-    for bad, why in skipped:
-        warn(f"warning: checkpoint {bad} is incomplete ({why}) and no earlier complete save exists")
+        skipped.append(problem)
     return None
+
+
+def unresumable(folder: str) -> str:
+    """Why --continue_train has no unit of `folder` to resume, and the ways on, in one line (the newest unit's
+    problem; newest_complete_unit found none complete)."""
+    (_, newest), *_ = list_units(folder)
+    why = verify_unit(newest)
+    earlier = "no earlier complete save exists" if len(list_units(folder)) == 1 else "no earlier save is complete"
+    fresh = "start afresh with --overwrite"
+    own = os.path.join(newest, "net_G.pth")
+    if why.startswith(os.path.join(newest, MANIFEST)) and os.path.isfile(own):  # the network files may be whole
+        published = os.path.join(folder, "latest_net_G.pth")
+        generator = published if os.path.isfile(published) and os.path.samefile(published, own) else own
+        fresh = (f"to start from its generator anyway, unchecked, with fresh optimizers at epoch 1: python train.py "
+                 f"--name NEW_NAME --init_from {generator} (or, in this folder, --overwrite instead of "
+                 f"--continue_train); or {fresh}")
+    return f"--continue_train: {why}, and {earlier}: {fresh}"
 
 
 def _same_file_as(published: str, name: str, units):
@@ -381,6 +417,14 @@ def _holds_a_units_bytes(published: str, name: str, units) -> bool:
             digest = digest or _sha256(published)
             if digest == entry["sha256"]:
                 return True
+    return False
+
+
+def _manifest_unreadable(unit: str) -> bool:
+    try:
+        manifest_entries(unit)
+    except CheckpointError:
+        return True
     return False
 
 
@@ -416,6 +460,8 @@ def check_published_files(folder: str, unit, manifest):
         if _holds_a_units_bytes(published, name, units):
             continue
         through = _same_file_as(published, name, units)
+        if through is not None and _manifest_unreadable(through):
+            continue  # the unit's own file; its manifest is what is damaged, and the resume says so
         if through is None or _readable(published):
             replaced.append((name, through))
     if not replaced:
@@ -479,6 +525,15 @@ def safe_load(path: str, trust_pickle: bool = False):
         raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
 
 
+def first_nonfinite(state):
+    """(the first floating tensor of a state dict that holds NaN/Inf, how many do), or None."""
+    if not isinstance(state, dict):
+        return None
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    return (bad[0], len(bad)) if bad else None
+
+
 def read_state_dict(path: str, option: str, trust_pickle: bool = False) -> dict:
     """A state dict (names -> tensors) from a file a user named with `option`, read by `safe_load`; every
     refusal names the option and the file."""
@@ -494,24 +549,140 @@ def read_state_dict(path: str, option: str, trust_pickle: bool = False) -> dict:
     return dict(state)
 
 
+class NetworkMismatch(CheckpointError):
+    """A network file whose tensors do not fit the network the options build. `path`, `net_name` ('G', 'G_ema',
+    'D', 'E') and `difference` (the first tensor that differs, in words) let a caller that knows the options
+    name the option instead (`differing_option`)."""
+
+    def __init__(self, path, net_name, difference, hint):
+        self.path, self.net_name, self.difference = path, net_name, difference
+        super().__init__(f"{self.what()}: {difference} ({hint})")
+
+    def what(self) -> str:
+        return f"{self.path} does not fit --net{self.net_name.split('_')[0]} as these options build it"
+
+    def told_by(self, option: str, advice: str) -> str:
+        """The one line with the first option that differs (`differing_option`) in place of the tensor."""
+        return f"{self.what()}: {option}, the options the file was trained with; {advice}"
+
+
+def _shape(tensor) -> str:
+    return "(" + ", ".join(str(n) for n in tensor.shape) + ")"
+
+
+def first_difference(expected: dict, state: dict) -> str:
+    """The first tensor of a network's state dict (`expected`) that a file's (`state`, in the same key layout)
+    does not match, in words: 'the file's fc.weight is (128, 9, 3, 3), the network's (256, 9, 3, 3) (38 tensors
+    differ)', or the keys one has and the other lacks. '' when they match."""
+    resized = [k for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if resized:
+        k = resized[0]
+        return (f"the file's {k} is {_shape(state[k])}, the network's {_shape(expected[k])}"
+                f"{f' ({len(resized)} tensors differ)' if len(resized) > 1 else ''}")
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+
+    def some(keys):
+        return keys[0] + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+    parts = ([f"the file lacks {some(missing)}"] if missing else []) + (
+        [f"holds {some(extra)}, which the network does not have"] if extra else [])
+    return " and ".join(parts)
+
+
 def load_state_into(net, state: dict, path: str, net_name: str, strict: bool = True, hint: str = None):
-    """`hint`: what to check when the file does not fit (by default: the experiment's saved options)."""
+    """`hint`: what to check when the file does not fit (by default: the experiment's saved options). A file
+    that does not fit raises NetworkMismatch, one line naming its first tensor that differs."""
     hint = hint or ("were the same options used for training? --load_from_opt_file takes them from the "
                     "experiment's opt.json")
     try:
         net.load_state_dict(state, strict=strict)
     except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit --net{net_name} as the options build it ({hint}):\n{e}") from None
+        # the network's state dict in the saved key layout, as the file's (BaseNetwork's hooks)
+        difference = first_difference(net.state_dict(), state) or str(e).strip().splitlines()[-1].strip()
+        raise NetworkMismatch(path, net_name, difference, hint) from None
     return net
 
 
-def load_network(net, folder: str, label, net_name: str, strict: bool = True, trust_pickle: bool = False):
+# which registry builds each network file, and the option that chooses from it
+BUILT_BY = {"G": ("GENERATORS", "netG"), "G_ema": ("GENERATORS", "netG"), "D": ("DISCRIMINATORS", "netD"),
+            "E": ("ENCODERS", "netE")}
+# options derived from others at parsing (options/base_options.py): a difference is told by its sources
+DERIVED_FROM = {"semantic_nc": ("label_nc", "contain_dontcare_label", "no_instance")}
+
+
+class _ReadRecorder:
+    """Stands for an options namespace and notes the names read from it, in order."""
+
+    def __init__(self, opt):
+        self.__dict__.update(_opt=opt, _read=[])
+
+    def __getattr__(self, name):
+        value = getattr(self.__dict__["_opt"], name)
+        if name not in self._read:
+            self._read.append(name)
+        return value
+
+
+class _Constructed(Exception):
+    """The builder reached the network's constructor: every option it reads has been read."""
+
+
+def _stop_at_constructor(self, *args, **kwargs):
+    raise _Constructed
+
+
+def options_read(opt, net_name: str) -> list:
+    """The names of the options that the builder of network `net_name` reads (its registry entry's `from_opt`,
+    the only reader of options in networks), in the order it reads them. The builder runs up to the network's
+    constructor, so nothing is built; what it read before an error counts."""
+    from models import networks  # checkpointing sits below models only for this diagnosis
+    registry, choice = BUILT_BY[net_name]
+    recorder = _ReadRecorder(opt)
+    try:
+        cls = getattr(networks, registry).get(getattr(recorder, choice))
+        type(cls.__name__, (cls,), {"__init__": _stop_at_constructor}).from_opt(recorder)
+    except Exception:
+        pass
+    return recorder._read
+
+
+def differing_option(opt, net_name: str, saved_path: str):
+    """'--ngf 32 vs 16 in checkpoints/NAME/opt.json': the first option that the builder of `net_name` reads
+    whose value in `opt` is not the one saved in `saved_path` (the options the experiment's files were trained
+    with), or None (none differs, or the file cannot be read)."""
+    try:
+        with open(saved_path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    for name in options_read(opt, net_name):
+        for option in DERIVED_FROM.get(name, (name,)):
+            if option in saved and hasattr(opt, option):
+                now = json.loads(json.dumps(getattr(opt, option)))  # as it would be saved
+                if now != saved[option]:
+                    return f"--{option} {_value(now)} vs {_value(saved[option])} in {saved_path}"
+    return None
+
+
+def _value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def existing_network_path(folder: str, label, net_name: str) -> str:
+    """network_path(...) of a file that is there; else CheckpointError listing the folder's .pth files."""
     path = network_path(folder, label, net_name)
     if not os.path.isfile(path):
         listing = ", ".join(sorted(f for f in os.listdir(folder) if f.endswith(".pth"))) if os.path.isdir(
             folder) else "nothing (the folder does not exist)"
         raise CheckpointError(f"checkpoint {path} not found (--name, --checkpoints_dir and --which_epoch choose "
                               f"it; the folder holds: {listing or 'no .pth files'})")
+    return path
+
+
+def load_network(net, folder: str, label, net_name: str, strict: bool = True, trust_pickle: bool = False):
+    path = existing_network_path(folder, label, net_name)
     return load_state_into(net, safe_load(path, trust_pickle), path, net_name, strict)
 
 

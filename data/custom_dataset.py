@@ -33,8 +33,8 @@ class CustomDataset(Pix2pixDataset):
         if not opt.no_instance and not opt.instance_dir:
             raise DatasetError("--dataset_mode custom: no --instance_dir was given; pass --no_instance, or "
                                "--instance_dir with the instance maps")
-        labels = find_files(opt.label_dir, ANY_IMAGE, "label maps", opt)
-        images = find_files(opt.image_dir, ANY_IMAGE, "images", opt) if opt.image_dir else []
-        instances = (find_files(opt.instance_dir, ANY_IMAGE, "instance maps", opt)
+        labels = find_files(opt.label_dir, ANY_IMAGE, "label maps", opt, option="--label_dir")
+        images = find_files(opt.image_dir, ANY_IMAGE, "images", opt, option="--image_dir") if opt.image_dir else []
+        instances = (find_files(opt.instance_dir, ANY_IMAGE, "instance maps", opt, option="--instance_dir")
                      if opt.instance_dir and not opt.no_instance else [])
         return labels, images, instances

@@ -56,15 +56,16 @@ def make_dataset(folder, recursive=False, read_cache=False, write_cache=False):
     return paths
 
 
-def find_files(folder, patterns, what, opt, recursive=False):
+def find_files(folder, patterns, what, opt, recursive=False, option=None):
     """The files in `folder` whose names match one of the glob `patterns` (e.g. "*_labelIds.png"), naturally
-    sorted. A missing folder or no match raises DatasetError naming the folder and the patterns."""
+    sorted. A missing folder or no match raises DatasetError naming the folder and the patterns. `option`: the
+    option that names `folder` itself (custom's --label_dir); by default it lies under --dataroot."""
     if isinstance(patterns, str):
         patterns = (patterns,)
     cache_hit = opt.cache_filelist_read and os.path.isfile(os.path.join(folder, CACHE_NAME))
     if not cache_hit and not os.path.isdir(folder):
-        raise DatasetError(f"the folder of {what} {folder} does not exist (check --dataroot, --phase and the "
-                           f"folder layout of --dataset_mode {opt.dataset_mode})")
+        check = (option or f"--dataroot, --phase and the folder layout of --dataset_mode {opt.dataset_mode}")
+        raise DatasetError(f"the folder of {what} {folder} does not exist (check {check})")
     paths = make_dataset(folder, recursive, read_cache=opt.cache_filelist_read,
                          write_cache=opt.cache_filelist_write and not cache_hit)
     lowered = [p.lower() for p in patterns]

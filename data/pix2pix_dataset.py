@@ -22,6 +22,14 @@ from .image_folder import natural_sort
 DONTCARE = 255  # the value of the dontcare label in label files
 
 
+def repeated_name(paths, keys):
+    """The first pairing name that more than one of `paths` has -> (name, [its paths]), or None."""
+    files = {}
+    for path, key in zip(paths, keys):
+        files.setdefault(key, []).append(path)
+    return next(((key, found) for key, found in files.items() if len(found) > 1), None)
+
+
 class Pix2pixDataset(BaseDataset, abc.ABC):
     """Returns dicts: label (1, H, W) long, instance (1, H, W) long or 0, image (3, H, W) float in [-1, 1]
     (zeros without images), path (the image path, or the label path without images)."""
@@ -67,6 +75,13 @@ class Pix2pixDataset(BaseDataset, abc.ABC):
             return
         label_keys = [self.pair_key(p) for p in self.label_paths]
         other_keys = [self.pair_key(p) for p in other_paths]
+        for paths, keys, kind in ((self.label_paths, label_keys, "label map"), (other_paths, other_keys, what)):
+            repeated = repeated_name(paths, keys)
+            if repeated:
+                key, files = repeated
+                raise DatasetError(f"{len(files)} {kind} files are named like '{key}': {', '.join(files[:-1])} and "
+                                   f"{files[-1]}; a name pairs one label map with one {what}, so keep one of them "
+                                   f"(or {hint})")
         label_set, other_set = set(label_keys), set(other_keys)
         lonely_labels = [(p, k) for p, k in zip(self.label_paths, label_keys) if k not in other_set]
         lonely_others = [(p, k) for p, k in zip(other_paths, other_keys) if k not in label_set]
@@ -84,18 +99,13 @@ class Pix2pixDataset(BaseDataset, abc.ABC):
             other_path, other_key = lonely_others[0]
             raise DatasetError(f"{what} {other_path} has no label map named like '{other_key}' "
                                f"({len(self.label_paths)} label maps, {len(other_paths)} {what} files)")
-        # Every name has a partner, so a mismatch means some name occurs twice (a.jpg and a.png).
+        # Every name is unique and has a partner; the two lists can still be sorted differently (their folders
+        # or extensions sort otherwise), and samples are paired by position.
         for label_path, other_path, label_key, other_key in zip(self.label_paths, other_paths, label_keys,
                                                                 other_keys):
             if label_key != other_key:
                 raise DatasetError(f"label map {label_path} and {what} {other_path} do not pair: names "
-                                   f"'{label_key}' and '{other_key}' differ in sorted order (a name occurs "
-                                   f"twice?); {hint}")
-        if len(label_keys) != len(other_keys):
-            longer, kind = ((self.label_paths, "label map") if len(label_keys) > len(other_keys)
-                            else (other_paths, what))
-            raise DatasetError(f"{kind} {longer[min(len(label_keys), len(other_keys))]} repeats a name: "
-                               f"{len(label_keys)} label maps but {len(other_keys)} {what} files")
+                                   f"'{label_key}' and '{other_key}' differ in sorted order; {hint}")
 
     def __len__(self):
         return len(self.label_paths)

@@ -13,12 +13,14 @@ A weights file that is missing or of the wrong kind stops with one message namin
 """
 import hashlib
 import os
+import warnings
+import zipfile
 
 import numpy as np
 import torch
 
 from checkpointing import storage as checkpoint
-from evaluation.weights import INCEPTION_EXTRACTOR, inception_extractor, lpips_backbone_keys
+from evaluation.weights import INCEPTION_EXTRACTOR, inception_extractor, lpips_backbone_keys, lpips_network
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WEIGHTS_DIR = os.path.join(REPO, ".weights")
@@ -146,13 +148,11 @@ def lpips_how(net):
 
 def load_lpips(net, path, device="cpu"):
     """lpips.LPIPS(net) with its wheel's v0.1 heads and the backbone from `path` (--lpips_weights), strict."""
-    import lpips
     if net not in ("alex", "vgg"):
         raise MetricSetupError(f"--lpips_net {net}: expected alex or vgg")
     require_file(path, "--lpips_weights", lpips_how(net))
     state = read_state_dict(path, "--lpips_weights")
-    # pnet_rand: torchvision builds the backbone without fetching ImageNet weights; ours are loaded below.
-    model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
+    model = lpips_network(net)   # the backbone's weights are loaded below
     keys = lpips_backbone_keys(model.net)
     own = model.net.state_dict()
     check_keys(state, {theirs: own[ours].shape for ours, theirs in keys.items()}, "--lpips_weights", path,
@@ -171,18 +171,38 @@ def lpips_distance(model, images_1, images_2):
 # ---------------------------------------------------------------------------------------------------------
 # mIoU and pixel accuracy
 
-SEG_HOW = ("Give a TorchScript segmenter ((B, 3, H, W) image in [-1, 1] -> (B, C, H, W) logits); for "
-           "--dataset_mode synthetic make one with: python -m tools.train_segmenter --dataset_mode synthetic "
-           "--out seg.pt")
+SEG_HOW = ("Give a segmenter saved by torch.export.save or as TorchScript ((B, 3, H, W) image in [-1, 1] -> "
+           "(B, C, H, W) logits); for --dataset_mode synthetic make one with: python -m tools.train_segmenter "
+           "--dataset_mode synthetic --out seg.pt")
+
+
+def is_exported_program(path):
+    """Whether `path` is a torch.export.save archive (a zip holding NAME/archive_format), not TorchScript."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/archive_format") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_segmenter(path, device="cpu"):
+    """--seg_model: an exported program (tools.train_segmenter writes one) or a TorchScript file -> the network,
+    in eval mode (an exported program was exported in it), without gradients."""
     require_file(path, "--seg_model", SEG_HOW)
     try:
-        model = torch.jit.load(path, map_location=device)
+        if is_exported_program(path):
+            with open(path, "rb") as f:   # a path not ending in .pt2 makes torch.export log a warning; a file does not
+                model = torch.export.load(f).module().to(device)
+        else:
+            with warnings.catch_warnings():   # torch.jit.load is deprecated; many shared segmenters are TorchScript
+                warnings.simplefilter("ignore", FutureWarning)
+                model = torch.jit.load(path, map_location=device).eval()
     except Exception as e:
-        raise MetricSetupError(f"--seg_model {path}: not a TorchScript file ({e}). {SEG_HOW}") from None
-    return model.eval()
+        raise MetricSetupError(f"--seg_model {path}: neither an exported program nor a TorchScript file ({e}). "
+                               f"{SEG_HOW}") from None
+    for parameter in model.parameters():   # (a ScriptModule has no requires_grad_)
+        parameter.requires_grad_(False)
+    return model
 
 
 def parse_label_map(text, num_seg_classes):

@@ -9,6 +9,11 @@ mapping, so that two metrics.json files say whether their numbers can be compare
 - `custom` (the default for every other dataset mode): the metrics of --metrics, a TorchScript --seg_model and
   the --seg_label_map the user gives.
 
+Where the published protocols differ, an option chooses and the settings record it: `--coco_resize 512` scores
+COCO-Stuff as imaginaire does (longer side to 512, scored at that size), `--face_resize nearest` resizes faces as
+the CelebAMask-HQ authors' tester.py (PIL's NEAREST) instead of imaginaire's bicubic. Training's --eval_metrics
+miou takes the same options (`segmentation_scorer`), so its curve and evaluate.py score with one segmenter.
+
 The paper trains and tests at 256x256 (COCO-Stuff, ADE20K), 256x512 (Cityscapes) and 512x512 (CelebAMask-HQ,
 §4 "Experiments"). The image size is the generator's, set when it was trained, so a model of another size is
 measured at its own size and the deviation is recorded (`deviations`) and printed.
@@ -18,12 +23,15 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
-from evaluation.metrics import DEFAULT_WEIGHTS_DIR, IGNORE, MetricSetupError, SegmentationScores
+from evaluation.metrics import DEFAULT_WEIGHTS_DIR, IGNORE, MetricSetupError, SegmentationScores, SegmenterScorer
 
 PAPER, CUSTOM = "paper", "custom"
 NAMES = (PAPER, CUSTOM)
 PAPER_DATASETS = ("coco", "ade20k", "cityscapes", "celebamaskhq")
+FACE_RESIZES = ("bicubic", "nearest")   # --face_resize: imaginaire's, the CelebAMask-HQ authors' tester.py
+COCO_RESIZES = ("none", "512")          # --coco_resize: the image as generated (CC-FPSE), imaginaire's 512
 ACCURACY_NOTE = ("pixel_accuracy: correct pixels / counted pixels, the 'Acc' column of the paper's Table 1 (its "
                  "text says 'mean pixel accuracy')")
 # the 19 Cityscapes classes DRN-D-105 predicts, in train-id order (cityscapesScripts' labels.py)
@@ -59,22 +67,32 @@ class Protocol:
     source: str = ""
 
 
-def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> SegmenterSpec:
-    """The segmenter of the paper's table for `dataset_mode` (one of PAPER_DATASETS)."""
+def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False, face_resize: str = "bicubic",
+                    coco_resize: str = "none") -> SegmenterSpec:
+    """The segmenter of the paper's table for `dataset_mode` (one of PAPER_DATASETS); face_resize and coco_resize
+    as --face_resize and --coco_resize."""
+    if face_resize not in FACE_RESIZES or coco_resize not in COCO_RESIZES:
+        raise ValueError(f"face_resize {face_resize}, coco_resize {coco_resize}: expected one of "
+                         f"{', '.join(FACE_RESIZES)} and one of {', '.join(COCO_RESIZES)}")
     if dataset_mode == "coco":
+        input_size = ("the image as generated; MSC at scales 1, 0.75, 0.5" if coco_resize == "none" else
+                      f"longer side scaled to {coco_resize} (bilinear, align_corners=True); MSC at scales 1, 0.75, "
+                      f"0.5; logits resized to that size (align_corners=True) and scored there against the label "
+                      f"maps resized by nearest neighbour (imaginaire)")
         return SegmenterSpec(
             "coco", "DeepLab v2 ResNet-101 MSC, COCO-Stuff 164k, 182 classes (kazuto1011/deeplab-pytorch)",
             ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
-            "published in release v1.0 of github.com/kazuto1011/deeplab-pytorch",
-            "the image as generated; MSC at scales 1, 0.75, 0.5",
+            "published in release v1.0 of github.com/kazuto1011/deeplab-pytorch", input_size,
             "identity: COCO-Stuff ids 0..181 are the network's classes",
-            "dontcare (label 255, id 182) not counted", {"image_size": None})
+            "dontcare (label 255, id 182) not counted",
+            {"image_size": None if coco_resize == "none" else int(coco_resize)})
     if dataset_mode == "ade20k":
         return SegmenterSpec(
             "ade20k", "UPerNet ResNet-101, ADE20K, 150 classes (CSAILVision/semantic-segmentation-pytorch)",
             ("encoder_epoch_50.pth", "decoder_epoch_50.pth"),
             "published under http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/",
-            "multi-scale: short side 300, 375, 450, 525, 600 (long side at most 1000), probabilities averaged",
+            "multi-scale: short side 300, 375, 450, 525, 600 (long side at most 1000), the uint8 image resized by "
+            "PIL's bilinear, probabilities averaged",
             ("raw ADE20K values 1..150 are classes 0..149 (--ade20k_raw_labels)" if ade20k_raw_labels else
              "loader ids 0..149 (annotation value - 1) are the network's classes"),
             "'other' (annotation value 0) not counted", {"raw_labels": ade20k_raw_labels})
@@ -90,12 +108,15 @@ def paper_segmenter(dataset_mode: str, ade20k_raw_labels: bool = False) -> Segme
         return SegmenterSpec(
             "celebamaskhq", "face-parsing U-Net, CelebAMask-HQ, 19 classes (switchablenorms/CelebAMask-HQ)",
             ("model.pth",), "linked from face_parsing/README.md of github.com/switchablenorms/CelebAMask-HQ",
-            "512x512, bicubic (align_corners=True)", "identity: CelebAMask-HQ ids 0..18 are the network's classes",
-            "none (every pixel counted)", {"image_size": 512, "resize_mode": "bicubic"})
+            ("512x512, bicubic (align_corners=True)" if face_resize == "bicubic" else
+             "512x512, PIL's nearest (the authors' tester.py)"),
+            "identity: CelebAMask-HQ ids 0..18 are the network's classes",
+            "none (every pixel counted)", {"image_size": 512, "resize_mode": face_resize})
     raise ValueError(f"--dataset_mode {dataset_mode}: the paper measures only {', '.join(PAPER_DATASETS)}")
 
 
-def paper_protocol(dataset_mode: str, ade20k_raw_labels: bool = False) -> Protocol:
+def paper_protocol(dataset_mode: str, ade20k_raw_labels: bool = False, face_resize: str = "bicubic",
+                   coco_resize: str = "none") -> Protocol:
     """SC-GAN §4 for `dataset_mode`: metrics, segmenter and the paper's image size."""
     if dataset_mode not in PAPER_DATASETS:
         raise ValueError(f"--protocol paper: the paper measures {', '.join(PAPER_DATASETS)}; --dataset_mode "
@@ -104,8 +125,27 @@ def paper_protocol(dataset_mode: str, ade20k_raw_labels: bool = False) -> Protoc
     size = {"coco": (256, 256), "ade20k": (256, 256), "cityscapes": (256, 512), "celebamaskhq": (512, 512)}
     source = ("SC-GAN §4 'Evaluation Metrics' and Table 1" +
               ("; face-parsing mIoU as later face-synthesis tables" if dataset_mode == "celebamaskhq" else ""))
-    return Protocol(PAPER, dataset_mode, metrics, paper_segmenter(dataset_mode, ade20k_raw_labels),
+    return Protocol(PAPER, dataset_mode, metrics,
+                    paper_segmenter(dataset_mode, ade20k_raw_labels, face_resize, coco_resize),
                     size[dataset_mode], source)
+
+
+def chosen_protocol(opt) -> Optional[Protocol]:
+    """The paper Protocol that --protocol paper, --dataset_mode, --ade20k_raw_labels, --face_resize and
+    --coco_resize choose (options already checked, options/eval_options.py); None under --protocol custom."""
+    if opt.protocol != PAPER:
+        return None
+    return paper_protocol(opt.dataset_mode, opt.dataset_mode == "ade20k" and opt.ade20k_raw_labels,
+                          opt.face_resize, opt.coco_resize)
+
+
+def segmentation_scorer(opt, device="cpu", asked_by="--metrics miou"):
+    """The mIoU scorer of evaluate.py and of training's --eval_metrics miou: the paper's segmenter from
+    --segmenter_weights under --protocol paper, else --seg_model."""
+    protocol = chosen_protocol(opt)
+    if protocol is None:
+        return SegmenterScorer(opt, device, asked_by=asked_by)
+    return PaperSegmenterScorer(protocol.segmenter, opt.segmenter_weights, opt.label_nc, device)
 
 
 def default_protocol(dataset_mode: str) -> str:
@@ -157,11 +197,16 @@ class PaperSegmenterScorer:
 
     @torch.no_grad()
     def predict(self, images):
-        """images: (B, 3, H, W) in [-1, 1] -> (B, H, W) network classes (on the CPU)."""
+        """images: (B, 3, H, W) in [-1, 1] -> (B, *output_size(H, W)) network classes (on the CPU)."""
         return self.lookup[self.model(images.to(self.device)).cpu()]
 
     def targets(self, label):
-        """label: (B, 1, H, W) dataset ids -> (B, H, W) network classes or IGNORE."""
+        """label: (B, 1, H, W) dataset ids -> (B, *output_size(H, W)) network classes or IGNORE. A segmenter that
+        scores at its own size (COCO-Stuff at 512) gets the label maps resized to it by nearest neighbour, as
+        imaginaire's compute_hist does."""
+        size = self.model.output_size(*label.shape[2:])
+        if tuple(size) != tuple(label.shape[2:]):
+            label = F.interpolate(label.float(), size=size, mode="nearest")
         return self.lookup[label[:, 0].long().cpu().clamp(0, len(self.lookup) - 1)]
 
     def new_scores(self):

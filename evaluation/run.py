@@ -41,6 +41,18 @@ def sample_name(path):
     return os.path.splitext(ntpath.basename(str(path)))[0]
 
 
+def portable_path(path, experiment_folder):
+    """How metrics.json names a file, without the machine's folders: relative to the experiment's folder
+    (checkpoints_dir/NAME) for its own files, else to the folder evaluate.py ran in, else under ~; any other file
+    by its name alone (its sha256 beside it says which file it was)."""
+    path = os.path.abspath(path)
+    for start, prefix in ((os.path.abspath(experiment_folder), ""), (os.getcwd(), ""),
+                          (os.path.expanduser("~"), "~/")):
+        if start != os.sep and os.path.commonpath([path, start]) == start:
+            return prefix + os.path.relpath(path, start).replace(os.sep, "/")
+    return os.path.basename(path)
+
+
 def results_folder(opt):
     """Where test.py wrote the synthesized images of this experiment."""
     return os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.which_epoch}", "images", "synthesized_image")
@@ -74,7 +86,8 @@ def data_settings(opt):
     own = [a.dest for a in scratch._actions if a.dest != "dataroot"]
     settings = OrderedDict(dataset_mode=opt.dataset_mode)
     if scratch.get_default("dataroot") is not None:
-        settings["dataroot"] = opt.dataroot
+        settings["dataroot"] = opt.dataroot and portable_path(opt.dataroot, os.path.join(opt.checkpoints_dir,
+                                                                                       opt.name))
     settings.update((k, getattr(opt, k)) for k in own)
     settings.update(phase=opt.phase, label_nc=opt.label_nc, contain_dontcare_label=opt.contain_dontcare_label,
                     no_instance=opt.no_instance, preprocess_mode=opt.preprocess_mode, load_size=opt.load_size,
@@ -96,8 +109,7 @@ class Evaluation:
         self.weights = OrderedDict()
         self.lpips_values = []
         self.real_features = self.fake_features = self.lpips = self.segmenter = None
-        self.paper = (protocols.paper_protocol(opt.dataset_mode, opt.dataset_mode == "ade20k" and
-                                               opt.ade20k_raw_labels) if opt.protocol == protocols.PAPER else None)
+        self.paper = protocols.chosen_protocol(opt)
         asked = set(opt.metrics)
 
         if asked & {"fid", "kid"}:
@@ -108,13 +120,11 @@ class Evaluation:
             self.lpips = M.load_lpips(opt.lpips_net, opt.lpips_weights, device)
             self.weights[f"lpips_{opt.lpips_net}"] = opt.lpips_weights
         if "miou" in asked:
+            self.segmenter = protocols.segmentation_scorer(opt, device)
             if self.paper is not None:
-                self.segmenter = protocols.PaperSegmenterScorer(self.paper.segmenter, opt.segmenter_weights,
-                                                                opt.label_nc, device)
                 for i, path in enumerate(self.segmenter.weights):
                     self.weights[f"segmenter_{i}" if len(self.segmenter.weights) > 1 else "segmenter"] = path
             else:
-                self.segmenter = M.SegmenterScorer(opt, device)
                 self.weights["seg_model"] = opt.seg_model
             self.seg_scores = self.real_seg_scores = None   # sized at the first batch
         self.generator_file = None
@@ -190,6 +200,7 @@ class Evaluation:
         generator_parameters: the generator's parameter count when it ran; speed: {'generator_images_per_s',
         'device', 'threads'} when it ran."""
         opt = self.opt
+        experiment = os.path.join(opt.checkpoints_dir, opt.name)   # files are named relative to it (portable_path)
         results, protocol = OrderedDict(), OrderedDict()
         protocol["name"] = opt.protocol
         protocol["dataset_mode"] = opt.dataset_mode
@@ -202,8 +213,8 @@ class Evaluation:
         protocol["data"] = data_settings(opt)
         protocol["data"].update(
             image_resize_filter="bicubic (PIL) at loading", label_resize_filter="nearest (PIL) at loading",
-            synthesized_images=("read from " + results_folder(opt)) if opt.from_results else
-            f"generator {opt.netG}, checkpoint {opt.which_epoch}")
+            synthesized_images=(f"read from {portable_path(results_folder(opt), experiment)}" if opt.from_results
+                                else f"generator {opt.netG}, checkpoint {opt.which_epoch}"))
         if self.real_features is not None:
             real, fake = self.real_features.features(), self.fake_features.features()
             protocol["inception"] = OrderedDict(
@@ -250,12 +261,12 @@ class Evaluation:
                 per_class_iou=OrderedDict(zip(names, fake_scores["per_class_iou"])),
                 per_class_iou_real=OrderedDict(zip(names, real_scores["per_class_iou"])))
             protocol["segmentation"] = segmentation
-        protocol["weights_sha256"] = OrderedDict((k, {"path": os.path.abspath(p), "sha256": M.sha256(p)})
+        protocol["weights_sha256"] = OrderedDict((k, {"path": portable_path(p, experiment), "sha256": M.sha256(p)})
                                                  for k, p in self.weights.items())
         summary = OrderedDict(metrics=results, protocol=protocol)
         summary["experiment"] = OrderedDict(
             name=opt.name, which_epoch=opt.which_epoch, netG=opt.netG,
-            generator_file=os.path.abspath(self.generator_file) if self.generator_file else None,
+            generator_file=portable_path(self.generator_file, experiment) if self.generator_file else None,
             parameters={"G": generator_parameters})
         if speed is not None:
             summary["speed"] = speed
@@ -274,13 +285,18 @@ def save_example(visualizer, web_dir, visuals, path):
 
 
 def write(web_dir, title, summary, example_rows):
-    """web_dir/metrics.json and web_dir/index.html (numbers, protocol, FID note, example rows).
+    """web_dir/metrics.json and web_dir/index.html: the example rows first, then the numbers, the protocol's name
+    and FID note, and the protocol, experiment and speed as JSON, folded away.
 
     example_rows: [(name, [(caption, file relative to web_dir/images)])]."""
-    from dominate.tags import p, pre, table, td, th, tr
+    from dominate.tags import details, p, pre, table, td, th, tr
+    from dominate.tags import summary as fold
 
     atomic_write_bytes(os.path.join(web_dir, "metrics.json"), (json.dumps(summary, indent=2) + "\n").encode())
     page = HTML(web_dir, title)
+    for name, cells in example_rows:
+        page.add_header(name)
+        page.add_images([f for _, f in cells], [c for c, _ in cells], [f for _, f in cells], width=192)
     page.add_header("Metrics")
     with page.doc:
         with table(border=1, style="border-collapse: collapse;"):
@@ -292,10 +308,7 @@ def write(web_dir, title, summary, example_rows):
           (FID_COUNT_NOTE if "fid_note" in protocol else ""))
         for line in protocol["settings"]["deviations"]:
             p(f"Deviation from the paper's protocol: {line}.")
-    page.add_header("Protocol, experiment and speed (also in metrics.json)")
-    with page.doc:
-        pre(json.dumps({k: summary[k] for k in ("protocol", "experiment", "speed") if k in summary}, indent=2))
-    for name, cells in example_rows:
-        page.add_header(name)
-        page.add_images([f for _, f in cells], [c for c, _ in cells], [f for _, f in cells], width=192)
+        with details():
+            fold("Protocol, experiment and speed (as in metrics.json)")
+            pre(json.dumps({k: summary[k] for k in ("protocol", "experiment", "speed") if k in summary}, indent=2))
     return page.save()

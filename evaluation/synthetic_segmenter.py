@@ -2,10 +2,12 @@
 
   python -m tools.train_segmenter --dataset_mode synthetic --out seg.pt [--iterations 400] [dataset options]
 
-trains on the `train` phase, prints mIoU and pixel accuracy on the `test` phase, and saves a TorchScript file
-that evaluate.py takes as --seg_model: (B, 3, H, W) image in [-1, 1] -> (B, label_nc, H, W) logits. For the
-bundled synthetic dataset it learns in a few minutes on a CPU, so the whole mIoU metric runs end to end here;
-for the real datasets use a published segmenter (DRN, UperNet, DeepLab) exported to TorchScript.
+trains on the `train` phase, prints mIoU and pixel accuracy on the `test` phase, and saves the network as an
+exported program (torch.export.save, PyTorch's current format for a network saved with its code) that evaluate.py
+takes as --seg_model: (B, 3, H, W) image in [-1, 1], H and W at least 8 -> (B, label_nc, H, W) logits. For the
+bundled datasets (synthetic, landscapes) it learns in minutes on a CPU, so the whole mIoU metric runs end to end here;
+for the real datasets use a published segmenter (DRN, UperNet, DeepLab) exported the same way (or to TorchScript,
+which --seg_model still reads).
 """
 import io
 
@@ -108,7 +110,12 @@ def score(model, opt, images_from=None, batch_size=16):
     return scores.compute()
 
 
-def save_torchscript(model, path):
+def save_segmenter(model, path):
+    """Write `model` (in eval mode) to `path` as an exported program for any batch, height and width (H, W >= 8:
+    below that the two poolings leave a 1-pixel level, which export would have to specialize);
+    evaluation/metrics.py (`load_segmenter`) reads it."""
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)}
+    program = torch.export.export(model.eval(), (torch.zeros(2, 3, 64, 64),), dynamic_shapes=(dims,))
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(model), buffer)
+    torch.export.save(program, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -190,6 +190,19 @@ def vgg16_or_alexnet_features(net):
     return (torchvision.models.alexnet if net == "alex" else torchvision.models.vgg16)(weights=None).features
 
 
+def lpips_network(net):
+    """lpips.LPIPS(net) with its wheel's v0.1 linear heads and a backbone of torchvision's initial values, for the
+    converted backbone to be loaded into (pnet_rand: nothing is fetched). lpips 0.1.4 builds the backbone with
+    torchvision's `pretrained` argument, deprecated since torchvision 0.13: its two warnings concern lpips' call,
+    which builds the same network as weights=None, and are silenced here."""
+    import lpips
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The parameter 'pretrained' is deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Arguments other than a weight enum or `None` for 'weights' are "
+                                                  "deprecated", category=UserWarning)
+        return lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
+
+
 def lpips_backbone_keys(lpips_net):
     """lpips' backbone keys (`sliceK.N.weight`) -> torchvision's (`features.N.weight`)."""
     return {k: "features." + k.split(".", 1)[1] for k in lpips_net.state_dict()}

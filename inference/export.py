@@ -3,12 +3,14 @@
 `export_onnx(netG, opt, path)` writes path (the ONNX graph of the generator in eval mode, spectral norms
 folded, batch dimension dynamic) and path + '.json'. The graph draws no random numbers: a --use_vae model takes
 its style code as the input `z`, OASIS's 3-D noise (--oasis_noise_nc) comes as the input `noise`, one vector per
-image, as models/networks/generator.py (`with_3d_noise`) draws it. Inputs, all float32, batch B dynamic:
+image, as models/networks/generator.py (`with_3d_noise`) draws it. Inputs, batch B dynamic, float32 but for ids:
 
   label-to-image generators   layout (B, semantic_nc, H, W): the one-hot over label_nc (+ 1, the dontcare class,
                               with contain_dontcare_label) then, unless no_instance, one channel of instance edges
-                              (models/pix2pix_model.py, `semantic_layout`); z (B, z_dim) with --use_vae; noise
-                              (B, noise_nc) with --oasis_noise_nc
+                              (models/pix2pix_model.py, `semantic_layout`); or, with layout_input 'ids', ids
+                              (B, H, W) int64 class ids and, unless no_instance, instance (B, H, W) int64 instance
+                              ids, read by lookup in the graph (models/networks/layout_lookup.py); z (B, z_dim)
+                              with --use_vae; noise (B, noise_nc) with --oasis_noise_nc
   scgan_unpaired              reference (B, 3, H, W) and source (B, 3, H, W), images in [-1, 1]
 Output: image (B, 3, H, W) in [-1, 1]. Needs the packages of requirements-export.txt.
 """
@@ -20,31 +22,44 @@ import torch
 from torch import nn
 
 from checkpointing.storage import atomic_write_bytes
+from models.networks.layout_lookup import Layout, set_layout_path
 from models.networks.scgan_unpaired import SCGANUnpairedGenerator
+from models.pix2pix_model import instance_edges
 
 from .folding import fold_spectral_norms
 from .synthesizer import model_size
 
 OPSET = 18
+LAYOUT_INPUTS = ("one_hot", "ids")   # what the exported graph takes: the one-hot layout, or the class ids
 
 
 class LabelToImage(nn.Module):
-    """netG with its random inputs made inputs: forward(layout, [z], [noise]) -> image."""
+    """netG with its random inputs made inputs: forward(layout, [z], [noise]) -> image; with layout_input 'ids'
+    forward(ids, [instance], [z], [noise]), the graph reading the class ids by lookup."""
 
-    def __init__(self, netG, use_vae: bool):
+    def __init__(self, netG, use_vae: bool, layout_input: str = "one_hot", num_classes: int = 0,
+                 instance_edges: bool = False):
         super().__init__()
+        if layout_input not in LAYOUT_INPUTS:
+            raise ValueError(f"layout_input {layout_input!r}: expected one of {', '.join(LAYOUT_INPUTS)}")
         self.netG, self.use_vae = netG, use_vae
+        self.layout_input, self.num_classes, self.instance_edges = layout_input, num_classes, instance_edges
         # the noise comes in as an input and is put before the layout here, as with_3d_noise would
         self.noise_nc, netG.noise_nc = getattr(netG, "noise_nc", 0), 0
 
     def forward(self, layout, *extra):
-        """layout: (B, semantic_nc, H, W); extra: z (B, z_dim) with the VAE, then noise (B, noise_nc)."""
+        """layout: (B, semantic_nc, H, W) float, or (B, H, W) int64 class ids; extra: the instance ids (B, H, W)
+        with ids and instance edges, z (B, z_dim) with the VAE, then noise (B, noise_nc)."""
         extra = list(extra)
+        if self.layout_input == "ids":
+            edges = instance_edges(extra.pop(0)[:, None]) if self.instance_edges else None
+            layout = Layout.from_ids(layout, self.num_classes, edges, torch.float32)
         z = extra.pop(0) if self.use_vae else None
         if self.noise_nc:
             noise = extra.pop(0)
             b, _, h, w = layout.shape
-            layout = torch.cat([noise[:, :, None, None].expand(b, self.noise_nc, h, w), layout], dim=1)
+            noise = noise[:, :, None, None].expand(b, self.noise_nc, h, w)
+            layout = layout.with_before(noise) if isinstance(layout, Layout) else torch.cat([noise, layout], dim=1)
         return self.netG(layout, z=z)
 
 
@@ -59,24 +74,34 @@ class Translator(nn.Module):
         return self.netG(reference, source)
 
 
-def exported_module(netG, opt):
-    """-> (module to export, {input name: shape with 'B' for the batch}, sidecar's input description)."""
+def exported_module(netG, opt, layout_input="one_hot"):
+    """-> (module to export, {input name: (shape with 'B' for the batch, dtype)}, sidecar's input description)."""
     h, w = model_size(opt)
     if isinstance(netG, SCGANUnpairedGenerator):
-        image = ["B", opt.output_nc, h, w]
+        image = (["B", opt.output_nc, h, w], "float32")
         return Translator(netG), {"reference": image, "source": image}, {
             "reference": "a target-domain image whose style the result takes, RGB in [-1, 1]",
             "source": "the source-domain image to translate, RGB in [-1, 1]"}
-    module = LabelToImage(netG, opt.use_vae)
-    shapes = {"layout": ["B", opt.semantic_nc, h, w]}
-    described = {"layout": "one-hot label map, then the instance edges when instance_edges is true"}
+    edges = not opt.no_instance
+    module = LabelToImage(netG, opt.use_vae, layout_input, opt.label_nc + int(opt.contain_dontcare_label), edges)
+    if layout_input == "ids":
+        inputs = {"ids": (["B", h, w], "int64")}
+        described = {"ids": f"class ids 0..{opt.label_nc - 1}" +
+                            (f", {opt.label_nc} for dontcare" if opt.contain_dontcare_label else "")}
+        if edges:
+            inputs["instance"] = (["B", h, w], "int64")
+            described["instance"] = "instance ids (any integers; the graph finds their edges); without instance " \
+                                    "maps, the class ids"
+    else:
+        inputs = {"layout": (["B", opt.semantic_nc, h, w], "float32")}
+        described = {"layout": "one-hot label map, then the instance edges when instance_edges is true"}
     if opt.use_vae:
-        shapes["z"] = ["B", opt.z_dim]
+        inputs["z"] = (["B", opt.z_dim], "float32")
         described["z"] = "style code, z ~ N(0, I) for a random style"
     if module.noise_nc:
-        shapes["noise"] = ["B", module.noise_nc]
+        inputs["noise"] = (["B", module.noise_nc], "float32")
         described["noise"] = "OASIS's 3-D noise: N(0, 1), one vector per image, repeated over the pixels"
-    return module, shapes, described
+    return module, inputs, described
 
 
 def sidecar(opt, shapes, described):
@@ -84,13 +109,13 @@ def sidecar(opt, shapes, described):
     h, w = model_size(opt)
     info = {
         "format": "onnx", "opset": OPSET, "netG": opt.netG, "name": opt.name,
-        "inputs": {name: {"shape": shape, "dtype": "float32", "meaning": described[name]}
-                   for name, shape in shapes.items()},
+        "inputs": {name: {"shape": shape, "dtype": dtype, "meaning": described[name]}
+                   for name, (shape, dtype) in shapes.items()},
         "output": {"name": "image", "shape": ["B", opt.output_nc, h, w], "dtype": "float32", "range": [-1.0, 1.0],
                    "to_uint8": "round((image + 1) * 127.5), channels first"},
         "size_hw": [h, w],
     }
-    if "layout" in shapes:
+    if "layout" in shapes or "ids" in shapes:
         info["layout"] = {
             "label_nc": opt.label_nc,
             "dontcare": ({"channel": opt.label_nc, "label_file_value": 255} if opt.contain_dontcare_label
@@ -104,15 +129,20 @@ def sidecar(opt, shapes, described):
     return info
 
 
-def export_onnx(netG, opt, path, batch=2):
+def export_onnx(netG, opt, path, batch=2, layout_input="one_hot"):
     """Write the ONNX graph of `netG` (folded, in eval mode; a copy is exported, netG is left as it is) to
     `path` and its sidecar to path + '.json' -> the sidecar dict. Traced at batch `batch` (not 1, which the
-    exporter would take for a constant); the batch dimension of every input and of the output is dynamic."""
+    exporter would take for a constant); the batch dimension of every input and of the output is dynamic.
+    layout_input 'one_hot': the graph takes the one-hot layout and convolves it; 'ids': it takes the class ids
+    (and instance ids) and reads them by lookup (Gather and ReduceSum nodes)."""
     netG = copy.deepcopy(netG).float().cpu().eval()
     fold_spectral_norms(netG)
-    module, shapes, described = exported_module(netG, opt)
+    # one path in the graph: the lookup reads ids, which a one-hot input would have to be searched for
+    set_layout_path(netG, "lookup" if layout_input == "ids" else "conv")
+    module, shapes, described = exported_module(netG, opt, layout_input)
     module.eval()
-    examples = tuple(torch.zeros([batch, *shape[1:]]) for shape in shapes.values())
+    dtypes = {"float32": torch.float32, "int64": torch.int64}
+    examples = tuple(torch.zeros([batch, *shape[1:]], dtype=dtypes[dtype]) for shape, dtype in shapes.values())
     batch_dim = {0: torch.export.Dim("batch", min=1)}
     if isinstance(module, LabelToImage) and len(examples) > 1:  # forward(layout, *extra): extra is a tuple
         dynamic = (batch_dim, tuple(batch_dim for _ in examples[1:]))

@@ -8,9 +8,9 @@
 Label maps come as a file path, a PIL image, an integer array or tensor of class ids ((H, W) one, (B, H, W) a
 batch), a float one-hot tensor ((C, H, W) or (B, C, H, W), C = label_nc + 1 with the dontcare label), or a list
 of these. They are turned into the generator's input by models/pix2pix_model.py (`semantic_layout`: one-hot,
-dontcare channel, instance edges), exactly as for training. The generator is prepared at load
-(inference/prepare.py): its spectral norms folded, and its layout convolutions skipping the classes absent from
-the batch. test.py, evaluate.py and demo.py synthesize through this class.
+dontcare channel, instance edges), exactly as for training: a Layout of the class ids, which the
+layers that read it convolve by table lookup (models/networks/layout_lookup.py). The generator's spectral norms
+are folded at load (inference/folding.py). test.py, evaluate.py and demo.py synthesize through this class.
 
 Built from the experiment's saved options (opt.json read into a Namespace, nothing parsed), so this module does
 not import options/. A released file is imported into an experiment first: tools/import_checkpoint.py's
@@ -19,6 +19,7 @@ not import options/. A released file is imported into an experiment first: tools
 import argparse
 import json
 import os
+import warnings
 from contextlib import nullcontext
 
 import numpy as np
@@ -29,11 +30,11 @@ from checkpointing.storage import CheckpointError, load_network, network_path
 from data.base_dataset import id_map_values, open_image
 from data.pix2pix_dataset import DONTCARE
 from models import networks
-from models.pix2pix_model import semantic_layout
+from models.networks.layout_lookup import set_layout_path
+from models.pix2pix_model import layout_of_labels
 from util import util
 
 from .folding import fold_spectral_norms
-from .prepare import skip_zero_layout_channels
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 OUTPUTS = ("uint8", "pil", "tensor")
@@ -88,6 +89,30 @@ def load_networks(opt, folder, which_epoch="latest", ema=True, device="cpu", tru
     return netG, netE, network_path(folder, which_epoch, label)
 
 
+class SlowPrecisionWarning(UserWarning):
+    """The asked precision runs much slower than fp32 on this device (bf16 on a CPU without bf16 instructions)."""
+
+
+def bf16_cpu_cost():
+    """None when this CPU has bf16 instructions (x86: AMX-BF16, AVX512-BF16 or AVX-NE-CONVERT; ARM: BF16), else one
+    clause saying so and what bf16 costs. oneDNN, which runs PyTorch's CPU convolutions, emulates bf16 on an AVX-512
+    CPU without them and has no bf16 kernels below AVX-512. Measured against fp32 with oneDNN held to an
+    instruction set (ONEDNN_MAX_CPU_ISA, docs/inference.md): held to AVX-512, one 3x3 convolution (128 channels at
+    64x64) took 3.4 to 3.9 times as long and SC-GAN 2.2 times; held to AVX2, 216 to 331 times and 65 times (and
+    322 times for that convolution on an AVX2 CPU)."""
+    capabilities = torch.cpu.get_capabilities()
+    if any(capabilities.get(f) for f in ("amx_bf16", "avx512_bf16", "avx_ne_convert", "bf16", "sve_bf16")):
+        return None
+    if capabilities.get("architecture") not in ("x86_64", "x86"):
+        return "this CPU has no bf16 instructions: bf16 is emulated, likely slower than fp32 (not measured here)"
+    if all(capabilities.get(f) for f in ("avx512_f", "avx512_bw", "avx512_vl", "avx512_dq")):
+        return ("this CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16): oneDNN emulates bf16 with AVX-512, "
+                "2 to 4 times slower than fp32")
+    return (f"this CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16) and no AVX-512 (PyTorch's CPU capability: "
+            f"{torch.backends.cpu.get_cpu_capability()}): oneDNN runs bf16 convolutions in reference code, tens to "
+            f"hundreds of times slower than fp32")
+
+
 def check_settings(opt, device, precision):
     """Raise ValueError, naming the setting, unless a Synthesizer can run this model this way."""
     if opt.label_nc < 1:
@@ -97,6 +122,13 @@ def check_settings(opt, device, precision):
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and torch.device(device).type != "cuda":
         raise ValueError(f"precision fp16 runs on CUDA only, and the device is {device}: use bf16 or fp32")
+
+
+def refuse_empty(batch, what):
+    """Raise ValueError for a batch (B, ...) of no samples: the generator's convolutions would fail on it with
+    PyTorch's shape message, which names no input."""
+    if batch.shape[0] == 0:
+        raise ValueError(f"an empty batch of {what} (shape {tuple(batch.shape)}): give at least one")
 
 
 def ordinary(value):
@@ -115,12 +147,16 @@ class Synthesizer:
     with instance maps gets the label map as its instance map unless `instances` are given (one instance per
     class region)."""
 
-    def __init__(self, netG, opt, netE=None, device="cpu", precision="fp32", generator_file=None):
+    def __init__(self, netG, opt, netE=None, device="cpu", precision="fp32", generator_file=None, layout_path="auto"):
         device = torch.device(device)
         check_settings(opt, device, precision)
+        cost = bf16_cpu_cost() if precision == "bf16" and device.type == "cpu" else None
+        if cost:
+            warnings.warn(f"precision bf16 on the CPU: {cost}; fp32 is faster here", SlowPrecisionWarning,
+                          stacklevel=2)
         self.opt, self.device, self.precision = opt, device, precision
         self.dtype = PRECISIONS[precision]
-        self.netG = netG.to(device=device, dtype=self.dtype).eval()
+        self.netG = set_layout_path(netG.to(device=device, dtype=self.dtype).eval(), layout_path)
         self.netE = netE.to(device=device, dtype=self.dtype).eval() if netE is not None else None
         self.generator_file = generator_file
         self.size = model_size(opt)
@@ -131,17 +167,17 @@ class Synthesizer:
     # ------------------------------------------------------------------------------------------------ building
     @classmethod
     def from_experiment(cls, folder, which_epoch="latest", ema=True, device="cpu", precision="fp32", fold=True,
-                        trust_pickle=False):
+                        trust_pickle=False, layout_path="auto"):
         """An experiment folder (checkpoints/NAME, with opt.json) -> Synthesizer of its `which_epoch` generator:
         the EMA one when the experiment saved it and `ema`, its spectral norms folded when `fold`."""
         if not os.path.isdir(folder):
             raise CheckpointError(f"no experiment at {folder}: the folder does not exist")
         return cls.from_options(read_experiment_options(folder), folder, which_epoch, ema, device, precision,
-                                fold, trust_pickle)
+                                fold, trust_pickle, layout_path)
 
     @classmethod
     def from_options(cls, opt, folder=None, which_epoch=None, ema=None, device="cpu", precision="fp32", fold=True,
-                     trust_pickle=None):
+                     trust_pickle=None, layout_path="auto"):
         """From options already read (test.py, evaluate.py and demo.py pass theirs): the folder defaults to
         opt.checkpoints_dir/opt.name, which_epoch to opt.which_epoch, ema to `not opt.no_ema`."""
         folder = folder if folder is not None else os.path.join(opt.checkpoints_dir, opt.name)
@@ -150,9 +186,7 @@ class Synthesizer:
         trust_pickle = trust_pickle if trust_pickle is not None else opt.trust_pickle
         check_settings(opt, device, precision)   # before the networks are built and loaded
         netG, netE, file = load_networks(opt, folder, which_epoch, ema, device, trust_pickle, fold)
-        if fold:   # the rest of prepare_for_inference (inference/prepare.py)
-            skip_zero_layout_channels(netG)
-        return cls(netG, opt, netE, device, precision, file)
+        return cls(netG, opt, netE, device, precision, file, layout_path)
 
     @property
     def uses_ema(self):
@@ -216,6 +250,7 @@ class Synthesizer:
         return x.argmax(dim=1, keepdim=True), batched
 
     def _checked(self, ids, what):
+        refuse_empty(ids, what + "s")
         label_nc, dontcare = self.opt.label_nc, self.opt.contain_dontcare_label
         if dontcare:
             ids = torch.where(ids == DONTCARE, torch.full_like(ids, label_nc), ids)
@@ -233,7 +268,8 @@ class Synthesizer:
 
     def layout(self, labels, instances=None):
         """Label maps (any accepted form) and optional instance maps (the same forms, any integer ids) -> the
-        generator's input (B, semantic_nc, H, W) on the device, in the model's precision."""
+        generator's input (B, semantic_nc, H, W) on the device, in the model's precision: a Layout of the class
+        ids (models/networks/layout.py; `.tensor()` is the one-hot tensor)."""
         return self._layout(labels, instances)[0]
 
     def _layout(self, labels, instances):
@@ -249,10 +285,10 @@ class Synthesizer:
 
     def layout_of_ids(self, ids, instance):
         """ids: (B, 1, H, W) long class ids (dontcare = label_nc); instance: (B, 1, H, W) instance ids, or
-        anything when the model reads no instance edges -> (B, semantic_nc, H, W)."""
+        anything when the model reads no instance edges -> the Layout (B, semantic_nc, H, W)."""
         ids = ids.to(self.device)
-        return semantic_layout(ids, instance, self.opt.label_nc, self.opt.contain_dontcare_label,
-                               self.opt.no_instance, dtype=self.dtype)
+        return layout_of_labels(ids, instance, self.opt.label_nc, self.opt.contain_dontcare_label,
+                                self.opt.no_instance, dtype=self.dtype)
 
     # ------------------------------------------------------------------------------------------------ style
     def _require_vae(self, what, encoder=False):
@@ -279,9 +315,10 @@ class Synthesizer:
     # ------------------------------------------------------------------------------------------------ running
     @torch.no_grad()
     def generate(self, layout, style=None, seed=None, return_aux=False):
-        """layout: (B, semantic_nc, H, W) from `layout`; style: (B, z_dim) or (z_dim,) codes z (--use_vae);
+        """layout: (B, semantic_nc, H, W) from `layout` (or a one-hot tensor); style: (B, z_dim) or (z_dim,) codes z (--use_vae);
         seed: fixes the code (when no style is given) and the generator's own noise -> image (B, 3, H, W) in
         [-1, 1], float32 on the device (with return_aux also the generator's aux dict)."""
+        refuse_empty(layout, "layouts")
         b = layout.size(0)
         z = None
         if style is not None:
@@ -315,6 +352,7 @@ class Synthesizer:
         """A dataset batch ({'label': (B, 1, H, W) ids, 'instance': ids or 0, 'image': (B, 3, H, W) or absent})
         -> (B, 3, H, W) in [-1, 1], as Pix2PixModel.forward(data, 'inference'): with --use_vae the style is
         encoded from data['image'] when there is one (sampled, SPADE's test), else drawn by the generator."""
+        refuse_empty(data["label"], "label maps")
         layout = self.layout_of_ids(data["label"].long(), data["instance"])
         z = None
         if self.netE is not None and data.get("image") is not None:

@@ -20,6 +20,7 @@ import torch
 import data
 import models
 from models import networks
+from models.networks.layout_lookup import LAYOUT_PATHS
 from util.distributed import launched_by_torchrun, world_size_from_environment
 from util.ranges import bounded, check_values
 from util.registry import RegistryError
@@ -35,6 +36,18 @@ def default_gpu_ids():
     return "0" if torch.cuda.is_available() else "-1"
 
 
+class OptionParser(argparse.ArgumentParser):
+    """argparse, except that a mistake is one line and where the options are listed, not the usage block first
+    (20 to 50 lines once the hooks have added their options)."""
+
+    def error(self, message):
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)  # run as python -m tools.NAME, or as a script
+        command = (f"python -m {spec.name.removesuffix('.__main__')}" if spec is not None and spec.name else
+                   f"python {self.prog}")
+        self.exit(2, f"{self.prog}: error: {message} ({command} --help lists the options)\n")
+
+
 class BaseOptions:
     isTrain = False
     # Options that describe one run rather than the trained model: never taken from a saved opt.pkl.
@@ -42,7 +55,7 @@ class BaseOptions:
                        "serial_batches", "no_flip", "load_size", "max_dataset_size", "load_from_opt_file",
                        "continue_train", "which_epoch", "how_many", "results_dir", "label_dir", "image_dir",
                        "instance_dir", "cache_filelist_write", "cache_filelist_read", "debug", "trust_pickle",
-                       "overwrite", "no_ema", "init_from", "dist_timeout")
+                       "overwrite", "no_ema", "init_from", "dist_timeout", "num_threads", "layout_conv")
 
     def initialize(self, parser):
         # experiment
@@ -88,6 +101,15 @@ class BaseOptions:
                             help="take images in order instead of shuffling")
         parser.add_argument("--no_flip", action="store_true", help="do not flip images for augmentation")
         parser.add_argument("--nThreads", type=bounded(int, min=0), default=0, help="number of data-loading workers")
+        parser.add_argument("--num_threads", type=bounded(int, min=1, special={0: "PyTorch's choice"}), default=0,
+                            help="PyTorch's CPU threads (torch.set_num_threads, and the inter-op threads); 0 keeps "
+                                 "PyTorch's choice (one per core, or OMP_NUM_THREADS). On a shared or loaded machine "
+                                 "fewer threads than cores, often 1, run faster")
+        parser.add_argument("--layout_conv", choices=LAYOUT_PATHS, default="auto",
+                            help="how the layers that read the one-hot layout compute: 'lookup' (a table lookup of "
+                                 "the class ids), 'conv' (a convolution of the one-hot tensor; the same result), "
+                                 "'auto' (the path measured faster on the device: the lookup on the CPU, the "
+                                 "convolution on CUDA; docs/benchmarks.md)")
         parser.add_argument("--max_dataset_size", type=bounded(int, min=1), default=sys.maxsize,
                             help="use at most this many samples of the dataset")
         parser.add_argument("--load_from_opt_file", action="store_true",
@@ -132,8 +154,8 @@ class BaseOptions:
         # --help is answered after the hooks of the chosen model, generator, dataset, discriminator and encoder have
         # added their options, so `--netG scgan --help` lists SC-GAN's (argparse's own -h would stop at the first
         # parse, before any hook ran)
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
-                                         epilog=HELP_EPILOG)
+        parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
+                              epilog=HELP_EPILOG)
         parser.add_argument("-h", "--help", action="store_true",
                             help="show the options of the chosen --model, --netG, --dataset_mode, --netD and "
                                  "--netE (with their presets as defaults) and exit")
@@ -191,7 +213,9 @@ class BaseOptions:
             raise SystemExit(0)
         opt = parser.parse_args(argv)
         del opt.help
-        check_values(parser, opt)
+        # a value out of range that came from the saved options is told by the file, not as an argument
+        check_values(parser, opt, {k: self.saved_from for k, v in (saved or {}).items()
+                                   if k not in self.per_run_options and getattr(opt, k, None) == v})
         return opt
 
     def modify_dependent_defaults(self, parser, opt):
@@ -227,9 +251,11 @@ class BaseOptions:
         folder = os.path.join(opt.checkpoints_dir, opt.name)
         path = os.path.join(folder, "opt.json")
         if os.path.isfile(path):
+            self.saved_from = path
             return read_options_json(path)
         pkl = os.path.join(folder, "opt.pkl")
         if os.path.isfile(pkl):
+            self.saved_from = pkl
             return read_options_pickle(pkl, opt.trust_pickle)
         if opt.load_from_opt_file:
             raise SystemExit(f"--load_from_opt_file: {path} does not exist (was --name {opt.name} trained "
@@ -242,6 +268,7 @@ class BaseOptions:
         opt = self.gather_options(self.argv)
         opt.isTrain = self.isTrain
         self.finalize(opt)
+        set_num_threads(opt.num_threads)   # before any work, so every operation of the run uses them
         if verbose:
             self.print_options(opt)
         if opt.isTrain and save:
@@ -282,6 +309,8 @@ class BaseOptions:
 
     def print_options(self, opt):
         print(self.option_table(opt))
+        how = f"--num_threads {opt.num_threads}" if opt.num_threads else "PyTorch's choice; --num_threads N to change"
+        print(f"threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op ({how})")
 
     def save_options(self, opt):
         """Write checkpoints/NAME/opt.txt (readable) and opt.json (reloadable), each atomically."""
@@ -290,6 +319,19 @@ class BaseOptions:
         atomic_write_bytes(os.path.join(expr_dir, "opt.txt"), (self.option_table(opt) + "\n").encode())
         atomic_write_bytes(os.path.join(expr_dir, "opt.json"),
                            (json.dumps(vars(opt), indent=1, sort_keys=True) + "\n").encode())
+
+
+def set_num_threads(n):
+    """--num_threads n > 0: PyTorch's intra-op threads and, where this process has not yet fixed them, its
+    inter-op threads (settable once, before any inter-op work; a caller that parses options again in one process,
+    as the tests do, keeps the first value). 0 leaves PyTorch's choice."""
+    if n <= 0:
+        return
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:   # "cannot set number of interop threads after parallel work has started or ..."
+        pass
 
 
 def read_options_json(path):

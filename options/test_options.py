@@ -2,8 +2,10 @@
 automatically, so `python test.py --name NAME` needs nothing else; without --name, the experiment most recently
 trained under --checkpoints_dir is tested."""
 import os
+import warnings
 
 from inference.multimodal import check_options
+from inference.synthesizer import SlowPrecisionWarning, bf16_cpu_cost
 from util.ranges import bounded
 
 from .base_options import BaseOptions
@@ -46,6 +48,16 @@ def check_precision(opt):
     if opt.precision == "fp16" and not opt.gpu_ids:
         raise SystemExit("--precision fp16 runs on CUDA only, and --gpu_ids -1 is the CPU: use --precision bf16 "
                          "or fp32, or a GPU (--gpu_ids 0)")
+
+
+def say_precision_cost(opt):
+    """test.py and demo.py, at start: one line when --precision runs much slower than fp32 on the chosen device (bf16
+    on a CPU without bf16 instructions, inference/synthesizer.py); the Synthesizer's warning of it is then not
+    repeated."""
+    cost = bf16_cpu_cost() if opt.precision == "bf16" and not opt.gpu_ids else None
+    if cost:
+        print(f"--precision bf16: {cost}; --precision fp32 is faster here (docs/inference.md)")
+        warnings.filterwarnings("ignore", category=SlowPrecisionWarning)
 
 
 class TestOptions(BaseOptions):
@@ -116,6 +128,9 @@ class TestPageOptions(TestOptions):
                                  "mean mu of the encoder's posterior for the image (needs a --use_vae model)")
         parser.add_argument("--style_a", type=str, default="", help="--interpolate: image file of the first style")
         parser.add_argument("--style_b", type=str, default="", help="--interpolate: image file of the second style")
+        parser.add_argument("--allow_nonfinite", action="store_true",
+                            help="write the images of a generator whose file holds NaN/Inf weights (refused "
+                                 "otherwise: its images would be black or noise)")
         add_precision_option(parser)
         return parser
 

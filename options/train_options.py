@@ -6,7 +6,7 @@ from util.distributed import DEFAULT_TIMEOUT_S
 from util.ranges import bounded
 
 from .base_options import BaseOptions
-from .eval_options import add_inception_option, add_segmenter_options
+from .eval_options import add_inception_option, add_segmenter_options, finalize_segmenter_options
 
 
 class TrainOptions(BaseOptions):
@@ -61,7 +61,7 @@ class TrainOptions(BaseOptions):
                             help="validation images for --eval_freq")
         parser.add_argument("--eval_metrics", type=str, default="fid",
                             help="for --eval_freq, comma-separated from fid (needs --inception_weights), miou "
-                                 "(needs --seg_model)")
+                                 "(the segmenter of --protocol, as evaluate.py: --segmenter_weights or --seg_model)")
         parser.add_argument("--best_metric", type=str, default="auto", choices=("auto", "fid", "miou", "none"),
                             help="--eval_freq: what picks best_net_G.pth: miou (higher is better), fid (lower is "
                                  "better), none; auto: miou when measured, else fid from 2048 validation images "
@@ -121,6 +121,7 @@ class TrainOptions(BaseOptions):
         if opt.best_metric in ("fid", "miou") and opt.best_metric not in opt.eval_metrics:
             raise SystemExit(f"--best_metric {opt.best_metric} is not measured: add it to --eval_metrics "
                              f"{','.join(opt.eval_metrics)}")
+        finalize_segmenter_options(self, opt)   # --eval_metrics miou scores as evaluate.py will
         if opt.niter + opt.niter_decay < 1:
             raise SystemExit(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: nothing to train; give at least "
                              f"one epoch (e.g. --niter 50)")

@@ -217,3 +217,58 @@ def test_init_from_finds_spade_named_siblings(tmp_path):
     assert checkpoint.init_from_files(str(tmp_path / "10_net_G_ema.pth"), ["D"]) == {"D": str(tmp_path /
                                                                                           "10_net_D.pth")}
     assert checkpoint.init_from_files(str(tmp_path / "G.pth")) == {}
+
+
+def test_an_unreadable_manifest_is_named_and_its_files_are_not_taken_for_copies(tmp_path):
+    save(tmp_path, 2, 1.0)
+    save(tmp_path, 4, 2.0)
+    newest = checkpoint.unit_path(str(tmp_path), 4)
+    with open(os.path.join(newest, "manifest.json"), "r+b") as f:
+        f.truncate(30)
+    warnings = []
+    unit, manifest = checkpoint.newest_complete_unit(str(tmp_path), warn=warnings.append)
+    assert unit == checkpoint.unit_path(str(tmp_path), 2)
+    assert len(warnings) == 1 and f"{newest}/manifest.json cannot be read (JSONDecodeError" in warnings[0]
+    assert "cannot be checked against their sizes and sha256 hashes" in warnings[0]
+    assert "resuming from the previous complete save" in warnings[0]
+    # latest_net_*.pth still link into the unit of the damaged manifest: its own files, not copies
+    checkpoint.check_published_files(str(tmp_path), unit, manifest)
+
+
+def test_a_full_disk_before_any_checkpoint_claims_none(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", full)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.check_writable(str(tmp_path))
+    assert str(e.value).startswith(f"no space left in {tmp_path}: ") and "MiB are free" in str(e.value)
+    assert "intact" not in str(e.value) and "a save needs" not in str(e.value)
+    monkeypatch.undo()
+    save(tmp_path, 2, 1.0)
+    monkeypatch.setattr(checkpoint, "_write_file", full)
+    with pytest.raises(CheckpointError, match=r"a save needs about \d+ MiB .*\(the previous checkpoint is intact\)"):
+        save(tmp_path, 4, 2.0)
+
+
+def test_the_first_tensor_that_does_not_fit_is_named_in_one_line(tmp_path):
+    torch.save({"weight": torch.zeros(4, 2), "bias": torch.zeros(4)}, tmp_path / "latest_net_G.pth")
+    with pytest.raises(checkpoint.NetworkMismatch) as e:
+        checkpoint.load_network(torch.nn.Linear(2, 3), str(tmp_path), "latest", "G")
+    assert str(e.value).startswith(f"{tmp_path / 'latest_net_G.pth'} does not fit --netG as these options build it: "
+                                   f"the file's weight is (4, 2), the network's (3, 2) (2 tensors differ)")
+    assert "\n" not in str(e.value)
+    torch.save({"weight": torch.zeros(3, 2)}, tmp_path / "latest_net_G.pth")
+    with pytest.raises(checkpoint.NetworkMismatch, match="the file lacks bias"):
+        checkpoint.load_network(torch.nn.Linear(2, 3), str(tmp_path), "latest", "G")
+
+
+def test_a_network_the_new_unit_lacks_loses_its_published_file(tmp_path):
+    """An EMA generator of an earlier run (or of a run resumed with --ema_decay 0) is not left as latest_net_G_ema.pth
+    beside the new unit's generator, where test.py would take it for the unit's."""
+    counters = {"epoch": 1, "epoch_iter": 2, "total_steps": 2}
+    checkpoint.save_unit(str(tmp_path), 2, {**nets(1.0), "G_ema": {"w": torch.ones(3)}}, counters, ["latest", "1"],
+                         counters)
+    assert (tmp_path / "latest_net_G_ema.pth").is_file()
+    save(tmp_path, 4, 2.0)
+    assert not (tmp_path / "latest_net_G_ema.pth").exists()
+    assert (tmp_path / "1_net_G_ema.pth").is_file()  # another label: still the epoch-1 unit's

@@ -318,6 +318,17 @@ def test_unpaired_names_name_both_files(tiny_dataset, parse_options):
     assert len(build(parse_options, *argv, "--no_pairing_check")) == 3
 
 
+@pytest.mark.parametrize("folder, what", [("images", "image"), ("labels", "label map")])
+def test_a_repeated_name_names_the_name_and_its_files(tiny_dataset, parse_options, folder, what):
+    root, argv = tiny_dataset("custom", n=3, instance=False)
+    (root / folder / "img1.jpg").write_bytes((root / folder / "img1.png").read_bytes())
+    with pytest.raises(DatasetError) as e:
+        build(parse_options, *argv)
+    assert str(e.value) == (f"2 {what} files are named like 'img1': {root / folder / 'img1.jpg'} and "
+                            f"{root / folder / 'img1.png'}; a name pairs one label map with one image, so keep one "
+                            f"of them (or pass --no_pairing_check to pair files by sorted order)")
+
+
 def test_cityscapes_pairs_on_three_tokens(tiny_dataset, parse_options):
     root, argv = tiny_dataset("cityscapes", n=2, instance=False)
     folder = root / "leftImg8bit" / "train" / "aachen"

@@ -13,6 +13,7 @@ import torch
 
 from checkpointing import storage as checkpoint
 from data import EpochSampler
+from tests.limits import HANG_GUARD_S
 from util.distributed import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def train(tmp_path, name, processes, *extra):
                 "--master_port", str(free_port())] if processes > 1 else [sys.executable]
     cmd = [*launcher, "train.py", "--name", name, "--checkpoints_dir", str(tmp_path), *RUN, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1200)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 

@@ -13,6 +13,7 @@ import torch
 
 from checkpointing import storage as checkpoint
 from data import EpochSampler
+from tests.limits import HANG_GUARD_S
 from util.distributed import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +53,7 @@ def test_a_bad_file_only_rank_1_reads_stops_both_ranks_after_saving(tmp_path, ti
     bad = root / "images" / f"img{sampler.indices()[2]}.png"  # the first sample of rank 1's second batch
     bad.write_bytes(bad.read_bytes()[:len(bad.read_bytes()) // 2])
     proc = torchrun(tmp_path, "bad", *argv, "--niter", "1", "--nThreads", threads)
-    out, _ = proc.communicate(timeout=600)  # a safety net: the run used to hang here until killed
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)  # a safety net: the run used to hang here until killed
     assert proc.returncode != 0, out
     lines = rank_lines(out, 0)
     assert f"error: rank 1: cannot read {bad}: " in "\n".join(lines), out
@@ -76,7 +77,7 @@ def test_a_rank_killed_with_sigkill_ends_the_run_with_one_line(tmp_path):
     else:
         raise AssertionError("training ended before saving:\n" + "".join(seen))
     os.kill(worker_pid(proc, 1), signal.SIGKILL)
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     out = "".join(seen) + out
     assert proc.returncode != 0, out
     lines = rank_lines(out, 0)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from inference import painting
+from tests.limits import HANG_GUARD_S
 from util import util
 from util.visualizer import Visualizer
 
@@ -27,6 +29,7 @@ TINY = ["--ngf", "8", "--ndf", "8", "--crop_size", "32", "--load_size", "32"]
 DEMO_SIZE = ["--crop_size", "64", "--load_size", "64"]        # the README demo's images
 NAMES = ["background", "hair", "skin", "nose", "left_eye", "right_eye", "brows", "upper_lip", "lower_lip"]
 HAIR, SKIN = 1, 2
+NO_GRADIO = "gradio is not installed: pip install -r requirements-demo.txt"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -310,6 +313,23 @@ def test_the_page_runs_the_generator_in_the_asked_precision(checkpoints):
         demo_options(checkpoints, "scgan", "--precision", "fp16")
 
 
+def test_the_demo_says_once_what_bf16_costs_on_this_cpu(checkpoints, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason=NO_GRADIO)
+    import demo
+    from inference.synthesizer import SlowPrecisionWarning
+    from tests.test_inference import AVX2_COST, AVX2_CPU, pretend_cpu
+    pretend_cpu(monkeypatch, AVX2_CPU)
+    served = []
+    monkeypatch.setattr(demo, "launch", lambda app, host, port: served.append((host, port)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        demo.main(["--name", "scgan", "--checkpoints_dir", str(checkpoints), "--gpu_ids", "-1", "--precision", "bf16"])
+    line = f"--precision bf16: {AVX2_COST}; --precision fp32 is faster here (docs/inference.md)"
+    assert capsys.readouterr().out.count(f"\n{line}\n") == 1 and served == [("127.0.0.1", 7860)]
+    # said once, as a line, not again as a Python warning (gradio's own event-loop warnings aside)
+    assert [str(w.message) for w in caught if issubclass(w.category, SlowPrecisionWarning)] == []
+
+
 def test_a_model_without_label_maps_is_refused():
     opt = argparse.Namespace(label_nc=0, model="unpaired", name="horses")
     with pytest.raises(ValueError, match=r"demo.py paints label maps, and --model unpaired of 'horses' reads none"):
@@ -384,7 +404,7 @@ def read_png(path):
 
 @pytest.mark.parametrize("name", ["spade", "scgan"])
 def test_client_paints_a_layout_and_gets_the_models_images(pages, name, tmp_path, loopback_only):
-    pytest.importorskip("gradio")
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     page = pages(name)
     ids = page.initial_ids.copy()
     ids[10:20, 5:15] = HAIR
@@ -404,7 +424,7 @@ def test_client_paints_a_layout_and_gets_the_models_images(pages, name, tmp_path
 
 
 def test_client_uploads_a_label_map_onto_the_canvas(pages, tmp_path, loopback_only):
-    pytest.importorskip("gradio")
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     from gradio_client import handle_file
     page = pages("spade")
     ids = np.random.default_rng(0).integers(0, 9, (32, 32))
@@ -419,7 +439,7 @@ def test_client_uploads_a_label_map_onto_the_canvas(pages, tmp_path, loopback_on
 
 
 def test_client_new_style_draws_another_code(pages, tmp_path):
-    pytest.importorskip("gradio")
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     page = pages("vae")
     with served(page) as url:
         client = client_for(url, tmp_path)
@@ -436,7 +456,7 @@ def test_client_new_style_draws_another_code(pages, tmp_path):
 @pytest.mark.parametrize("name", ["scgan8", "spade16", "scgan16"])
 def test_latency_of_one_label_change(pages, name, tmp_path, capsys):
     """Prints the time of one label change through the client (not asserted: the machine is shared)."""
-    pytest.importorskip("gradio")
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     page = pages(name)
     ids = page.initial_ids.copy()
     with served(page) as url:
@@ -462,7 +482,7 @@ def test_latency_of_one_label_change(pages, name, tmp_path, capsys):
 # the page in a real browser
 
 def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_model(pages, tmp_path, monkeypatch):
-    pytest.importorskip("gradio")
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     from tests.browser import CHROMIUM_FLAGS, LOAD_TIMEOUT_S, _browser_or_skip
     webdriver, chromium, chromedriver = _browser_or_skip()
     from selenium.common.exceptions import TimeoutException
@@ -487,7 +507,7 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
     with served(page) as url:
         driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
         try:
-            wait = WebDriverWait(driver, LOAD_TIMEOUT_S)
+            wait = WebDriverWait(driver, HANG_GUARD_S)   # returns as soon as the page shows what it waits for
             driver.get(url)
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#synthesized-image img"))  # the first result
             os.makedirs(ARTEFACTS, exist_ok=True)
@@ -505,11 +525,12 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
 
             def until_it_arrives(stroke, arrived, tries=3):
                 """Draw `stroke` until a layout that `arrived` accepts reaches the model: on a loaded machine the
-                editor can drop a stroke begun while it is still sending the previous layout."""
+                editor can drop a stroke begun while it is still sending the previous layout. A stroke that has not
+                arrived after LOAD_TIMEOUT_S is drawn again; the last one is waited for as long as it takes."""
                 for attempt in range(tries):
                     stroke()
                     try:
-                        return WebDriverWait(driver, LOAD_TIMEOUT_S).until(
+                        return WebDriverWait(driver, LOAD_TIMEOUT_S if attempt < tries - 1 else HANG_GUARD_S).until(
                             lambda d: any(arrived(ids) for ids in painted))
                     except TimeoutException:
                         if attempt == tries - 1:
@@ -548,9 +569,9 @@ def test_page_renders_in_chromium_and_strokes_erasing_and_uploads_reach_the_mode
 
 
 def test_demo_command_serves_the_page_on_the_given_port(checkpoints, tmp_path):
-    """python demo.py --name NAME --port P: the options are read, the page is served there and it paints; a
-    second demo on that port stops with one line."""
-    pytest.importorskip("gradio")
+    """python demo.py --name NAME --port P: the options are read, the page is served there (one line says where
+    and who can open it, and nothing warns) and it paints; a second demo on that port stops with one line."""
+    pytest.importorskip("gradio", reason=NO_GRADIO)
     port = free_port()
     command = [sys.executable, "demo.py", "--name", "spade", "--checkpoints_dir", str(checkpoints), "--gpu_ids",
                "-1", "--port", str(port)]
@@ -573,9 +594,20 @@ def test_demo_command_serves_the_page_on_the_given_port(checkpoints, tmp_path):
         assert second.stderr.strip().splitlines()[-1] == (f"error: cannot serve the page on 127.0.0.1:{port} (Cannot "
                                                           f"find empty port in range: {port}-{port}): choose another "
                                                           f"--port")
+        proc.terminate()
+        proc.wait(timeout=HANG_GUARD_S)
+        said = "".join(printed + proc.stdout.readlines())   # all the demo printed, stderr included
+        # what the demo offers instead of gradio's advice to make a public link, and no warning on the way
+        assert f"* Running on local URL:  {url} (only this machine can open it; --host 0.0.0.0 serves it to your " \
+               f"network; no public link is made)\n" in said
+        assert "share=True" not in said and not re.search(r"\bwarn(ing)?\b", said, re.I), said
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=HANG_GUARD_S)
+        except subprocess.TimeoutExpired:   # a server that ignores SIGTERM must not outlive the test
+            proc.kill()
+            proc.wait()
         proc.stdout.close()
 
 

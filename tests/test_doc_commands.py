@@ -16,10 +16,13 @@ import importlib.util
 import os
 import re
 import shlex
+import subprocess
 import sys
 from unittest import mock
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from options.base_options import BaseOptions
 from options.demo_options import DemoOptions
@@ -159,9 +162,13 @@ def options_parser(options_class, args, netG=None):
     options.requires_experiment = False          # TestOptions: do not look for the experiment
     options.load_saved_options = lambda opt: None
     options.argv = argv
-    with mock.patch.object(argparse.ArgumentParser, "parse_args", _raise_parser), \
-            mock.patch.object(argparse.ArgumentParser, "error", _error_unless_required), \
-            contextlib.redirect_stdout(sys.stderr):
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(argparse.ArgumentParser, "parse_args", _raise_parser))
+        # argparse's error and that of any parser class the options define over it
+        for parser_class in (argparse.ArgumentParser, *argparse.ArgumentParser.__subclasses__()):
+            if "error" in vars(parser_class):
+                patches.enter_context(mock.patch.object(parser_class, "error", _error_unless_required))
+        patches.enter_context(contextlib.redirect_stdout(sys.stderr))
         try:
             options.gather_options(argv)
         except _Captured as captured:
@@ -307,3 +314,51 @@ def test_links_between_pages_point_at_files_and_headings_that_exist(page):
         assert os.path.exists(full), f"{page}: link to {target}: no such file"
         if anchor:
             assert anchor in anchors(full), f"{page}: link to {target}: no such heading"
+
+
+# ------------------------------------------------------------------------------------------------ running
+def section(page, heading):
+    text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_inference_example_runs_where_the_page_says(tiny_experiment, tmp_path):
+    """docs/inference.md's five lines and the command that writes their label maps, run as a user pastes them: in
+    a fresh Python with the repository on PYTHONPATH, against an experiment at the path the page names (a tiny
+    SC-GAN of the demo's size in the place of the README's demo_scgan)."""
+    text = section("docs/inference.md", "## The API in five lines")
+    blocks = {language: body for language, _, body in fenced_blocks(text)}
+    commands = [tokens for _, tokens in command_lines(blocks[""], 1)]
+    code = blocks["python"]
+    assert len(code.strip().splitlines()) == 5 and len(commands) == 1
+    folder, _ = tiny_experiment("docs_demo_scgan", "--netG", "scgan", "--nrf", "8", "--nff", "8", "--crop_size", "64",
+                                "--load_size", "64")
+    experiment = tmp_path / re.search(r'from_experiment\("([^"]+)"\)', code).group(1)
+    experiment.parent.mkdir(parents=True)
+    experiment.symlink_to(folder)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    for tokens in commands + [["python", "-c", code]]:
+        run = subprocess.run([sys.executable, *tokens[1:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 0 and run.stderr == "", f"{shlex.join(tokens)[:80]}: {run.stderr[-2000:]}"
+    result = np.asarray(Image.open(tmp_path / "result.png"))
+    assert result.shape == (64, 64, 3) and result.std() > 0
+
+
+def test_the_compare_example_names_what_the_readme_makes():
+    """docs/compare.md's commands, pasted after the README's: the experiments it evaluates are those the README
+    trains, its --seg_model is the file the README's segmenter command writes, and it compares what it evaluated."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    made = [parse_command(tokens) for _, _, body in fenced_blocks(readme) for _, tokens in command_lines(body, 1)]
+    made = [command for command in made if command]
+
+    def value(args, option):
+        return args[args.index(option) + 1]
+    trained = {value(args, "--name") for _, target, args in made if target == "train.py"}
+    segmenter = {value(args, "--out") for _, target, args in made if target == "tools.train_segmenter"}
+    example = [parse_command(tokens) for _, tokens in command_lines(next(fenced_blocks(section(
+        "docs/compare.md", "## One report for several experiments: `python -m tools.compare`")))[2], 1)]
+    evaluated = [value(args, "--name") for _, target, args in example if target == "evaluate.py"]
+    assert evaluated and set(evaluated) <= trained, (evaluated, trained)
+    assert {value(args, "--seg_model") for _, target, args in example if target == "evaluate.py"} == segmenter
+    compared, = [args for _, target, args in example if target == "tools.compare"]
+    assert compared[:compared.index("--out")] == evaluated

@@ -9,7 +9,8 @@ import torch
 
 import evaluate
 import test as test_script
-from evaluation.synthetic_segmenter import UNet, save_torchscript
+from evaluation.synthetic_segmenter import UNet, save_segmenter
+from tests.test_segmenters import write_released_files   # random weights under the released file names
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("no_downloads")
 def seg_model(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("seg") / "seg.pt"
-    save_torchscript(UNet(9, width=4).eval(), str(path))
+    save_segmenter(UNet(9, width=4).eval(), str(path))
     return str(path)
 
 
@@ -63,8 +64,11 @@ def test_miou_alone_runs_without_the_downloaded_weights(tiny_scgan, tmp_path, se
     # the experiment and the generator's speed, measured while it ran
     experiment = saved["experiment"]
     assert experiment["name"] == "tiny" and experiment["which_epoch"] == "latest" and experiment["netG"] == "scgan"
-    assert experiment["generator_file"].endswith(os.path.join("tiny", "latest_net_G.pth"))
+    assert experiment["generator_file"] == "latest_net_G.pth"   # relative to the experiment, checkpoints_dir/NAME
     assert experiment["generator_file"] == protocol["weights_sha256"]["generator"]["path"]
+    assert protocol["weights_sha256"]["seg_model"]["path"] == "seg.pt"   # outside the experiment and the repository
+    for machine_folder in (str(tmp_path.parent.parent), os.getcwd()):
+        assert machine_folder not in (out / "metrics.json").read_text()
     assert experiment["parameters"]["G"] == generator_parameters(tiny_scgan)
     speed = saved["speed"]
     assert speed["generator_images_per_s"] > 0 and speed["device"] == "cpu" and speed["threads"] >= 1
@@ -115,6 +119,19 @@ def test_missing_weights_stop_with_one_message_naming_option_and_file(tiny_scgan
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("metrics.json"))
 
 
+def test_metrics_json_names_files_without_the_machines_folders(tmp_path, monkeypatch):
+    from evaluation.run import portable_path
+    experiment, repo, home = tmp_path / "checkpoints" / "exp", tmp_path / "repo", tmp_path / "home"
+    for folder in (experiment, repo / ".weights", home / ".cache"):
+        folder.mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("HOME", str(home))
+    assert portable_path(str(experiment / "latest_net_G.pth"), str(experiment)) == "latest_net_G.pth"
+    assert portable_path(".weights/inception.pth", str(experiment)) == ".weights/inception.pth"   # as run from repo
+    assert portable_path(str(home / ".cache" / "vgg.pth"), str(experiment)) == "~/.cache/vgg.pth"
+    assert portable_path("/elsewhere/seg.pt", str(experiment)) == "seg.pt"   # its sha256 says which file
+
+
 def test_the_protocol_names_the_generator_file_that_renders_the_images(tiny_experiment):
     import argparse
 
@@ -134,24 +151,13 @@ def test_metrics_json_names_the_ema_generator_that_rendered_the_images(tiny_expe
             "--num_examples", "0"]
     ema = evaluate.main(argv)
     plain = evaluate.main([*argv, "--no_ema"])
-    assert ema["experiment"]["generator_file"] == str(folder / "latest_net_G_ema.pth")
-    assert plain["experiment"]["generator_file"] == str(folder / "latest_net_G.pth")
+    assert ema["experiment"]["generator_file"] == "latest_net_G_ema.pth"   # in the experiment's folder
+    assert plain["experiment"]["generator_file"] == "latest_net_G.pth"
     assert ema["metrics"]["lpips"] != plain["metrics"]["lpips"]   # the two files render different images
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the paper protocol (evaluation/protocols.py): the papers' segmenters from files in their released layouts
-
-def write_released_files(folder, dataset, seed=0):
-    """Random weights in the released layout(s) of `dataset`'s segmenter, under the released file names."""
-    from evaluation.protocols import paper_segmenter
-    from tests.test_segmenters import LAYOUTS, random_state
-    paths = []
-    for layout, name in zip(LAYOUTS[dataset], paper_segmenter(dataset).files):
-        paths.append(str(folder / name))
-        torch.save(random_state(layout, seed), paths[-1])
-    return paths
-
 
 def eval_options(*argv):
     """EvalOptions on argv without an experiment (only the protocol's choices are looked at)."""
@@ -290,3 +296,51 @@ def test_evaluate_stops_on_a_missing_segmenter_file_with_one_line_before_any_ima
         evaluate.main([*celeba_experiment, "--metrics", "miou", "--segmenter_weights", str(missing)])
     assert str(e.value).startswith(f"error: --segmenter_weights {missing}: file not found: the released model.pth")
     assert "\n" not in str(e.value) and not (tmp_path / "results").exists()
+
+
+def test_evaluate_refuses_a_pickle_that_is_not_plain_weights_in_one_line(celeba_experiment, tmp_path):
+    import argparse
+    from tests.test_segmenters import random_state
+    path = tmp_path / "model.pth"   # a training script's checkpoint: weights beside a pickled Namespace
+    torch.save({"state_dict": random_state("face_parsing"), "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([*celeba_experiment, "--metrics", "miou", "--segmenter_weights", str(path)])
+    message = str(e.value)
+    assert message.startswith(f"error: --segmenter_weights {path}: not a plain weights file (it pickles "
+                              f"argparse.Namespace), and this project does not unpickle files"), message
+    assert "\n" not in message and "weights_only" not in message and not (tmp_path / "results").exists()
+
+
+def test_coco_resize_512_scores_at_512_against_label_maps_resized_by_nearest(tmp_path):
+    from evaluation.run import Evaluation
+    files = write_released_files(tmp_path, "coco")
+    label = torch.arange(24).view(1, 1, 1, 24).expand(1, 1, 16, 24)   # column j holds id j
+    default = Evaluation(eval_options("--dataset_mode", "coco", "--metrics", "miou", "--segmenter_weights", *files))
+    assert default.segmenter.model.image_size is None
+    assert torch.equal(default.segmenter.targets(label), label[:, 0])   # scored at the image's size
+    run = Evaluation(eval_options("--dataset_mode", "coco", "--metrics", "miou", "--coco_resize", "512",
+                                  "--segmenter_weights", *files))
+    assert run.segmenter.model.image_size == 512
+    assert run.settings()["segmenter_input_size"].startswith("longer side scaled to 512 (bilinear, "
+                                                              "align_corners=True)")
+    assert "scored there" in run.settings()["segmenter_input_size"]
+    # 16x24 is scored at 341x512 (the longer side to 512): label column floor(j * 24 / 512), as imaginaire's
+    # compute_hist resizes its label maps (torch's nearest)
+    target = run.segmenter.targets(label)
+    assert target.shape == (1, 341, 512)
+    assert target[0, 0].tolist() == [j * 24 // 512 for j in range(512)] and (target == target[:, :1]).all()
+
+
+def test_face_and_coco_resize_choose_the_published_variant_and_only_there(tmp_path):
+    from evaluation.run import Evaluation
+    files = write_released_files(tmp_path, "celebamaskhq")
+    run = Evaluation(eval_options("--dataset_mode", "celebamaskhq", "--metrics", "miou", "--face_resize", "nearest",
+                                  "--segmenter_weights", *files))
+    assert run.segmenter.model.resize_mode == "nearest"
+    assert run.settings()["segmenter_input_size"] == "512x512, PIL's nearest (the authors' tester.py)"
+    with pytest.raises(SystemExit, match=r"^--face_resize: chooses how the paper's celebamaskhq segmenter sees the "
+                                         r"images \(--protocol paper on --dataset_mode celebamaskhq\); this run is "
+                                         r"--protocol paper on coco$"):
+        eval_options("--dataset_mode", "coco", "--face_resize", "nearest")
+    with pytest.raises(SystemExit, match=r"^--coco_resize: .* this run is --protocol custom on coco$"):
+        eval_options("--dataset_mode", "coco", "--protocol", "custom", "--coco_resize", "512")

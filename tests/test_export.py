@@ -1,6 +1,9 @@
 """ONNX export (inference/export.py, tools/export.py): every registered generator, run in ONNX Runtime (CPU) at
 batch 1 and 3 against PyTorch on outputs that are not saturated, and the sidecar JSON."""
+import errno
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -35,7 +38,7 @@ def test_every_registered_generator_is_exported():
     assert sorted(EXPORT_CASES) == networks.GENERATORS.names()
 
 
-def inputs_and_expected(netG, opt, batch, seed):
+def inputs_and_expected(netG, opt, batch, seed, layout_input="one_hot"):
     """-> ({input name: array}, PyTorch's image): the same random inputs for both."""
     g = torch.Generator().manual_seed(seed)
     if opt.label_nc == 0:
@@ -47,6 +50,8 @@ def inputs_and_expected(netG, opt, batch, seed):
     instance = torch.randint(0, 3, (batch, 1, 32, 32), generator=g)
     layout = semantic_layout(ids, instance, opt.label_nc, opt.contain_dontcare_label, opt.no_instance)
     feeds, z = {"layout": layout.numpy()}, None
+    if layout_input == "ids":
+        feeds = {"ids": ids[:, 0].numpy(), **({} if opt.no_instance else {"instance": instance[:, 0].numpy()})}
     if opt.use_vae:
         z = torch.randn(batch, opt.z_dim, generator=g)
         feeds["z"] = z.numpy()
@@ -59,12 +64,16 @@ def inputs_and_expected(netG, opt, batch, seed):
     return feeds, expected
 
 
-@pytest.mark.parametrize("name", sorted(EXPORT_CASES))
-def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(tiny_experiment, tmp_path, capsys, name):
+@pytest.mark.parametrize("name,layout_input", [(name, "one_hot") for name in sorted(EXPORT_CASES)]
+                         + [(name, "ids") for name in ("spade", "scgan")])
+def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(tiny_experiment, tmp_path, capsys, name, layout_input):
+    """Both graphs of a label-to-image generator: the one-hot layout convolved, the class ids read by lookup
+    (spade with a style code and noise, scgan with dontcare and instance edges)."""
     from tools import export
     folder, opt = tiny_experiment(f"export_{name}", *EXPORT_CASES[name])
     out = tmp_path / "generator.onnx"
-    export.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--to", "onnx", "--out", str(out)])
+    export.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--to", "onnx", "--out", str(out),
+                 "--layout_input", layout_input])
     assert f"wrote {out}" in capsys.readouterr().out
     info = json.loads((tmp_path / "generator.onnx.json").read_text())
     graph = onnx.load(str(out)).graph
@@ -75,7 +84,7 @@ def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(tiny_experiment, tmp_path
         assert isinstance(i.shape[0], str) and i.shape[1:] == info["inputs"][i.name]["shape"][1:]   # dynamic B
     netG, _, _ = load_networks(opt, str(folder))
     for batch in (1, 3):
-        feeds, expected = inputs_and_expected(netG, opt, batch, seed=batch)
+        feeds, expected = inputs_and_expected(netG, opt, batch, seed=batch, layout_input=layout_input)
         got = session.run(None, feeds)[0]
         assert got.shape == (batch, 3, 32, 32) == tuple(expected.shape)
         unsaturated = expected.abs().numpy() < 0.99
@@ -103,6 +112,12 @@ def test_the_sidecar_says_what_the_inputs_must_be(tiny_experiment):
                                                                   "noise": ["B", 4]}
     assert module.noise_nc == 4 and module.netG.noise_nc == 0   # the exported copy draws no noise
     assert info["layout"]["dontcare"] is None and info["layout"]["instance_edges"] is None
+    folder, opt = tiny_experiment("export_scgan", *EXPORT_CASES["scgan"])
+    netG, _, _ = load_networks(opt, str(folder))
+    info = sidecar(opt, *exported_module(netG, opt, "ids")[1:])   # the graph that reads class ids
+    assert {k: (v["shape"], v["dtype"]) for k, v in info["inputs"].items()} == {
+        "ids": (["B", 32, 32], "int64"), "instance": (["B", 32, 32], "int64")}
+    assert "6 for dontcare" in info["inputs"]["ids"]["meaning"] and info["layout"]["label_nc"] == 6
     _, _, info = described("scgan_unpaired")
     assert "layout" not in info and {k: v["shape"] for k, v in info["inputs"].items()} == {
         "reference": ["B", 3, 32, 32], "source": ["B", 3, 32, 32]}
@@ -112,3 +127,41 @@ def test_a_missing_experiment_is_named(tmp_path):
     from tools import export
     with pytest.raises(SystemExit, match=f"error: no experiment at {tmp_path}/nope"):
         export.main(["--name", "nope", "--checkpoints_dir", str(tmp_path), "--to", "onnx", "--out", "x.onnx"])
+
+
+@pytest.mark.parametrize("where, message", [
+    ("readonly/generator.onnx", r"cannot write to {tmp}/readonly \(Permission denied\): make it writable or "
+                                r"choose another folder"),
+    ("a_file/generator.onnx", r"cannot write into {tmp}/a_file: it is a file, not a folder"),
+    ("a_folder", r"{tmp}/a_folder is a folder: give the file to write, e.g. {tmp}/a_folder/generator.onnx"),
+])
+def test_an_unwritable_out_is_refused_before_any_export_work(tiny_experiment, tmp_path, monkeypatch, where,
+                                                             message):
+    import tempfile
+
+    import inference.export
+    import inference.synthesizer
+    from tools import export
+    folder, _ = tiny_experiment("export_scgan", *EXPORT_CASES["scgan"])
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):   # a read-only folder, which chmod cannot make for root
+        if dir is not None and os.path.abspath(dir) == str(tmp_path / "readonly"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the generator was loaded or exported before --out was checked")
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(inference.synthesizer, "load_networks", never)
+    monkeypatch.setattr(inference.export, "export_onnx", never)
+    with pytest.raises(SystemExit) as e:
+        export.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--to", "onnx", "--out",
+                     str(tmp_path / where)])
+    assert re.fullmatch("error: --out: " + message.format(tmp=re.escape(str(tmp_path))), str(e.value))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "readonly"]
+    assert not any((tmp_path / "readonly").iterdir()) and not any((tmp_path / "a_folder").iterdir())

@@ -2,8 +2,8 @@
 import contextlib
 import copy
 import io
-import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -15,16 +15,16 @@ from torch.nn.utils import parametrize
 from checkpointing.storage import CheckpointError
 from inference import Synthesizer, fold_spectral_norms, prepare_for_inference
 from inference.folding import spectral_parametrizations
-from inference.prepare import ZeroChannelSkippingConv2d, nonzero_channels
 from inference.synthesizer import load_networks
 from models import networks
 from models.networks.normalization import spectral_norm
 from models.networks.semantic_composition import CandidateSpectralNorm, SCConv2d
-from models.pix2pix_model import semantic_layout
+from models.networks import layout_lookup
+from models.networks.layout_lookup import set_layout_path
+from models.pix2pix_model import layout_of_labels
 from tests.conftest import probe_inputs
 from util import util
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny options of every registered generator (pix2pixhd with spectral norms, so that its transposed convs fold).
 GENERATOR_ARGS = {
     "spade": ["--netG", "spade"],
@@ -75,65 +75,38 @@ def test_folding_keeps_the_eval_output_and_leaves_no_parametrization(tiny_experi
 
 
 @pytest.mark.parametrize("name", LABEL_GENERATORS)
-def test_prepared_generator_skips_absent_classes_and_keeps_the_output(tiny_experiment, name):
+def test_prepared_generator_reads_the_layout_by_lookup_and_keeps_the_output(tiny_experiment, name, monkeypatch):
+    """prepare_for_inference: folded, and the layout read by lookup (models/networks/layout_lookup.py) whatever
+    the classes present, with the image of the convolution of the one-hot layout."""
     folder, opt = tiny_experiment(f"fold_{name}", *GENERATOR_ARGS[name])
     unfolded, _, _ = load_networks(opt, str(folder), fold=False)
     g = torch.Generator().manual_seed(3)
     few = torch.tensor([1, 4, 6])[torch.randint(0, 3, (2, 1, 32, 32), generator=g)]   # 3 of label_nc 9 classes
     every = torch.randint(0, opt.label_nc, (2, 1, 32, 32), generator=g)
-    fed = []   # channels each skipping conv was given
+    lookups, original = [], layout_lookup.lookup_conv2d
+    monkeypatch.setattr(layout_lookup, "lookup_conv2d", lambda *a, **k: lookups.append(1) or original(*a, **k))
     for dtype, bound in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
-        reference = copy.deepcopy(unfolded).to(dtype)
-        prepared = prepare_for_inference(copy.deepcopy(reference))
-        skipping = [m for m in prepared.modules() if isinstance(m, ZeroChannelSkippingConv2d)]
-        assert len(skipping) == len(prepared.layout_convs()) and (len(skipping) > 0) == (name != "pix2pixhd")
+        reference = set_layout_path(copy.deepcopy(unfolded).to(dtype), "conv")
+        prepared = prepare_for_inference(copy.deepcopy(unfolded).to(dtype))
         assert not any(parametrize.is_parametrized(m) for m in prepared.modules())
-        for conv in skipping:
-            def spy(x, weight, bias, conv=conv):
-                fed.append((conv.in_channels, x.shape[1], weight.shape[1]))
-                return nn.Conv2d._conv_forward(conv, x, weight, bias)
-            conv._conv_forward = spy
         for ids in (few, every):
-            layout = semantic_layout(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance).to(dtype)
+            layout = layout_of_labels(ids, ids, opt.label_nc, opt.contain_dontcare_label, opt.no_instance, dtype)
             with torch.no_grad():
-                expected, got = reference(layout), prepared(layout)
+                expected = reference(layout)
+                del lookups[:]
+                got = prepared(layout)
+            assert lookups, "the prepared generator read its layout by convolution"
             assert (expected.abs() < 0.99).float().mean() > 0.9
             assert max_difference(got, expected) <= bound, (dtype, ids is few)
-    if skipping:   # with 3 classes each reads 3 one-hot channels (+ the edges, + features), all of them otherwise
-        assert any(given < channels for channels, given, _ in fed)
-        assert all(given == kernel for _, given, kernel in fed) and any(given == c for c, given, _ in fed)
 
 
-def test_synthesizer_runs_the_prepared_generator(tiny_experiment):
+def test_synthesizer_runs_the_layout_path_it_is_given(tiny_experiment):
     folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
-    netG = Synthesizer.from_experiment(str(folder)).netG
-    assert sum(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules()) == len(netG.layout_convs()) > 0
-    netG = Synthesizer.from_experiment(str(folder), fold=False).netG
-    assert not any(isinstance(m, ZeroChannelSkippingConv2d) for m in netG.modules())
-
-
-def test_nonzero_channels_of_a_strided_view_come_from_its_tensor_once_per_version():
-    x = torch.zeros(2, 5, 8, 8, dtype=torch.float64)
-    x[0, 1, 0, 0] = 1.0    # read by the stride-2 view
-    x[1, 3, 1, 1] = 2.0    # not read by it: kept all the same, a zero channel
-    x[0, 4, 2, 2] = float("nan")
-    view = x[:, :, ::2, ::2]
-    assert nonzero_channels(view).tolist() == [False, True, False, True, True]
-    assert nonzero_channels(x.contiguous()[:, :, ::2, ::2].contiguous()).tolist() == [False, True, False, False, True]
-    x[1, 2, 4, 4] = 3.0    # an in-place change of the tensor is seen by its views
-    assert nonzero_channels(view).tolist() == [False, True, True, True, True]
-    torch.manual_seed(0)
-    conv = nn.Conv2d(5, 4, 3, padding=1).double()
-    skipping = copy.deepcopy(conv)
-    skipping.__class__ = ZeroChannelSkippingConv2d
-    x[0, 4, 2, 2] = 0.0
-    with torch.no_grad():
-        assert max_difference(skipping(view), conv(view)) <= 1e-12
-        assert max_difference(skipping(x), conv(x)) <= 1e-12
-    with torch.inference_mode():   # a view of an inference tensor has no base: the view itself is checked
-        y = x.clone()
-        y[1, 0, 1, 1] = 5.0
-        assert nonzero_channels(y[:, :, ::2, ::2]).tolist() == [False, True, True, False, False]
+    paths = {m.layout_path for m in Synthesizer.from_experiment(str(folder)).netG.modules()
+             if isinstance(m, layout_lookup.LayoutConv2d)}
+    assert paths == {"auto"}
+    synth = Synthesizer.from_experiment(str(folder), layout_path="conv")
+    assert {m.layout_path for m in synth.netG.modules() if isinstance(m, layout_lookup.LayoutConv2d)} == {"conv"}
 
 
 def test_generate_returns_ordinary_tensors(tiny_experiment):
@@ -251,6 +224,21 @@ def test_bad_label_maps_get_one_clear_error(tiny_experiment, bad, message):
         Synthesizer.from_experiment(str(folder))(bad)
 
 
+def test_an_empty_batch_gets_one_clear_error(tiny_experiment):
+    folder, _ = tiny_experiment("forms", *DONTCARE_ARGS)
+    synth = Synthesizer.from_experiment(str(folder))
+    # every form that can hold no label map at all: ids (B, H, W) and (B, 1, H, W), a one-hot (B, C, H, W),
+    # a layout given to generate, and a dataset batch
+    for empty in (torch.zeros(0, 32, 32, dtype=torch.long), np.zeros((0, 1, 32, 32), np.uint8),
+                  torch.zeros(0, 7, 32, 32)):
+        with pytest.raises(ValueError, match=r"^an empty batch of label maps \(shape \(0, "):
+            synth(empty)
+    with pytest.raises(ValueError, match=r"^an empty batch of layouts \(shape \(0, 8, 32, 32\)\)"):
+        synth.generate(torch.zeros(0, 8, 32, 32))
+    with pytest.raises(ValueError, match=r"^an empty batch of label maps"):
+        synth.synthesize_batch({"label": torch.zeros(0, 1, 32, 32), "instance": 0})
+
+
 def test_a_missing_experiment_and_bad_settings_are_named(tiny_experiment, tmp_path):
     with pytest.raises(CheckpointError, match=re.escape(f"no experiment at {tmp_path / 'nope'}")):
         Synthesizer.from_experiment(str(tmp_path / "nope"))
@@ -305,6 +293,60 @@ def test_bf16_stays_near_fp32(tiny_experiment):
     assert got.dtype == torch.float32 and max_difference(got, fp32) <= 0.05   # measured 0.012: bf16 keeps 8 bits
 
 
+# CPU capabilities as torch.cpu.get_capabilities() reports them, and PyTorch's dispatch level for each
+AVX2_CPU = ({"architecture": "x86_64", "avx2": True, "fma3": True}, "AVX2")
+AVX512_CPU = ({**AVX2_CPU[0], "avx512_f": True, "avx512_bw": True, "avx512_vl": True, "avx512_dq": True}, "AVX512")
+AVX512_BF16_CPU = ({**AVX512_CPU[0], "avx512_bf16": True}, "AVX512")
+AMX_CPU = ({**AVX512_CPU[0], "amx_tile": True, "amx_bf16": True}, "AVX512")
+AVX2_COST = ("this CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16) and no AVX-512 (PyTorch's CPU "
+             "capability: AVX2): oneDNN runs bf16 convolutions in reference code, tens to hundreds of times slower "
+             "than fp32")
+
+
+def pretend_cpu(monkeypatch, cpu):
+    capabilities, level = cpu
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: level)
+
+
+@pytest.mark.parametrize("cpu, cost", [
+    (AVX2_CPU, AVX2_COST),
+    (AVX512_CPU, "this CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16): oneDNN emulates bf16 with AVX-512, "
+                 "2 to 4 times slower than fp32"),
+    (AVX512_BF16_CPU, None),
+    (AMX_CPU, None),
+    (({"architecture": "arm64", "neon": True}, "DEFAULT"), "this CPU has no bf16 instructions: bf16 is emulated, "
+                                                           "likely slower than fp32 (not measured here)"),
+    (({"architecture": "arm64", "neon": True, "bf16": True}, "DEFAULT"), None),
+])
+def test_bf16_on_a_cpu_without_bf16_instructions_says_what_it_costs(tiny_experiment, monkeypatch, cpu, cost):
+    from inference.synthesizer import SlowPrecisionWarning, bf16_cpu_cost
+    pretend_cpu(monkeypatch, cpu)
+    assert bf16_cpu_cost() == cost
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    for precision in ("bf16", "fp32"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Synthesizer.from_experiment(str(folder), precision=precision)
+        said = [str(w.message) for w in caught if issubclass(w.category, SlowPrecisionWarning)]
+        assert said == ([f"precision bf16 on the CPU: {cost}; fp32 is faster here"]
+                        if cost and precision == "bf16" else []), precision
+
+
+def test_test_py_says_once_what_bf16_costs_on_this_cpu(tiny_experiment, tmp_path, monkeypatch):
+    import test as test_script
+    pretend_cpu(monkeypatch, AVX2_CPU)
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    out = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
+        warnings.simplefilter("always")
+        test_script.main(["--name", folder.name, "--checkpoints_dir", str(folder.parent), "--results_dir",
+                          str(tmp_path), "--gpu_ids", "-1", "--how_many", "1", "--precision", "bf16"])
+    line = f"--precision bf16: {AVX2_COST}; --precision fp32 is faster here (docs/inference.md)"
+    assert out.getvalue().count(line) == 1 and f"\n{line}\n" in out.getvalue()
+    assert [str(w.message) for w in caught] == []   # said once, as a line, not again as a Python warning
+
+
 def test_a_released_file_goes_through_the_importer(tiny_experiment, tmp_path):
     from tools.import_checkpoint import export_checkpoint, released_synthesizer
     folder, opt = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
@@ -317,23 +359,6 @@ def test_a_released_file_goes_through_the_importer(tiny_experiment, tmp_path):
     ids = torch.randint(0, opt.label_nc, (2, 32, 32), generator=torch.Generator().manual_seed(5))
     expected = Synthesizer.from_experiment(str(folder))(ids, output="tensor")
     assert max_difference(imported(ids, output="tensor"), expected) == 0
-
-
-# ------------------------------------------------------------------------------------------------ the docs
-def test_the_five_line_example_of_docs_inference_runs(tiny_experiment, tmp_path, monkeypatch):
-    text = open(os.path.join(ROOT, "docs", "inference.md")).read()
-    example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    assert len(example.strip().splitlines()) == 5
-    folder = re.search(r'from_experiment\("([^"]+)"\)', example).group(1)
-    built, _ = tiny_experiment("docs", *GENERATOR_ARGS["scgan"])
-    monkeypatch.chdir(tmp_path)
-    os.makedirs(os.path.dirname(folder))
-    os.symlink(built, folder)
-    Image.fromarray(np.arange(32 * 32).reshape(32, 32).astype(np.uint8) % 9).save("label.png")
-    scope = {}
-    exec(compile(example, "docs/inference.md", "exec"), scope)
-    assert scope["image"].shape == (32, 32, 3) and scope["batch"].shape == (2, 32, 32, 3)
-    assert np.array_equal(np.asarray(Image.open("result.png")), scope["image"])
 
 
 def test_a_dataset_batch_renders_as_test_py_rendered_it_with_the_style_of_the_real_image(tiny_experiment):
@@ -371,6 +396,20 @@ def test_test_py_renders_in_the_asked_precision(tiny_experiment, tmp_path):
         for p in pages:
             assert np.array_equal(np.asarray(Image.open(pages[p] / name)), util.tensor2im(rendered[p][i])), (p, name)
         assert not np.array_equal(*(np.asarray(Image.open(pages[p] / name)) for p in pages))   # bf16 is not fp32
+
+
+def test_test_py_reads_layouts_by_the_path_of_layout_conv(tiny_experiment, tmp_path, monkeypatch):
+    folder, _ = tiny_experiment("api_scgan", *GENERATOR_ARGS["scgan"])
+    lookups, original = [], layout_lookup.lookup_conv2d
+    monkeypatch.setattr(layout_lookup, "lookup_conv2d", lambda *a, **k: lookups.append(1) or original(*a, **k))
+    by_lookup = run_test_py(folder, tmp_path / "auto")
+    assert lookups
+    del lookups[:]
+    by_conv = run_test_py(folder, tmp_path / "conv", "--layout_conv", "conv")
+    assert not lookups
+    for name in ["00000.png", "00001.png"]:   # the same images, up to the sums' order (8-bit pixels)
+        a, b = (np.asarray(Image.open(folder / name), dtype=int) for folder in (by_lookup, by_conv))
+        assert np.abs(a - b).max() <= 1
 
 
 @pytest.mark.parametrize("extra, message", [

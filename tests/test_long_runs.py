@@ -5,7 +5,9 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
+import signal
 
 import pytest
 import torch
@@ -65,7 +67,8 @@ def test_nan_losses_are_skipped_then_stop_without_touching_the_checkpoint(traine
     original_save = train_script.Pix2PixTrainer.save
     monkeypatch.setattr(train_script.Pix2PixTrainer, "save", remember_weights)
     message = fails(tmp_path, "exp", "--continue_train", "--niter", "3", "--max_nonfinite_steps", "3")
-    assert "3 steps in a row had a NaN/Inf loss (--max_nonfinite_steps 3); last finite losses: none yet" in message
+    assert ("3 steps in a row were not finite (--max_nonfinite_steps 3): each had a NaN/Inf loss or batch-norm "
+            "statistic; last finite losses: none yet") in message
     assert "Nothing was saved: the last complete checkpoint is intact" in message
     out = capsys.readouterr().out
     assert out.count("update skipped") == 3 and "non-finite G loss (GAN: nan" in out
@@ -105,9 +108,14 @@ def test_a_nan_weight_is_never_saved(trained, tmp_path):
     assert digest(trained) == before
 
 
-def test_lr_1e10_stops_instead_of_saving_nan(tmp_path):
+def test_lr_1e10_stops_at_the_steps_that_made_batch_norm_statistics_infinite(tmp_path, capsys):
+    """A huge rate overflows a batch norm's running variance while the losses stay finite: the step says so, is
+    skipped with its buffers restored, and counts toward --max_nonfinite_steps; the save never has to refuse."""
     message = fails(tmp_path, "big", "--lr", "1e10", "--niter", "20", "--max_nonfinite_steps", "2")
-    assert "NaN/Inf" in message
+    assert "2 steps in a row were not finite (--max_nonfinite_steps 2)" in message and "holds NaN/Inf" not in message
+    assert "Nothing was saved: there is no earlier checkpoint" in message and "intact" not in message
+    out = capsys.readouterr().out
+    assert re.search(r"warning: non-finite [GD] step: netG's buffer \S+running_var became NaN/Inf", out), out
     folder = tmp_path / "checkpoints" / "big"
     for _, unit in checkpoint.list_units(str(folder)):
         for name in ("net_G.pth", "net_D.pth"):
@@ -258,16 +266,90 @@ def test_init_from_is_refused_with_continue_train_or_when_it_does_not_fit(traine
     message = fails(tmp_path, "exp", "--continue_train", "--init_from", file)
     assert f"--init_from {file} starts a new run" in message and "--continue_train resumes" in message
     message = fails(tmp_path, "new", "--init_from", file, "--ngf", "16")
-    assert f"{file} does not fit --netG as the options build it (give the options the file was trained with" in message
+    assert message.startswith(f"error: {file} does not fit --netG as these options build it: the file's ")
+    assert "(give the options the file was trained with" in message and "\n" not in message
     assert f"--init_from {tmp_path / 'none.pth'}: no such file" in fails(tmp_path, "new", "--init_from",
                                                                          str(tmp_path / "none.pth"))
 
 
 def test_continue_train_with_other_options_changes_nothing(trained, tmp_path):
     before = digest(trained)
-    message = fails(tmp_path, "exp", "--continue_train", "--ngf", "16")
-    assert "net_G.pth does not fit --netG as the options build it" in message and "--load_from_opt_file" in message
+    message = fails(tmp_path, "exp", "--continue_train", "--ngf", "16", "--niter", "2")
+    unit, _ = checkpoint.newest_complete_unit(str(trained))
+    assert "\n" not in message, message  # one line, not PyTorch's list of every tensor
+    assert message.startswith(f"error: {unit}/net_G.pth does not fit --netG as these options build it: --ngf 16 vs 8 "
+                              f"in {trained / 'opt.json'}"), message
+    assert "--load_from_opt_file" in message
     assert digest(trained) == before  # opt.json included
+
+
+def test_test_py_on_an_ema_generator_of_another_network_says_which(trained, tmp_path):
+    """The options test.py is given, or the file itself, differ from the network the file holds: one line naming
+    the file and the first option that differs, else the first tensor that does."""
+    ema = trained / "latest_net_G_ema.pth"
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as e:
+        run_test_py(tmp_path, "--ngf", "16")
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"error: {ema} does not fit --netG as these options build it: "
+                                                      f"--ngf 16 vs 8 in {trained / 'opt.json'}"), message
+    wide = train(tmp_path, "wide", "--ngf", "16")
+    os.remove(ema)  # a file copied in from another experiment
+    shutil.copyfile(wide / "latest_net_G_ema.pth", ema)
+    with pytest.raises(SystemExit) as e:
+        run_test_py(tmp_path)
+    message = str(e.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"error: {ema} does not fit --netG as these options build it: "), message
+    assert re.search(r"the file's \S+ is \(\d+(, \d+)*\), the network's \(\d+(, \d+)*\)", message), message
+    assert "--no_ema" in message and not results.exists()
+
+
+def test_a_generator_holding_a_nan_weight_is_not_tested_unless_asked(trained, tmp_path, capsys):
+    ema = trained / "latest_net_G_ema.pth"
+    state = torch.load(ema, weights_only=True)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
+    state[key].view(-1)[3] = float("nan")
+    os.remove(ema)
+    torch.save(state, ema)
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as e:
+        run_test_py(tmp_path)
+    message = str(e.value)
+    assert f"{ema} holds non-finite weights (NaN/Inf in {key})" in message, message
+    assert "--allow_nonfinite" in message and not results.exists()
+    run_test_py(tmp_path, "--allow_nonfinite")
+    assert f"warning: {ema} holds non-finite weights (NaN/Inf in {key})" in capsys.readouterr().out
+    assert (results / "exp" / "test_latest" / "index.html").is_file()
+
+
+def run_test_py(tmp_path, *extra):
+    test_script.main(["--name", "exp", "--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1",
+                      "--how_many", "1", "--results_dir", str(tmp_path / "results"), *extra])
+
+
+def test_an_unreadable_manifest_of_the_only_unit_is_named_with_the_ways_on(trained, tmp_path):
+    (_, unit), = checkpoint.list_units(str(trained))
+    manifest = os.path.join(unit, "manifest.json")
+    with open(manifest, "r+b") as f:
+        f.truncate(30)
+    before = digest(trained)
+    message = fails(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert "\n" not in message and f"{manifest} cannot be read" in message, message
+    assert "sha256" in message and "no earlier complete save" in message
+    assert f"--init_from {trained / 'latest_net_G.pth'}" in message
+    assert "written over" not in message and "net_D.pth" not in message
+    assert digest(trained) == before
+
+
+def stat_all(folder):
+    """Every file's bytes and modification time (ns), by path."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            path = os.path.join(root, f)
+            out[os.path.relpath(path, folder)] = (open(path, "rb").read(), os.stat(path).st_mtime_ns)
+    return out
 
 
 def test_a_crafted_train_state_never_runs(trained, tmp_path):
@@ -328,9 +410,29 @@ def test_a_norm_kernel_scgan_cannot_build_is_refused(tmp_path):
     assert "--norm_G spectralsccsyncbatch5x5: --netG scgan builds 3x3 kernels" in message
 
 
-def test_a_finished_run_says_so(trained, tmp_path):
+def test_a_finished_run_says_so_and_writes_nothing(trained, tmp_path):
+    before = stat_all(trained)
+    assert {"opt.json", "opt.txt", "iter.txt"} <= set(before)
     message = fails(tmp_path, "exp", "--continue_train")
     assert "the run already finished its 1 epochs" in message and "--niter" in message
+    assert stat_all(trained) == before  # not even rewritten with the same bytes
+
+
+def test_sigterm_while_a_resume_is_set_up_leaves_the_experiment_as_it_was(trained, tmp_path, monkeypatch, capsys):
+    before = stat_all(trained)
+    resume = train_script.Pix2PixTrainer.resume
+
+    def signalled(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # Slurm's notice, while the checkpoint is being read
+        return resume(self)
+    monkeypatch.setattr(train_script.Pix2PixTrainer, "resume", signalled)
+    with pytest.raises(SystemExit) as e:
+        train(tmp_path, "exp", "--continue_train", "--niter", "2")
+    assert e.value.code == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["SIGTERM: the run stopped before training started; nothing was saved (the checkpoint it "
+                   "resumes from is as it was)"], err
+    assert stat_all(trained) == before
 
 
 def test_test_py_on_a_name_never_trained(trained, tmp_path):

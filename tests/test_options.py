@@ -102,7 +102,7 @@ def test_batch_size_must_divide_over_torchrun_processes(tmp_path, monkeypatch):
 def test_unknown_registered_names_list_the_valid_ones(tmp_path, capsys):
     for flag, valid in [("--netG", "pix2pixhd, scgan, scgan_unpaired, spade"),
                         ("--netD", "fpse, multiscale, oasis"),
-                        ("--dataset_mode", "ade20k, celebamaskhq, cityscapes, coco, custom, synthetic"),
+                        ("--dataset_mode", "ade20k, celebamaskhq, cityscapes, coco, custom, landscapes, synthetic"),
                         ("--model", "pix2pix")]:
         with pytest.raises(SystemExit):
             parse(tmp_path, flag, "nonsense")
@@ -355,7 +355,7 @@ def test_a_value_outside_its_range_is_refused_with_one_line(capsys):
                 cls().parse([*argv, f"{flag}={text}"], save=False, verbose=False)
             err = capsys.readouterr().err.strip().splitlines()[-1]
             assert e.value.code == 2 and \
-                err.endswith(f"argument {flag}: must be {action.type.describe()}, got {text}"), (cls, flag, err)
+                f"argument {flag}: must be {action.type.describe()}, got {text} (" in err, (cls, flag, err)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -394,7 +394,33 @@ def test_out_of_range_values_not_from_the_command_line_are_refused(tmp_path, mon
                                                             "lambda_feat": -1.0, "ngf": 0}))
     with pytest.raises(SystemExit):
         parse(tmp_path, "--name", "exp", cls=TestOptions)
-    assert "argument --ngf: must be an integer >= 1, got 0 (not from the command line" in capsys.readouterr().err
+    assert (f"{tmp_path / 'exp' / 'opt.json'}: --ngf 0 (saved there) must be an integer >= 1: fix or delete the "
+            f"file, or give --ngf on the command line") in capsys.readouterr().err
+
+
+def test_a_saved_value_out_of_range_names_the_file_not_an_argument(tmp_path, capsys):
+    (tmp_path / "exp").mkdir()
+    saved = tmp_path / "exp" / "opt.json"
+    saved.write_text(json.dumps({"netG": "spade", "dataset_mode": "synthetic", "crop_size": 0}))
+    for argv, cls in ([["--name", "exp"], TestOptions], [["--name", "exp", "--load_from_opt_file"], TrainOptions]):
+        with pytest.raises(SystemExit):
+            parse(tmp_path, *argv, cls=cls)
+        err = capsys.readouterr().err
+        assert f"{saved}: --crop_size 0 (saved there) must be an integer >= 1" in err and "argument" not in err, err
+    assert parse(tmp_path, "--name", "exp", "--crop_size", "32", cls=TestOptions).crop_size == 32  # the way out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--crop_size", "0"], "argument --crop_size: must be an integer >= 1, got 0"),
+    (["--no_such_option"], "unrecognized arguments: --no_such_option"),
+    (["--netG", "nonsense"], "--netG nonsense: unknown generator"),
+])
+def test_an_option_mistake_is_one_line_that_says_where_help_is(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        parse(tmp_path, "--gpu_ids", "-1", *argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].endswith("--help lists the options)"), err
 
 
 def help_text(options, argv, capsys):

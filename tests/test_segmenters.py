@@ -6,13 +6,18 @@ Forwards run at tiny sizes; no weights are downloaded (random weights in the rel
 import json
 import math
 import os
+import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from evaluation.segmenters import (SEGMENTERS, SegmenterWeightsError, build_segmenter, deeplabv2, drn, face_parsing,
                                    upernet)
+from tests.limits import HANG_GUARD_S
 from tools.check_segmenter import main as check_main
 from util.registry import RegistryError
 
@@ -53,6 +58,17 @@ def save_released(tmp_path, dataset, seed=0):
         paths.append(str(path))
         states.append(state)
     return paths, states
+
+
+def write_released_files(folder, dataset, seed=0):
+    """Random weights in the released layout(s) of `dataset`'s segmenter, under the released file names (those
+    evaluate.py's --protocol paper names); -> [paths]."""
+    from evaluation.protocols import paper_segmenter
+    paths = []
+    for layout, name in zip(LAYOUTS[dataset], paper_segmenter(dataset).files):
+        paths.append(str(folder / name))
+        torch.save(random_state(layout, seed), paths[-1])
+    return paths
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -132,6 +148,112 @@ def test_data_parallel_prefix_and_old_files_without_step_counters_load(tmp_path)
     assert int(model.net.conv1.conv1[1].num_batches_tracked) == 0
 
 
+# CSAIL's synchronized batch norm (mit_semseg/lib/nn/modules/batchnorm.py) registers these three buffers, and its
+# train.py saves the whole state dict: the released UPerNet files carry them for every batch norm
+SYNC_BN_BUFFERS = ("_tmp_running_mean", "_tmp_running_var", "_running_iter")
+
+
+def csail_state(module, seed):
+    """`module`'s state dict in CSAIL's layout: after each batch norm's own entries, its three sync-BN buffers
+    (random values: evaluation must never read them)."""
+    g = torch.Generator().manual_seed(seed)
+    batch_norms = {name: m for name, m in module.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    state = {}
+    for key, value in module.state_dict().items():
+        state[key] = value.clone()
+        prefix, last = key.rsplit(".", 1)
+        if prefix in batch_norms and last == "num_batches_tracked":
+            channels = batch_norms[prefix].num_features
+            state[f"{prefix}._tmp_running_mean"] = torch.randn(channels, generator=g)
+            state[f"{prefix}._tmp_running_var"] = torch.rand(channels, generator=g) + 0.5
+            state[f"{prefix}._running_iter"] = torch.full((1,), 37.0)
+    return state
+
+
+def save_legacy(state, path):
+    """torch.save as CSAIL's scripts ran it (PyTorch 0.4 / 1.0: the pre-zipfile format)."""
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def csail_upernet(tmp_path_factory):
+    """A random-weights ADE20K segmenter (batch-norm statistics randomized too) and its encoder and decoder files
+    as CSAIL's train.py saves them: -> (model, [encoder file, decoder file], [encoder state, decoder state])."""
+    torch.manual_seed(11)
+    model = build_segmenter("ade20k", short_sides=(32,))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    folder = tmp_path_factory.mktemp("csail")
+    states = [csail_state(model.encoder, 1), csail_state(model.decoder, 2)]
+    files = [save_legacy(state, folder / name) for state, name in zip(states, (upernet.ENCODER_FILE,
+                                                                               upernet.DECODER_FILE))]
+    return model, files, states
+
+
+def test_ade20k_files_as_csail_saved_them_load_and_give_identical_logits(csail_upernet, capsys):
+    model, files, states = csail_upernet
+    # 106 batch norms in the encoder, 12 in the decoder: the 354 keys a strict load used to refuse
+    assert [sum(k.endswith(SYNC_BN_BUFFERS) for k in s) for s in states] == [318, 36]
+    loaded = build_segmenter("ade20k", files, short_sides=(32,))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert len(lines) == 1 and re.search(r"ignored 354 buffers of CSAIL's synchronized batch norm "
+                                         r"\(_tmp_running_mean, _tmp_running_var, _running_iter\): 318 in "
+                                         r".*encoder_epoch_50.pth, 36 in .*decoder_epoch_50.pth", lines[0]), lines
+    images = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = upernet.preprocess(images, (32, 64))
+    with torch.no_grad():
+        assert torch.equal(loaded.decoder(loaded.encoder(x)), model.decoder(model.encoder(x)))
+    assert torch.equal(loaded(images), model(images))
+
+
+def test_check_command_loads_csail_files_and_says_what_it_ignored(csail_upernet, capsys):
+    _, files, _ = csail_upernet
+    assert check_main(["--dataset", "ade20k", "--weights", *files]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ignored 354 buffers of CSAIL's synchronized batch norm") and len(out) == 3
+    assert out[2] == f"loaded {files[0]} and {files[1]} strictly into the ade20k segmenter"
+
+
+def test_ade20k_refuses_any_other_extra_key_in_csail_files(csail_upernet, tmp_path):
+    _, files, states = csail_upernet
+    for extra in ("conv_last.0.0._tmp_running_mean",   # a sync-BN name on a convolution, not a batch norm
+                  "conv_last.0.1._tmp_running_std",     # another name on a batch norm
+                  "head.weight"):
+        bad = save_legacy(dict(states[1], **{extra: torch.zeros(512)}), tmp_path / "decoder.pth")
+        with pytest.raises(SegmenterWeightsError, match=rf"not the layout of .*\(unexpected {re.escape(extra)} and 0 "
+                                                        rf"more\)"):
+            build_segmenter("ade20k", [files[0], bad])
+    # a sync-BN buffer of the wrong size is not one of CSAIL's
+    bad = save_legacy(dict(states[1], **{"conv_last.0.1._tmp_running_var": torch.ones(7)}), tmp_path / "decoder.pth")
+    with pytest.raises(SegmenterWeightsError, match=r"conv_last.0.1._tmp_running_var has shape \(7,\)"):
+        build_segmenter("ade20k", [files[0], bad])
+
+
+def test_only_the_ade20k_segmenter_takes_csail_sync_bn_buffers(tmp_path):
+    model = build_segmenter("celebamaskhq")
+    path = save_legacy(csail_state(model.net, 0), tmp_path / "model.pth")
+    with pytest.raises(SegmenterWeightsError, match=r"unexpected conv1.conv1.1._tmp_running_mean"):
+        build_segmenter("celebamaskhq", [path])
+
+
+def test_a_pickle_that_is_not_plain_weights_is_refused_in_one_line_and_not_unpickled(tmp_path, capsys):
+    from argparse import Namespace
+    path = tmp_path / "model.pth"
+    torch.save({"state_dict": random_state("face_parsing"), "args": Namespace(lr=0.1)}, path)
+    with pytest.raises(SegmenterWeightsError) as e:
+        build_segmenter("celebamaskhq", [str(path)])
+    message = str(e.value)
+    assert message.startswith(f"{path}: not a plain weights file (it pickles argparse.Namespace)")
+    assert "does not unpickle" in message and "\n" not in message and "weights_only" not in message, message
+    assert check_main(["--dataset", "celebamaskhq", "--weights", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a plain weights file" in err and "weights_only" not in err
+
+
 # ---------------------------------------------------------------------------------------------------------
 # preprocessing on known images
 
@@ -150,9 +272,68 @@ def test_cocostuff_preprocessing_is_bgr_0_255_minus_the_caffe_mean():
 
 def test_ade20k_preprocessing_is_imagenet_normalized_rgb():
     x = upernet.preprocess(known_image(), (1, 2))
-    expected = [(0.0 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (1.0 - 0.406) / 0.225]
+    # through uint8 as their pipeline reads pictures: 0 -> grey level 128 (127.5 rounded to even), 128 / 255
+    expected = [(0.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (1.0 - 0.406) / 0.225]
     assert torch.allclose(x[0, :, 0, 0], torch.tensor(expected))
     assert upernet.preprocess(torch.zeros(1, 3, 8, 8), (16, 24)).shape == (1, 3, 16, 24)
+
+
+def random_pictures(height, width, batch=1, seed=0):
+    """(B, H, W, 3) uint8 pictures, as read from image files."""
+    return np.random.default_rng(seed).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
+
+
+def from_pictures(pictures):
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) in [-1, 1], as the loaders give images."""
+    return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+@pytest.mark.parametrize("size", [(320, 352), (24, 40), (37, 53)])   # up, down, the same size
+def test_ade20k_resize_is_pils_bilinear_on_the_uint8_image(size):
+    # the generator's floats fall between grey levels: round them as test.py's PNGs do, then resize as
+    # mit_semseg/dataset.py (imresize: PIL's BILINEAR on the uint8 image; then / 255 and torchvision's Normalize)
+    images = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pictures = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    ours = upernet.preprocess(images, size)
+    mean, std = torch.tensor(upernet.MEAN)[:, None, None], torch.tensor(upernet.STD)[:, None, None]
+    for b in range(2):
+        resized = Image.fromarray(pictures[b]).resize((size[1], size[0]), Image.BILINEAR)
+        official = torch.from_numpy(np.float32(np.array(resized)) / 255.).permute(2, 0, 1)
+        assert torch.equal(ours[b], (official - mean) / std)
+
+
+@pytest.mark.parametrize("source, size", [((1024, 1024), 512), ((37, 53), 512), ((32, 32), 48), ((96, 64), 80)])
+def test_face_parsing_nearest_is_pils_nearest(source, size):
+    # their tester.py: transforms.Resize((512, 512), interpolation=PIL.Image.NEAREST) on the picture. torch's
+    # 'nearest' takes other source pixels (all of them from 1024 to 512), and 'nearest-exact' differs from PIL
+    # where a source coordinate falls on a pixel border (32 -> 48; 96 and 64 -> 80)
+    pictures = random_pictures(*source, seed=sum(source))
+    ours = face_parsing.preprocess(from_pictures(pictures), image_size=size, resize_mode="nearest")
+    official = np.array(Image.fromarray(pictures[0]).resize((size, size), Image.NEAREST))[None]
+    assert torch.equal(ours, from_pictures(official))
+
+
+def test_coco_at_a_fixed_size_is_scored_at_that_size_as_imaginaire():
+    # imaginaire's cocostuff.py: longer side scaled to image_size (align_corners=True), the logits resized back to
+    # that scaled size with align_corners=True, the prediction scored there (labels resized to it, nearest)
+    torch.manual_seed(0)
+    model = build_segmenter("coco", image_size=32)
+    images = torch.rand(1, 3, 16, 24) * 2 - 1
+    scaled = F.interpolate(images, scale_factor=32 / 24, mode="bilinear", align_corners=True)
+    assert model.output_size(16, 24) == tuple(scaled.shape[2:]) == (21, 32)
+    for height, width in ((256, 256), (256, 512), (375, 500), (333, 500)):
+        torch_size = F.interpolate(torch.zeros(1, 1, height, width), scale_factor=512 / max(height, width)).shape[2:]
+        assert build_segmenter("coco", image_size=512).output_size(height, width) == tuple(torch_size)
+    with torch.no_grad():
+        logits = model.net(deeplabv2.preprocess(images, 32))
+        expected = F.interpolate(logits, size=(21, 32), mode="bilinear", align_corners=True)
+        assert torch.equal(model.class_scores(images), expected)
+        assert model(images).shape == (1, 21, 32)
+        # as generated (the default): at the input size, align_corners=False as kazuto1011's demo.py
+        model.image_size = None
+        logits = model.net(deeplabv2.preprocess(images))
+        expected = F.interpolate(logits, size=(16, 24), mode="bilinear", align_corners=False)
+        assert model.output_size(16, 24) == (16, 24) and torch.equal(model.class_scores(images), expected)
 
 
 def test_ade20k_multi_scale_sizes_follow_the_released_config():
@@ -303,7 +484,7 @@ def test_check_command_runs_as_a_module(tmp_path):
     import sys
     paths, _ = save_released(tmp_path, "celebamaskhq")
     result = subprocess.run([sys.executable, "-m", "tools.check_segmenter", "--dataset", "celebamaskhq",
-                             "--weights", *paths], capture_output=True, text=True, timeout=300,
+                             "--weights", *paths], capture_output=True, text=True, timeout=HANG_GUARD_S,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ import torch
 import test as test_script
 import train as train_script
 from checkpointing import storage as checkpoint
+from tests.limits import HANG_GUARD_S
 from tools import summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,7 +130,7 @@ def test_sigkill_mid_epoch_then_continue_train(tmp_path):
     epoch_iter = manifest["epoch_iter"]
     proc = start_training(tmp_path, "killed", "--continue_train", "--niter", "1",
                           "--num_synthetic", str(epoch_iter + 4))
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 0, out
     assert f"resuming at epoch 1, image {epoch_iter} of the epoch" in out
     assert "Training was successfully finished." in out
@@ -142,7 +143,7 @@ def test_ctrl_c_and_sigterm_save_latest_and_say_one_line(tmp_path, sig):
     proc = start_training(tmp_path, "interrupted")
     wait_for_saves(proc, 1)
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 128 + sig, out
     name = signal.Signals(sig).name
     lines = [line for line in out.splitlines() if line.startswith(name)]
@@ -162,7 +163,7 @@ def test_sigterm_to_the_whole_process_group_with_loading_workers(tmp_path):
     proc = start_training(tmp_path, "group", "--nThreads", "2", own_group=True)
     wait_for_saves(proc, 1)
     os.killpg(proc.pid, signal.SIGTERM)
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert re.search(r"^SIGTERM: saved the latest checkpoint at epoch 1, image \d+", out, re.M), out
     assert "Traceback" not in out and "DataLoader worker" not in out
@@ -308,7 +309,8 @@ def test_the_best_metric_picks_by_its_own_direction_where_the_metrics_disagree(t
 
 @pytest.fixture(scope="module")
 def tiny_segmenter(tmp_path_factory):
-    """A TorchScript U-Net trained for a few steps on the real synthetic images (evaluation/synthetic_segmenter.py)."""
+    """A U-Net trained for a few steps on the real synthetic images and saved as tools.train_segmenter saves it
+    (evaluation/synthetic_segmenter.py)."""
     from evaluation import synthetic_segmenter as train_segmenter
     from tools import train_segmenter as segmenter_tool
     tmp = tmp_path_factory.mktemp("segmenter")
@@ -316,7 +318,7 @@ def tiny_segmenter(tmp_path_factory):
             "--load_size", "32", "--crop_size", "32"]
     model = train_segmenter.train(segmenter_tool.dataset_options(argv, "train"), iterations=30, batch_size=4,
                                   lr=5e-3, width=8, progress=False)
-    train_segmenter.save_torchscript(model, str(tmp / "seg.pt"))
+    train_segmenter.save_segmenter(model, str(tmp / "seg.pt"))
     return model, str(tmp / "seg.pt")
 
 
@@ -361,6 +363,37 @@ def test_miou_during_training_next_to_the_real_images_miou(tmp_path, tiny_segmen
         with torch.no_grad():
             scores.update(model(saved(batch, mode="inference")).argmax(1), batch["label"][:, 0].long())
     assert scores.compute()["miou"] == pytest.approx(history[-1]["mIoU"], abs=1e-9)
+
+
+@pytest.mark.usefixtures("eval_extras")
+def test_miou_during_training_scores_with_the_papers_segmenter_as_evaluate_does(tmp_path, tiny_dataset):
+    """--protocol paper (the default on the papers' datasets): --eval_metrics miou scores with the paper's segmenter
+    from --segmenter_weights (random weights in the released layout here), and evaluate.py, which takes the
+    experiment's protocol and files, gives the real images the same scores."""
+    import evaluate
+    from options.eval_options import EvalOptions
+    from evaluation.metrics import sha256
+    from tests.test_segmenters import write_released_files
+    _, data_argv = tiny_dataset("celebamaskhq", n=2, size=(32, 32))
+    tiny_dataset("celebamaskhq", n=2, size=(32, 32), phase="test")
+    files = write_released_files(tmp_path, "celebamaskhq", seed=4)
+    with pytest.raises(SystemExit, match=r"^--seg_model: --protocol paper scores with the paper's segmenter "
+                                         r"\(face-parsing U-Net"):
+        run_train(tmp_path, "face", *data_argv, "--eval_freq", "1", "--eval_metrics", "miou", "--seg_model", "s.pt")
+    folder = run_train(tmp_path, "face", "--netG", "spade", *data_argv, "--no_vgg_loss", "--eval_freq", "1",
+                       "--eval_how_many", "2", "--eval_metrics", "miou", "--segmenter_weights", *files)
+    history = eval_log(folder)
+    assert [set(e) for e in history] == [{"epoch", "mIoU", "accuracy", "real_mIoU", "real_accuracy"}]
+    experiment = ["--name", "face", "--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1"]
+    summary = evaluate.main([*experiment, *data_argv, "--results_dir", str(tmp_path / "results"), "--metrics",
+                             "miou", "--batchSize", "2", "--num_examples", "0"])
+    assert summary["protocol"]["name"] == "paper"
+    assert summary["protocol"]["weights_sha256"]["segmenter"]["sha256"] == sha256(files[0])
+    assert summary["metrics"]["miou_real"] == history[0]["real_mIoU"]
+    assert summary["metrics"]["pixel_accuracy_real"] == history[0]["real_accuracy"]
+    # --protocol custom on the same experiment leaves the saved segmenter files behind instead of refusing them
+    assert EvalOptions().parse([*experiment, "--protocol", "custom"], save=False, verbose=False).segmenter_weights \
+        is None
 
 
 def test_miou_during_training_needs_a_segmenter(tmp_path):
@@ -414,8 +447,63 @@ def test_problems_of_the_folder_the_data_and_the_evaluation_come_together(tmp_pa
     assert lines[2] == (f"  --dataset_mode coco: the folder of label maps {tmp_path / 'coco' / 'train_label'} does "
                         f"not exist (check --dataroot, --phase and the folder layout of --dataset_mode coco)")
     assert lines[3].startswith(f"  --inception_weights {missing}: file not found.")
-    assert lines[4].startswith("  --eval_freq with --eval_metrics fid,miou needs --seg_model PATH.")
+    # coco measures mIoU under --protocol paper by default, as evaluate.py: the paper's segmenter file
+    assert lines[4].startswith(f"  --segmenter_weights {ROOT}/.weights/deeplabv2_resnet101_msc-cocostuff164k-100000"
+                               f".pth: file not found: the released deeplabv2_resnet101_msc"), lines[4]
     assert os.listdir(folder) == ["latest_net_G.pth"]
+
+
+def test_an_unpaired_generator_under_the_label_map_model_is_refused_before_building(tmp_path, monkeypatch):
+    from models.networks.scgan_unpaired import SCGANUnpairedGenerator
+    built = []
+    original = SCGANUnpairedGenerator.__init__
+    monkeypatch.setattr(SCGANUnpairedGenerator, "__init__",
+                        lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "unp", *SIZES["spade"], "--netG", "scgan_unpaired", "--num_synthetic", "4")
+    lines = str(e.value).splitlines()
+    assert lines == ["error: 1 problem found before building anything:",
+                     "  --netG scgan_unpaired translates images (a source and a reference) and trains only under "
+                     "--model unpaired; --model pix2pix feeds its generator label maps: add --model unpaired (with "
+                     "--dataset_mode unaligned or synthetic_unaligned), or choose a label-map generator: ccfpse, "
+                     "pix2pixhd, scgan, spade"], lines
+    assert built == [] and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_custom_mode_data_error_does_not_speak_of_dataroot(tmp_path):
+    missing = tmp_path / "labels"
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "custom", *SIZES["spade"], "--dataset_mode", "custom", "--label_dir", str(missing),
+                  "--image_dir", str(tmp_path / "images"), "--no_instance", "--no_vgg_loss")
+    lines = str(e.value).splitlines()
+    assert lines[1] == (f"  --dataset_mode custom: the folder of label maps {missing} does not exist (check "
+                        f"--label_dir)"), lines
+    assert "dataroot" not in str(e.value)
+
+
+@pytest.mark.parametrize("when", ["building", "before the first step"])
+def test_sigterm_before_the_first_step_says_nothing_was_saved(tmp_path, monkeypatch, capsys, when):
+    """SIGTERM while the networks are built (the handler stops the setup at once), or once training is about to
+    start (the first step boundary): one line, exit status 128 + 15, no checkpoint."""
+    if when == "building":
+        target, name = train_script.Pix2PixTrainer, "__init__"
+    else:
+        target, name = train_script.data, "next_batch"
+    original = getattr(target, name)
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(target, name, signalled)
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "stopped", *SIZES["spade"], "--num_synthetic", "4")
+    assert e.value.code == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["SIGTERM: the run stopped before training started; nothing was saved"], err
+    folder = tmp_path / "checkpoints" / "stopped"
+    assert not list(folder.glob("*.pth")) and not (folder / "saves").exists()
+    if when == "building":
+        assert not folder.exists()
 
 
 def test_continue_train_needs_a_checkpoint(tmp_path):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from trainers.pix2pix_trainer import Pix2PixTrainer, loss_weights
+from trainers.pix2pix_trainer import NonFiniteError, Pix2PixTrainer, loss_weights
 
 
 def trainer(parse_options, *argv):
@@ -62,3 +62,29 @@ def test_one_step_each_changes_only_its_network(parse_options):
     assert any(not torch.equal(a, b) for a, b in zip(d0, model.netD.parameters()))
     assert set(t.get_latest_losses()) == {"GAN", "GAN_Feat", "D_Fake", "D_real"}
     assert all(p.requires_grad for p in model.netD.parameters())  # unfrozen again after the G step
+
+
+def test_a_step_that_makes_a_buffer_non_finite_is_skipped_with_its_buffers_restored(parse_options, capsys):
+    """A batch norm's running variance overflowing in the forward (what --lr 1e10 does while the losses stay
+    finite) makes the step non-finite: no update, the buffers of before the step, one count toward
+    --max_nonfinite_steps."""
+    t = trainer(parse_options, "--norm_G", "spectralspadebatch3x3", "--max_nonfinite_steps", 2)
+    data = {"label": torch.randint(0, 9, (2, 1, 32, 32)), "instance": 0, "image": torch.rand(2, 3, 32, 32)}
+    model = t.model
+    name, running_var = next((k, b) for k, b in model.netG.named_buffers() if k.endswith("running_var"))
+    params = [p.detach().clone() for p in model.netG.parameters()]
+    buffers = {k: b.clone() for k, b in model.netG.named_buffers()}
+    losses = model.generator_losses
+
+    def overflowing(*args, **kwargs):
+        out = losses(*args, **kwargs)
+        running_var.fill_(float("inf"))
+        return out
+    model.generator_losses = overflowing
+    t.run_generator_one_step(data)
+    assert f"warning: non-finite G step: netG's buffer {name} became NaN/Inf" in capsys.readouterr().out
+    assert t.nonfinite_in_a_row == 1
+    assert all(torch.equal(a, b) for a, b in zip(params, model.netG.parameters()))  # no update
+    assert all(torch.equal(buffers[k], b) for k, b in model.netG.named_buffers())  # as before the step
+    with pytest.raises(NonFiniteError, match=r"2 steps in a row were not finite \(--max_nonfinite_steps 2\)"):
+        t.run_generator_one_step(data)

@@ -3,8 +3,10 @@
     python -m tools.check_segmenter --dataset coco --weights deeplabv2_resnet101_msc-cocostuff164k-100000.pth
     python -m tools.check_segmenter --dataset ade20k --weights encoder_epoch_50.pth decoder_epoch_50.pth
 
-Prints the parameter count and one line saying that the file(s) loaded; a file that is not the released layout
-stops with its first wrong key and exit status 1. Nothing is downloaded.
+Prints the parameter count and one line saying that the file(s) loaded (for CSAIL's ADE20K files, first one line
+with the number of their synchronized batch norm's buffers, which are ignored); a file that is not the released
+layout stops with its first wrong key, and one that pickles more than tensors with one line, exit status 1.
+Nothing is downloaded and nothing is unpickled.
 """
 import argparse
 import sys

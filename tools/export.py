@@ -16,8 +16,20 @@ import os
 import sys
 
 from checkpointing.storage import CheckpointError
+from options.preflight import folder_problem
 
 FORMATS = ("onnx",)
+
+
+def out_problem(out):
+    """None if the file `out` and its sidecar can be written (its folder exists and takes a test write, or can
+    be created), else one line: checked before the generator is loaded and exported, which can take minutes."""
+    if os.path.isdir(out):
+        return f"--out: {out} is a folder: give the file to write, e.g. {os.path.join(out, 'generator.onnx')}"
+    folder = os.path.dirname(os.path.abspath(out))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"--out: cannot write into {folder}: it is a file, not a folder"
+    return folder_problem(folder, "--out")
 
 
 def main(argv=None):
@@ -28,7 +40,14 @@ def main(argv=None):
     parser.add_argument("--no_ema", action="store_true", help="export netG even when the experiment has an EMA one")
     parser.add_argument("--to", choices=FORMATS, required=True, help="the format to write")
     parser.add_argument("--out", required=True, help="file to write; its sidecar goes to OUT.json")
+    parser.add_argument("--layout_input", choices=("one_hot", "ids"), default="one_hot",
+                        help="what the graph of a label-to-image generator takes: the one-hot layout, which it "
+                             "convolves, or the class ids (and instance ids), which it reads by table lookup "
+                             "(docs/inference.md compares their speed in ONNX Runtime)")
     args = parser.parse_args(argv)
+    problem = out_problem(args.out)
+    if problem:
+        sys.exit(f"error: {problem}")
     try:
         import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs onnx and onnxscript)
     except ImportError:
@@ -46,7 +65,7 @@ def main(argv=None):
     if os.path.dirname(args.out):
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):   # the exporter reports each of its steps
-        export_onnx(netG, opt, args.out)
+        export_onnx(netG, opt, args.out, layout_input=args.layout_input)
     print(f"wrote {args.out} (from {file}) and {args.out}.json")
 
 

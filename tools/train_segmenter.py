@@ -1,9 +1,10 @@
 """Train the small U-Net segmenter (evaluation/synthetic_segmenter.py) on a dataset's real images.
 
   python -m tools.train_segmenter --dataset_mode synthetic --out seg.pt [--iterations 400] [dataset options]
+  python -m tools.train_segmenter --dataset_mode landscapes --out seg.pt --iterations 4000 --num_synthetic 4000
 
-trains on the `train` phase, prints mIoU and pixel accuracy on the `test` phase and saves the TorchScript file
-that evaluate.py takes as --seg_model.
+trains on the `train` phase, prints mIoU and pixel accuracy on the `test` phase and saves the network as an
+exported program (torch.export.save), the file evaluate.py takes as --seg_model.
 """
 import argparse
 import contextlib
@@ -11,7 +12,7 @@ import io
 import sys
 
 import data
-from evaluation.synthetic_segmenter import save_torchscript, score, train
+from evaluation.synthetic_segmenter import save_segmenter, score, train
 from options.test_options import TestOptions
 
 
@@ -25,7 +26,7 @@ def dataset_options(argv, phase):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="TorchScript file for evaluate.py --seg_model")
+    parser.add_argument("--out", required=True, help="file for evaluate.py --seg_model (an exported program)")
     parser.add_argument("--iterations", type=int, default=400, help="training steps")
     parser.add_argument("--seg_batch", type=int, default=8, help="training batch size")
     parser.add_argument("--seg_lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
@@ -37,7 +38,7 @@ def main(argv=None):
         test = score(model, dataset_options(dataset_argv, "test"))
     except data.DatasetError as e:
         sys.exit(f"error: {e}")
-    save_torchscript(model, args.out)
+    save_segmenter(model, args.out)
     print(f"test phase: mIoU {test['miou']:.4f}, pixel accuracy {test['pixel_accuracy']:.4f}; wrote {args.out}")
 
 

@@ -8,8 +8,8 @@ import sys
 
 from checkpointing.storage import atomic_torch_save
 from evaluation.weights import (INCEPTION_EXTRACTOR, WeightsError, check_inception, check_lpips_heads,
-                                convert_inception, convert_lpips, lpips_backbone_keys, read_inception_source,
-                                read_lpips_source)
+                                convert_inception, convert_lpips, lpips_backbone_keys, lpips_network,
+                                read_inception_source, read_lpips_source)
 
 
 def main(argv=None):
@@ -35,10 +35,9 @@ def main(argv=None):
             print(f"wrote {args.out}: {len(state)} tensors, strict load into torch-fidelity's "
                   f"{INCEPTION_EXTRACTOR} ok, features match the source within {diff:.1e}")
         else:
-            import lpips
             backbone, heads = convert_lpips(read_lpips_source(args.src, args.net), args.net)
             check_lpips_heads(heads, args.net)
-            model = lpips.LPIPS(pretrained=True, net=args.net, pnet_rand=True, verbose=False)
+            model = lpips_network(args.net)
             keys = lpips_backbone_keys(model.net)
             model.net.load_state_dict({k: backbone[v] for k, v in keys.items()}, strict=True)
             if set(keys.values()) != set(backbone):

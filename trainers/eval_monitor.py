@@ -1,8 +1,10 @@
 """Metrics during training (--eval_freq N, as OASIS users rely on): every N epochs the generator (its EMA copy
 when there is one) synthesizes --eval_how_many validation images and --eval_metrics are measured on them:
 - fid: FID through the same torch-fidelity Inception and protocol as evaluate.py (evaluation/metrics.py);
-- miou: mIoU and pixel accuracy of --seg_model on the synthesized images against their label maps, next to
-  the same segmenter's mIoU on the real images (the ceiling the generator is measured against).
+- miou: mIoU and pixel accuracy on the synthesized images against their label maps, next to the same
+  segmenter's mIoU on the real images (the ceiling the generator is measured against). The segmenter is the one
+  evaluate.py takes (evaluation/protocols.py `segmentation_scorer`): under --protocol paper (the default for coco,
+  ade20k, cityscapes, celebamaskhq) the paper's, from --segmenter_weights; under custom --seg_model.
 Rank 0 computes them; the trainer keeps best_net_G.pth by --best_metric (`choose_best_metric`): mIoU (higher is
 better) when it is measured, FID (lower is better) only from FID_TRUSTED_IMAGES validation images on, else none.
 
@@ -19,7 +21,7 @@ import torch
 
 import data
 from checkpointing.storage import atomic_write_bytes
-from evaluation import metrics
+from evaluation import metrics, protocols
 from util.visualizer import draw_chart_panels
 
 LOG_NAME, FIGURE_NAME = "eval_log.jsonl", "eval_curves.png"
@@ -60,7 +62,7 @@ class EvalMonitor:
         self.metrics = list(opt.eval_metrics)
         # a missing weights file stops here, before training
         self.extractor = metrics.load_inception(opt.inception_weights, device) if "fid" in self.metrics else None
-        self.segmenter = (metrics.SegmenterScorer(opt, device, asked_by="--eval_metrics miou")
+        self.segmenter = (protocols.segmentation_scorer(opt, device, asked_by="--eval_metrics miou")
                           if "miou" in self.metrics else None)
         self.loader = data.create_dataloader(validation_options(opt))
         self.num_images = len(self.loader.dataset)

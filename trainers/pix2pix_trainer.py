@@ -8,8 +8,10 @@ TTUR (default): G at lr/2, D at 2*lr with Adam (beta1, beta2); --no_TTUR: both a
 for --niter epochs, then falls linearly over --niter_decay epochs (epoch niter+k runs at
 lr * (1 - (k-1)/niter_decay)), computed from the epoch number so a resumed run gets it exactly.
 
-A step whose summed loss is NaN or Inf is skipped (no update) and counted; --max_nonfinite_steps of them in a
-row stop training with NonFiniteError, and weights that are not finite are never saved.
+A step whose summed loss is NaN or Inf, or after whose forward passes a buffer (a batch norm's running
+statistics) is, is skipped (no update, the buffers of before the step put back) and counted;
+--max_nonfinite_steps of them in a row stop training with NonFiniteError, and weights that are not finite are
+never saved.
 """
 import contextlib
 import copy
@@ -98,6 +100,7 @@ class Pix2PixTrainer:
         self.nonfinite_in_a_row, self.nonfinite_total = 0, 0
         self.last_finite_losses = {}
         self.last_save_id = None
+        self.resumed_unit = None  # (path, manifest) of the unit resume() read, published by publish_resumed()
         # --overwrite: the old run waits in replaced_run/ and goes once the new run has a complete save; its log,
         # pages and saves are set aside before the visualizer or the evaluation opens them, so the new run's start
         # empty
@@ -184,13 +187,14 @@ class Pix2PixTrainer:
         synchronize D here), G's gradients are averaged over ranks by its DDP wrapper."""
         seg, real = self.model.preprocess_input(data)
         self.optimizer_G.zero_grad(set_to_none=True)
+        buffers = self.buffers_before_step()
         with self.autocast(), frozen(self.model.netD):
             losses, generated, extra_images = self.model.generator_losses(seg, real, self.netG, self.netE,
                                                                           self.model.netD)
         losses = self.weighted(losses)
         self.generated, self.aux_images = generated, extra_images
         total = sum(losses.values())
-        if self.finite(total, losses, "G"):
+        if self.finite(total, losses, "G", buffers):
             self.scaler_G.scale(total).backward()
             self.scaler_G.step(self.optimizer_G)
             self.scaler_G.update()
@@ -200,20 +204,30 @@ class Pix2PixTrainer:
     def run_discriminator_one_step(self, data):
         seg, real = self.model.preprocess_input(data)
         self.optimizer_D.zero_grad(set_to_none=True)
+        buffers = self.buffers_before_step()  # G's too: its forward in train mode updates its statistics
         with self.autocast():
             losses = self.weighted(self.model.discriminator_losses(seg, real, self.netD))
         total = sum(losses.values())
-        if self.finite(total, losses, "D"):
+        if self.finite(total, losses, "D", buffers):
             self.scaler_D.scale(total).backward()
             self.scaler_D.step(self.optimizer_D)
             self.scaler_D.update()
         self.d_losses = {k: v.detach() for k, v in losses.items()}
 
-    def finite(self, total, losses, which: str) -> bool:
-        """One isfinite on the summed loss (ranks agree: one rank's NaN skips the step everywhere). A
-        non-finite step is skipped (its update is not applied) and counted; --max_nonfinite_steps in a row
-        raise NonFiniteError."""
-        bad = not bool(torch.isfinite(total.detach()))
+    def buffers_before_step(self):
+        """[(network name, buffer name, buffer, its value now)] of the networks a step runs: what a skipped step
+        puts back. Buffers are small (batch-norm statistics, spectral norms' u and v)."""
+        nets = [("G", self.model.netG), ("D", self.model.netD), ("E", self.model.netE)]
+        return [(name, key, b, b.detach().clone()) for name, net in nets if net is not None
+                for key, b in net.named_buffers()]
+
+    def finite(self, total, losses, which: str, buffers=()) -> bool:
+        """One isfinite on the summed loss and the floating buffers of `buffers` (ranks agree: one rank's NaN
+        skips the step everywhere). A non-finite step is skipped (its update is not applied, the buffers are
+        put back as they were before it) and counted; --max_nonfinite_steps in a row raise NonFiniteError."""
+        floating = [b for _, _, b, _ in buffers if b.is_floating_point()]
+        checked = torch.cat([total.detach().float().reshape(1)] + [b.detach().float().reshape(-1) for b in floating])
+        bad = not bool(torch.isfinite(checked).all())
         if not distributed.any_rank(bad, self.ctx):
             self.nonfinite_in_a_row = 0
             self.last_finite_losses.update({k: v.detach() for k, v in losses.items()})
@@ -221,16 +235,30 @@ class Pix2PixTrainer:
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         values = ", ".join(f"{k}: {float(v.detach()):.3f}" for k, v in losses.items())
-        if self.ctx.is_main:
-            print(f"warning: non-finite {which} loss ({values}): update skipped ({self.nonfinite_in_a_row} in a "
-                  f"row, {self.nonfinite_total} in all)")
+        overflowed = next(((name, key) for name, key, b, _ in buffers
+                           if b.is_floating_point() and not bool(torch.isfinite(b).all())), None)
+        with torch.no_grad():
+            for _, _, b, before in buffers:
+                b.copy_(before)
+        count = f"({self.nonfinite_in_a_row} in a row, {self.nonfinite_total} in all)"
+        if self.ctx.is_main and (bool(torch.isfinite(total.detach())) and overflowed is not None):
+            print(f"warning: non-finite {which} step: net{overflowed[0]}'s buffer {overflowed[1]} became NaN/Inf "
+                  f"(losses {values}): update skipped, buffers as before the step {count}")
+        elif self.ctx.is_main:
+            print(f"warning: non-finite {which} loss ({values}): update skipped {count}")
         if self.nonfinite_in_a_row >= self.opt.max_nonfinite_steps:
             last = ", ".join(f"{k}: {float(v):.3f}" for k, v in self.last_finite_losses.items()) or "none yet"
             raise NonFiniteError(
-                f"{self.nonfinite_in_a_row} steps in a row had a NaN/Inf loss (--max_nonfinite_steps "
-                f"{self.opt.max_nonfinite_steps}); last finite losses: {last}. Nothing was saved: the last "
-                f"complete checkpoint is intact. Lower --lr, or check the data and the weights")
+                f"{self.nonfinite_in_a_row} steps in a row were not finite (--max_nonfinite_steps "
+                f"{self.opt.max_nonfinite_steps}): each had a NaN/Inf loss or batch-norm statistic; last finite "
+                f"losses: {last}. Nothing was saved: {self.checkpoint_state()}. Lower --lr, or check the data and "
+                f"the weights")
         return False
+
+    def checkpoint_state(self) -> str:
+        """What a refused save leaves: the experiment's checkpoint, or none."""
+        return ("the last complete checkpoint is intact" if existing_checkpoints(self.folder)
+                else "there is no earlier checkpoint")
 
     def get_latest_losses(self):
         """The latest weighted losses, averaged over ranks (every rank must call it)."""
@@ -313,8 +341,8 @@ class Pix2PixTrainer:
         for name, net in nets.items():
             for key, value in net.state_dict().items():
                 if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                    raise NonFiniteError(f"net{name} holds NaN/Inf values ({key}): not saved, the last complete "
-                                         f"checkpoint is intact. Lower --lr, or check the data and the weights")
+                    raise NonFiniteError(f"net{name} holds NaN/Inf values ({key}): not saved, "
+                                         f"{self.checkpoint_state()}. Lower --lr, or check the data and the weights")
         rng_states = distributed.gather_objects(torch.get_rng_state(), self.ctx)
         self.last_save_id = total_steps
         failed = None
@@ -357,18 +385,14 @@ class Pix2PixTrainer:
             found = checkpoint.newest_complete_unit(folder)
             checkpoint.check_published_files(folder, *(found or (None, None)))  # a file copied over latest_net_*
             if found is None:
-                raise CheckpointError(f"no complete checkpoint under {os.path.join(folder, checkpoint.UNITS_DIR)} "
-                                      f"(see the warnings above): start afresh with --overwrite")
+                raise CheckpointError(checkpoint.unresumable(folder))
             unit, manifest = found
-            distributed.barrier(self.ctx)  # every rank has chosen its unit before rank 0 moves any aside
-            if self.ctx.is_main:
-                checkpoint.set_aside_units_newer_than(folder, manifest["save_id"])
             for name, net in nets.items():
                 path = os.path.join(unit, f"net_{name}.pth")
                 if name == "G_ema" and not os.path.isfile(path):  # --ema_decay turned on for a resumed run
                     net.load_state_dict(self.model.netG.state_dict())
                     continue
-                checkpoint.load_state_into(net, checkpoint.safe_load(path, opt.trust_pickle), path, name)
+                self.load_own_file(net, checkpoint.safe_load(path, opt.trust_pickle), path, name)
             state = checkpoint.safe_load(os.path.join(unit, "train_state.pth"), opt.trust_pickle)
             self.optimizer_G.load_state_dict(state["optimizer_G"])
             self.optimizer_D.load_state_dict(state["optimizer_D"])
@@ -382,8 +406,7 @@ class Pix2PixTrainer:
                 print(f"note: the checkpoint was written by {state['world_size']} processes and this run has "
                       f"{self.ctx.world_size}: random streams (VAE noise) start afresh from --seed")
             self.nonfinite_in_a_row, self.nonfinite_total = state["nonfinite_in_a_row"], state["nonfinite_total"]
-            if self.ctx.is_main:
-                checkpoint.publish_unit(folder, unit, manifest)  # repairs links a kill left half-updated
+            self.resumed_unit = unit, manifest
             self.last_save_id = manifest["save_id"]
             return state["epoch"], state["epoch_iter"], state["total_steps"]
 
@@ -391,7 +414,8 @@ class Pix2PixTrainer:
             if name == "G_ema" and not os.path.isfile(checkpoint.network_path(folder, opt.which_epoch, name)):
                 net.load_state_dict(self.model.netG.state_dict())
                 continue
-            checkpoint.load_network(net, folder, opt.which_epoch, name, trust_pickle=opt.trust_pickle)
+            path = checkpoint.existing_network_path(folder, opt.which_epoch, name)
+            self.load_own_file(net, checkpoint.safe_load(path, opt.trust_pickle), path, name)
         if opt.which_epoch.isdigit():
             epoch = int(opt.which_epoch) + 1
         elif os.path.isfile(os.path.join(folder, "iter.txt")):
@@ -402,6 +426,31 @@ class Pix2PixTrainer:
             print(f"no training state for --which_epoch {opt.which_epoch} (SPADE's files hold the networks only): "
                   f"optimizers start afresh at epoch {epoch}")
         return epoch, 0, 0
+
+    def load_own_file(self, net, state, path, name):
+        """Load a file of this experiment into `net`; one that does not fit is told by the first option that
+        differs from the experiment's saved options (opt.json: what its files were trained with)."""
+        try:
+            checkpoint.load_state_into(net, state, path, name)
+        except checkpoint.NetworkMismatch as e:
+            saved = os.path.join(self.folder, "opt.json")
+            option = checkpoint.differing_option(self.opt, name, saved)
+            if option is None:
+                raise
+            raise CheckpointError(e.told_by(option, "resume with those: leave the option out, or pass "
+                                                    "--load_from_opt_file")) from None
+
+    def publish_resumed(self):
+        """Once the resumed run is known to go on (train.py has checked that epochs remain): units newer than
+        the one resumed, incomplete, go aside, and SPADE's names point at it again (this repairs links a kill
+        left half-updated). A refused resume writes nothing. Every rank calls it."""
+        if self.resumed_unit is None:
+            return
+        unit, manifest = self.resumed_unit
+        distributed.barrier(self.ctx)  # every rank has read its unit before rank 0 moves any aside
+        if self.ctx.is_main:
+            checkpoint.set_aside_units_newer_than(self.folder, manifest["save_id"])
+            checkpoint.publish_unit(self.folder, unit, manifest)
 
 
 @contextlib.contextmanager

@@ -6,8 +6,9 @@ one line naming the option, the value and the range (argparse puts "argument --c
     argument --crop_size: must be an integer >= 1, got 0
 
 Defaults that never pass through the type (presets, dataset hooks, saved options) are checked against the same
-ranges once the options are composed (`check_values`). The range stays on the callable (`Bounded`), so
-tests/test_options.py can check that every numeric option of every parser declares one.
+ranges once the options are composed (`check_values`); a saved value is told by the file it came from. The
+range stays on the callable (`Bounded`), so tests/test_options.py can check that every numeric option of every
+parser declares one.
 """
 import argparse
 import math
@@ -76,12 +77,19 @@ def bounded(kind, **range_):
     return Bounded(kind, **range_)
 
 
-def check_values(parser, opt):
+def check_values(parser, opt, saved_in=None):
     """Values that did not come through a type (hooks' and presets' defaults, saved options) must be in their
-    option's range too: the first that is not ends the parse with the same one-line message."""
+    option's range too: the first that is not ends the parse with one line. `saved_in`: {dest: file} of the
+    values read from an experiment's saved options, which the line names instead of the option (the user never
+    typed it)."""
+    saved_in = saved_in or {}
     for action in parser._actions:
         value = getattr(opt, action.dest, None)
         if isinstance(action.type, Bounded) and value is not None and not isinstance(value, str) \
                 and not action.type.contains(value):
-            parser.error(f"argument {action.option_strings[0]}: must be {action.type.describe()}, got {value} "
-                         f"(not from the command line: a preset, a dataset's default or the saved options)")
+            flag = action.option_strings[0]
+            if action.dest in saved_in:
+                parser.error(f"{saved_in[action.dest]}: {flag} {value} (saved there) must be "
+                             f"{action.type.describe()}: fix or delete the file, or give {flag} on the command line")
+            parser.error(f"argument {flag}: must be {action.type.describe()}, got {value} (not from the command "
+                         f"line: a preset or a dataset's default)")

@@ -10,13 +10,16 @@ per-channel mean (B 104.008, G 116.669, R 122.675), no division. The network see
 of its size and keeps the per-pixel maximum of the three logit maps (MSC, eval mode).
 
 Input size, an option: `image_size=None` (default) feeds the image at the size the generator made, as CC-FPSE's
-authors state they did for their SPADE-family table (256x256 COCO images); `image_size=512` is imaginaire's
-choice (longer side scaled to 512, bilinear, align_corners=True). Logits are resized back to the input size
-(bilinear, align_corners=False, as kazuto's demo.py) before the arg max.
+authors state they did for their SPADE-family table (256x256 COCO images), and resizes the logits back to it
+(bilinear, align_corners=False, as kazuto's demo.py) before the arg max. `image_size=512` is imaginaire's choice
+(imaginaire/evaluation/segmentation/cocostuff.py and common.py): the longer side scaled to 512 (bilinear,
+align_corners=True), the logits resized to that scaled size with align_corners=True, and the prediction scored
+there (`output_size`; the label maps are brought to it by nearest neighbour, evaluation/protocols.py).
 
 Label space: the network's classes 0..181 are COCO-Stuff 164k's label ids, the values of the project's COCO label
 maps (data/coco_dataset.py; 255 there, dontcare, becomes id 182 and is never predicted).
 """
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -145,10 +148,20 @@ class CocoStuffSegmenter(Segmenter):
     def released_modules(self):
         return [self.net]
 
+    def output_size(self, height: int, width: int):
+        """The input's size, or with image_size the size preprocess scales it to (F.interpolate's
+        floor(side * scale))."""
+        if self.image_size is None:
+            return height, width
+        scale = self.image_size / max(height, width)
+        return math.floor(height * scale), math.floor(width * scale)
+
     def class_scores(self, images):
-        """images: (B, 3, H, W) in [-1, 1] -> (B, 182, H, W) MSC logits resized to the input size."""
+        """images: (B, 3, H, W) in [-1, 1] -> (B, 182, *output_size(H, W)) MSC logits."""
         logits = self.net(preprocess(images, self.image_size))
-        return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
+        size = self.output_size(*images.shape[2:])
+        # kazuto1011's demo.py: back to the input size, align_corners=False; imaginaire: the scaled size, True
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.image_size is not None)
 
 
 @SEGMENTERS.register("coco")

@@ -9,7 +9,8 @@ face synthesis with this network. Keys: `conv1.conv1.0.weight`, `center.conv2.1.
 Preprocessing: the network reads RGB in [-1, 1] (their tester.py: ToTensor then Normalize(0.5, 0.5)), which is
 already the generator's range, at 512x512 (run_test.sh: --imsize 512). The resize filter is an option, because
 the two sources differ: `resize_mode="bicubic"` (default, align_corners=True) is imaginaire's, the protocol later
-face-synthesis tables follow; `"nearest"` is their tester.py's. Logits come back at the input size (bilinear).
+face-synthesis tables follow; `"nearest"` is their tester.py's (torchvision's Resize with PIL's NEAREST), taken
+here exactly as PIL takes it (`pil_nearest_indices`). Logits come back at the input size (bilinear).
 
 Label space: the labels of their face_parsing/README.md (LABELS: 0 background, 1 skin, ... 18 cloth, the order of
 Data_preprocessing/g_mask.py) are the project's CelebAMask-HQ ids (data/celebamaskhq_dataset.py CLASS_NAMES), one
@@ -78,6 +79,18 @@ class FaceParsingUNet(nn.Module):
         return self.final(up)
 
 
+def pil_nearest_indices(in_size: int, out_size: int, device=None):
+    """(out_size,) long: the source pixel of each output pixel in PIL's NEAREST resize, which steps from scale / 2
+    by scale = in_size / out_size in double precision and truncates. torch's 'nearest' takes floor(i * scale)
+    (other pixels: every one from 1024 to 512), and 'nearest-exact' floor((i + 0.5) * scale), which differs from
+    the stepped sum where it lands on a pixel border (32 -> 48, 96 -> 80)."""
+    scale, position, indices = in_size / out_size, in_size / out_size / 2, []
+    for _ in range(out_size):
+        indices.append(int(position))
+        position += scale
+    return torch.tensor(indices, dtype=torch.long, device=device)
+
+
 def preprocess(images, image_size: int = IMAGE_SIZE, resize_mode: str = "bicubic"):
     """images: (B, 3, H, W) RGB in [-1, 1] -> (B, 3, image_size, image_size), values unchanged but resized."""
     if resize_mode not in RESIZE_MODES:
@@ -85,7 +98,9 @@ def preprocess(images, image_size: int = IMAGE_SIZE, resize_mode: str = "bicubic
     if tuple(images.shape[2:]) == (image_size, image_size):
         return images
     if resize_mode == "nearest":
-        return F.interpolate(images, size=(image_size, image_size), mode="nearest")
+        rows = pil_nearest_indices(images.shape[2], image_size, images.device)
+        columns = pil_nearest_indices(images.shape[3], image_size, images.device)
+        return images.index_select(2, rows).index_select(3, columns)
     return F.interpolate(images, size=(image_size, image_size), mode="bicubic", align_corners=True)
 
 

@@ -8,12 +8,17 @@ bottlenecks (stride on the 3x3), without avgpool and fc; keys `conv1.weight`, `l
 Decoder (models.py `UPerNet`, fpn_dim 512): keys `ppm_conv.0.0.weight`, `ppm_last_conv.1.bias`, `fpn_in.2.0.weight`,
 `fpn_out.0.0.1.running_mean`, `conv_last.1.bias`.
 
-Preprocessing (their dataset.py, models.py and eval.py as of that config): RGB scaled to [0, 1], ImageNet mean
-(0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225); multi-scale testing over the short sides
+Loading: CSAIL's files carry three buffers of their synchronized batch norm on every batch norm
+(`_tmp_running_mean`, `_tmp_running_var`, `_running_iter`; 318 in the encoder, 36 in the decoder), which their
+loader skips with strict=False. Those names, on our batch norms and with their shapes, are dropped (one printed
+line says how many); every other key is loaded strictly (common.load_released).
+
+Preprocessing (their dataset.py, models.py and eval.py as of that config): multi-scale testing over the short sides
 imgSizes = (300, 375, 450, 525, 600) with the long side capped at imgMaxSize 1000, each size rounded up to a multiple
-of padding_constant 32, resized bilinearly (PIL; here torch's antialiased bilinear, which matches it without the
-uint8 rounding); each scale's logits are upsampled to the image size (bilinear, align_corners=False), turned into
-softmax probabilities and averaged over the scales.
+of padding_constant 32; at each, the uint8 picture resized with PIL's BILINEAR (their `imresize`), scaled to [0, 1]
+and normalized with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225). The generator's floats
+are rounded to uint8 first, as test.py writes them. Each scale's logits are upsampled to the image size (bilinear,
+align_corners=False), turned into softmax probabilities and averaged over the scales.
 
 Label space: the network's class k is ADE20K annotation value k + 1 (they train on value - 1, ignoring 'other' 0).
 The project's ADE20K loader maps value v to v - 1 by default (data/ade20k_dataset.py), so class k is dataset id k;
@@ -21,11 +26,13 @@ with `--ade20k_raw_labels` the dataset keeps raw values and class k is id k + 1 
 """
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .common import Bottleneck, Segmenter, load_released, to_unit_range
+from .common import Bottleneck, Segmenter, load_released, to_uint8
 from .registry import SEGMENTERS
 
 NUM_CLASSES = 150
@@ -120,11 +127,12 @@ def scale_sizes(height: int, width: int, short_sides: Sequence[int] = SHORT_SIDE
 
 
 def preprocess(images, size):
-    """images: (B, 3, H, W) RGB in [-1, 1], size (h, w) -> (B, 3, h, w) ImageNet-normalized, resized bilinearly
-    (antialiased, as PIL's BILINEAR)."""
-    x = to_unit_range(images)
-    if tuple(x.shape[2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    """images: (B, 3, H, W) RGB in [-1, 1], size (h, w) -> (B, 3, h, w) float32 ImageNet-normalized, as their
+    ValDataset: the uint8 picture resized with PIL's BILINEAR (which rounds to whole grey levels), then / 255."""
+    pictures = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+    resized = np.stack([np.array(Image.fromarray(p).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+                        for p in pictures])
+    x = torch.from_numpy(np.float32(resized) / 255.).permute(0, 3, 1, 2).to(images.device)
     mean = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -163,4 +171,5 @@ def build(weights: Optional[Sequence[str]] = None, raw_labels: bool = False,
         return model.eval()
     return load_released(model, weights, [
         f"CSAILVision's ade20k-resnet101-upernet/{ENCODER_FILE} (ResNet-101 encoder)",
-        f"CSAILVision's ade20k-resnet101-upernet/{DECODER_FILE} (UPerNet decoder, 150 classes)"])
+        f"CSAILVision's ade20k-resnet101-upernet/{DECODER_FILE} (UPerNet decoder, 150 classes)"],
+        sync_bn_buffers=True)
