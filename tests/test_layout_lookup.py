@@ -10,13 +10,21 @@ from torch.nn import functional as F
 
 import models.networks.layout_lookup as layout_lookup
 from models import networks
-from models.networks.layout_lookup import (Layout, LayoutConv2d, LayoutReflectionPad2d, as_layout, lookup_conv2d,
-                                           set_layout_path)
+from models.networks.layout_lookup import (Layout, LayoutConv2d, LayoutReflectionPad2d, as_layout, average_3x3,
+                                           lookup_conv2d, set_layout_path)
 from models.networks.normalization import spectral_norm
 from models.pix2pix_model import layout_of_labels, semantic_layout
 
 F64 = torch.float64
+MEASURED_RULES = (layout_lookup.POOLED_LOOKUP_COST, layout_lookup.MIN_LOOKUP_PIXELS)   # as the module sets them
 TOL = 1e-12  # float64: the lookup sums the same k*k terms as the convolution, in another order
+
+
+@pytest.fixture(autouse=True)
+def lookup_at_any_size(monkeypatch):
+    """Every layer of these tiny tests reads by lookup where it can (the size rule, which would convolve so few
+    pixels, has a test of its own)."""
+    monkeypatch.setattr(layout_lookup, "MIN_LOOKUP_PIXELS", 0)
 
 
 @pytest.fixture
@@ -71,8 +79,10 @@ def test_lookup_equals_the_convolution_of_the_one_hot_map(kernel, stride, paddin
 
 
 @pytest.mark.parametrize("pool", [2, 4])
-def test_a_block_mean_level_is_the_mean_of_its_phases_lookups(pool, count_lookups):
-    """SC-GAN's pyramid: the f x f block mean of the one-hot map (bilinear x0.5, f/2 times), read by lookup."""
+def test_a_block_mean_level_is_the_mean_of_its_phases_lookups(pool, count_lookups, monkeypatch):
+    """SC-GAN's pyramid: the f x f block mean of the one-hot map (bilinear x0.5, f/2 times), read by lookup (at
+    any cost: 9 classes would be convolved)."""
+    monkeypatch.setattr(layout_lookup, "POOLED_LOOKUP_COST", 0)
     ids, k = labels(h=32, w=32, k=9), 9
     layout = Layout.from_ids(ids, k, dtype=F64)
     for _ in range(pool.bit_length() - 1):
@@ -113,6 +123,24 @@ def test_a_layer_reading_the_layout_with_other_channels_splits_its_kernel(edges,
     assert len(count_lookups) == 1
     upstream = torch.randn_like(want)
     assert_same(want, got, grads(want, conv, upstream), grads(got, conv, upstream))
+
+
+@pytest.mark.parametrize("size", [(16, 20), (15, 9)])
+def test_the_3x3_average_of_the_multiscale_discriminator_is_read_by_lookup(size, count_lookups, monkeypatch):
+    """average_3x3 (stride 2, the pixels inside the image) of the one-hot map, then its first layer (4x4, stride
+    2, padding 2): the weighted lookups of the 9 neighbour phases, the image's channels convolved."""
+    monkeypatch.setattr(layout_lookup, "POOLED_LOOKUP_COST", 0)
+    ids, k = labels(h=size[0], w=size[1], k=10), 10
+    image = torch.randn(2, 3, *size, dtype=F64)
+    layout = Layout.from_ids(ids, k, edges_of(ids), dtype=F64).with_after(image)
+    conv = LayoutConv2d(k + 4, 5, 4, stride=2, padding=2).to(F64)
+    want = conv(average_3x3(layout.tensor()))
+    got = conv(layout.averaged_3x3())
+    assert len(count_lookups) == 1
+    upstream = torch.randn_like(want)
+    assert_same(want, got, grads(want, conv, upstream), grads(got, conv, upstream))
+    assert torch.equal(layout.averaged_3x3().tensor(), average_3x3(layout.tensor())) or \
+        (layout.averaged_3x3().tensor() - average_3x3(layout.tensor())).abs().max() <= TOL
 
 
 def test_reflection_padding_reflects_the_ids(count_lookups):
@@ -201,7 +229,7 @@ def test_state_dict_keys_are_those_of_nn_conv2d():
 # ------------------------------------------------------------------------------------------------ every network
 
 def network_options(parse_options, kind, name, extra):
-    argv = ["--dataset_mode", "synthetic", "--crop_size", SIZE[kind], "--ngf", 4, "--ndf", 4, "--label_nc", 20, *extra]
+    argv = ["--dataset_mode", "synthetic", "--crop_size", SIZE[kind], "--ngf", 4, "--ndf", 4, "--label_nc", 40, *extra]
     argv += ["--netG", name] if kind == "G" else ["--netD", name]
     if name == "pix2pixhd":
         argv += ["--resnet_n_blocks", 1]
@@ -223,8 +251,10 @@ CASES_OF_NETWORKS = ([("G", name, "edges+dontcare") for name in networks.GENERAT
 
 @pytest.mark.parametrize("kind,name,case", CASES_OF_NETWORKS)
 def test_every_network_gives_the_same_output_and_gradients_both_ways(parse_options, kind, name, case,
-                                                                      count_lookups):
-    """One state dict in both; a training step's output and every parameter's gradient agree in float64."""
+                                                                      count_lookups, monkeypatch):
+    """One state dict in both; a training step's output and every parameter's gradient agree in float64. Every
+    average of the layout (SC-GAN's pyramid, the multiscale discriminator's lower scale) read by lookup too."""
+    monkeypatch.setattr(layout_lookup, "POOLED_LOOKUP_COST", 0)
     opt = network_options(parse_options, kind, name, LAYOUTS[case])
     torch.manual_seed(0)
     build = networks.define_G if kind == "G" else networks.define_D
@@ -270,3 +300,23 @@ def test_layout_conv_reaches_every_layout_layer_of_a_training_model(parse_option
         model = Pix2PixModel(opt)
         layers = [m for net in (model.netG, model.netD) for m in net.modules() if isinstance(m, LayoutConv2d)]
         assert len(layers) > 10 and {m.layout_path for m in layers} == {path}
+
+
+def test_the_lookup_is_chosen_where_it_was_measured_the_cheaper(count_lookups, monkeypatch):
+    """An average of P phases is read by lookup while P * POOLED_LOOKUP_COST <= K, and a layer with fewer than
+    MIN_LOOKUP_PIXELS output pixels in the batch convolves."""
+    monkeypatch.setattr(layout_lookup, "MIN_LOOKUP_PIXELS", MEASURED_RULES[1])   # not lookup_at_any_size's 0
+    conv = LayoutConv2d(100, 3, 3, padding=1).to(F64)
+    layout = Layout.from_ids(labels(b=1, h=128, w=128, k=100), 100, dtype=F64)
+    read = []
+    for _ in range(3):   # 1, 4 and 16 phases
+        del count_lookups[:]
+        conv(layout)
+        read.append(bool(count_lookups))
+        layout = layout.block_mean()
+    assert MEASURED_RULES == (20, 512)
+    assert read == [True, True, False]   # 4 * 20 <= 100 < 16 * 20
+    del count_lookups[:]
+    conv(Layout.from_ids(labels(b=2, h=16, w=16, k=100), 100, dtype=F64))   # 512 pixels: the lookup
+    conv(Layout.from_ids(labels(b=1, h=16, w=16, k=100), 100, dtype=F64))   # 256: the convolution
+    assert len(count_lookups) == 1

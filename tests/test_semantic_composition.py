@@ -284,28 +284,50 @@ def check_layouts(function, shapes, differentiable, layout, seed=0):
 def autograd_function_cases():
     """{Function: (input shapes, which inputs are differentiable)} for every custom autograd Function; the table
     lookup's class ids and output layout are fixed arguments (`one_hot_conv`), its table the input."""
-    from models.networks.layout_lookup import _OneHotConv
+    from models.networks.layout_lookup import _InteriorOneHotConv, _OneHotConv
     from models.networks.semantic_composition import DivideBySigma, SpatialModulation
     return {DivideBySigma: ([(3, 4, 2, 3, 3), (3, 4), (3, 18)], [True, False, False]),  # weight, u, v
             CandidateSum: ([(2, 3, 4, 3, 5), (2, 3, 3, 5)], [True, True]),  # y, v
             SpatialModulation: ([(2, 3, 4, 5), (2, 4, 4, 5), (4, 3), (4, 3)], [True] * 4),  # x, v, scale, shift
-            _OneHotConv: ([(10, 3)], [True])}  # the table (rows, C_out)
+            _OneHotConv: ([(10, 3)], [True]),  # the table (rows, C_out)
+            _InteriorOneHotConv: ([(36, 3)], [True])}  # the table of a 3x3 kernel over 3 classes (and padding)
 
 
-def one_hot_conv(channels_last):
-    """_OneHotConv.apply on its table, with fixed rows: (2, 3, 5) output pixels, each the sum of 4 rows of 10."""
+def one_hot_conv(channels_last, weighted):
+    """_OneHotConv.apply on its table, with fixed rows: (2, 3, 5) output pixels, each the sum of 4 rows of 10
+    (weighted: each row scaled by a weight of its own)."""
     from models.networks.layout_lookup import _OneHotConv
-    index = torch.randint(0, 10, (2, 3, 5, 4), generator=torch.Generator().manual_seed(5))
-    return lambda table: _OneHotConv.apply(table, index, channels_last)
+    g = torch.Generator().manual_seed(5)
+    index = torch.randint(0, 10, (2, 3, 5, 4), generator=g)
+    weights = torch.rand(2, 3, 5, 4, generator=g, dtype=torch.double) if weighted else None
+    return lambda table: _OneHotConv.apply(table, index, weights, channels_last)
+
+
+def interior_one_hot_conv(channels_last):
+    """_InteriorOneHotConv.apply on its table: a 3x3 'same' convolution of 3 classes in regions over (2, 6, 7)
+    pixels, so that some windows hold one class and others a border."""
+    from models.networks.layout_lookup import _InteriorOneHotConv, lookup_index
+    ids = torch.zeros(2, 6, 7, dtype=torch.long)
+    ids[:, :, 4:] = 1
+    ids[1, 3:] = 2
+    index, _, interior = lookup_index((ids,), (3, 3), (1, 1), (1, 1), "zeros", 3)
+    assert 0 < interior[1].numel() < ids.numel()
+    return lambda table: _InteriorOneHotConv.apply(table, index, *interior, channels_last)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", ["DivideBySigma", "CandidateSum", "SpatialModulation", "_OneHotConv",
-                                  "_OneHotConv channels_last"])
+                                  "_OneHotConv channels_last", "_OneHotConv weighted", "_InteriorOneHotConv",
+                                  "_InteriorOneHotConv channels_last"])
 def test_custom_autograd_takes_any_strides(name, layout):
     function, (shapes, differentiable) = next((f, case) for f, case in autograd_function_cases().items()
                                               if f.__name__ == name.split()[0])
-    call = one_hot_conv(name.endswith("channels_last")) if name.startswith("_OneHotConv") else function.apply
+    if name.startswith("_OneHotConv"):
+        call = one_hot_conv(name.endswith("channels_last"), name.endswith("weighted"))
+    elif name.startswith("_InteriorOneHotConv"):
+        call = interior_one_hot_conv(name.endswith("channels_last"))
+    else:
+        call = function.apply
     check_layouts(call, shapes, differentiable, layout)
 
 

@@ -5,13 +5,12 @@ loss averages over it) and `feature_groups` a list of lists of intermediate feat
 over each group and averages over the groups). Module names follow NVlabs SPADE.
 """
 from torch import nn
-from torch.nn import functional as F
 
 from util.ranges import bounded
 
 from . import DISCRIMINATORS
 from .base_network import BaseNetwork
-from .layout_lookup import Layout, LayoutConv2d, as_layout
+from .layout_lookup import Layout, LayoutConv2d, as_layout, average_3x3
 from .normalization import conv_with_norm, parse_norm
 
 
@@ -69,9 +68,9 @@ class MultiscaleDiscriminator(BaseNetwork):
 
     @staticmethod
     def downsample(x):
-        """The next scale's input: x's 3x3 average (stride 2) as a tensor; a soft layout, read densely."""
-        x = x.tensor() if isinstance(x, Layout) else x
-        return F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
+        """The next scale's input: x's 3x3 average, stride 2 (a Layout of one-hot classes becomes the weighted
+        phases of its neighbours, which the next scale's first layer reads by lookup)."""
+        return x.averaged_3x3() if isinstance(x, Layout) else average_3x3(x)
 
     def forward(self, seg, image):
         """seg: (B, semantic_nc, H, W), a Layout or a tensor; image: (B, 3, H, W) -> (scores, feature_groups),

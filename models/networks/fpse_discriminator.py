@@ -76,7 +76,9 @@ class FPSEDiscriminator(BaseNetwork):
         p2 = self.up(p3) + self.lat2(f2)
         heads = [self.final2(p2), self.final3(p3), self.final4(p4)]
 
-        emb = F.avg_pool2d(self.embedding(as_layout(self, seg)), 2)   # 1/2
+        # the 1x1 embedding of the layout's 2x2 means, which is the 2x2 mean of its embedding (both linear): the
+        # layout is read at 1/2 (by lookup, of the four phases of the class ids) rather than at full size
+        emb = self.embedding(as_layout(self, seg).block_mean())   # 1/2
         scores = []
         for head in heads:                            # 1/4, 1/8, 1/16
             emb = F.avg_pool2d(emb, 2)

@@ -78,7 +78,7 @@ class OASISLoss(nn.Module):
     def class_ids(self, layout):
         """layout: (B, semantic_nc, H, W), a Layout of class ids or a tensor, the one-hot classes first (then an
         instance edge channel) -> (B, H, W)."""
-        if isinstance(layout, Layout) and layout.ids is not None and layout.pool == 1 and not layout.before:
+        if isinstance(layout, Layout) and layout.ids is not None and layout.pad is None and not layout.before:
             return layout.ids
         layout = layout.tensor() if isinstance(layout, Layout) else layout
         return layout[:, :self.num_classes].argmax(dim=1)
