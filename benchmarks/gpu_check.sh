@@ -3,8 +3,9 @@
 #   bash benchmarks/gpu_check.sh OUTDIR
 # 1. CUDA and CPU agree (benchmarks.cuda_consistency); 2. train.py on one GPU for spade and scgan, fp32,
 # bf16 and fp16 autocast, then test.py; 3. torchrun with two processes over NCCL (with two
-# GPUs or more); 4. the model benchmark on CUDA at 256x256, fp32 and bf16,
-# batch 1 and 8. Every step's output goes to OUTDIR/*.log; the summary to stdout.
+# GPUs or more); 4. the model benchmark on CUDA at 256x256, fp32 and bf16, batch 1 and 8, both layout paths
+# timed in turns (markdown tables OUT/bench_layout_*.md).
+# Every step's output goes to OUTDIR/*.log; the summary to stdout.
 set -u
 OUT=${1:-gpu_check_out}
 mkdir -p "$OUT"
@@ -44,9 +45,12 @@ else
   echo "=== torchrun_nccl: skipped (one GPU; NCCL needs one device per rank)"
 fi
 
-for config in fp32:1 bf16:1 fp32:8; do
-  precision=${config%:*} batch=${config#*:}
-  TAIL=5 step "bench_256_${precision}_b${batch}" 150 $PY -m benchmarks.bench_models --device cuda --crop_size 256 \
-    --precision "$precision" --batch "$batch" --warmup 3 --repeats 10 --models scgan spade pix2pixhd
+# both layout paths (the lookup and the convolution of the one-hot map), timed in turns in one process per model
+# and phase, scgan and spade at 256x256 (ade20k settings), batch 1 and 8, fp32 and bf16: one markdown table each,
+# OUT/bench_layout_fp32.md and OUT/bench_layout_bf16.md (each stopped after 240 s; not yet run on a GPU)
+for precision in fp32 bf16; do
+  TAIL=12 step "bench_layout_${precision}" 240 $PY -m benchmarks.bench_models --device cuda --sizes ade20k \
+    --batches 1 8 --precision "$precision" --layout_paths lookup conv --models scgan spade --warmup 3 --repeats 10 \
+    --out "$OUT/bench_layout_${precision}.md"
 done
 rm -rf "$CK"
