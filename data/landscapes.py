@@ -36,8 +36,8 @@ from util.ranges import bounded
 from util.util import labelcolormap
 
 from . import DATASETS
-from .base_dataset import BaseDataset
 from .pix2pix_dataset import Pix2pixDataset
+from .synthetic_dataset import CPU_DEMO_DEFAULTS, DrawnDataset
 
 # (name, COCO-Stuff id as SPADE's --dataset_mode coco reads it, COCO-Stuff name). SPADE's label PNGs are
 # COCO-Stuff's stuffthingmaps, whose values are the ids of COCO-Stuff's labels.txt minus one (0 = person,
@@ -715,7 +715,7 @@ def preview(count=8, size=128, seed=0, phase="test", per_row=4, gap=4):
 # the dataset mode
 
 @DATASETS.register("landscapes")
-class LandscapesDataset(Pix2pixDataset):
+class LandscapesDataset(DrawnDataset):
     """Landscapes drawn at --load_size, then through the transforms every mode uses. Instance maps come with
     every sample; --no_instance leaves them out."""
 
@@ -731,24 +731,12 @@ class LandscapesDataset(Pix2pixDataset):
                             help="number of landscapes per phase")
         parser.set_defaults(label_nc=NUM_CLASSES, preprocess_mode="resize_and_crop", load_size=64, crop_size=64,
                             display_winsize=128)
-        # The CPU demo's model and schedule, those of --dataset_mode synthetic, so the two bundled datasets
-        # compare at one budget.
-        parser.set_defaults(ngf=16, ndf=16, batchSize=4, lambda_vgg=0.0, niter=5, niter_decay=5, lr=0.0003,
-                            ema_decay=0.995, eval_how_many=50, print_freq=40, display_freq=200,
-                            save_latest_freq=400, save_epoch_freq=5)
+        parser.set_defaults(**CPU_DEMO_DEFAULTS)   # --dataset_mode synthetic's: one budget for both
         return parser
 
-    def __init__(self, opt):   # nothing to list: samples are drawn
-        BaseDataset.__init__(self, opt)
-        self.class_names = list(CLASS_NAMES)
-        self.size = min(opt.num_synthetic, opt.max_dataset_size)
-        self.label_paths, self.image_paths, self.instance_paths = self.get_paths(opt)
-
-    def get_paths(self, opt):
-        return [], [], []   # nothing on disk
-
-    def __len__(self):
-        return self.size
+    @staticmethod
+    def drawn_class_names():
+        return CLASS_NAMES
 
     def sample_paths(self, index):
         name = f"landscapes/{self.opt.phase}/{index:05d}.png"

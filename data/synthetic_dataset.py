@@ -13,9 +13,34 @@ from .pix2pix_dataset import Pix2pixDataset
 
 # data.synthetic (the drawing code) is imported on first use, when a sample is drawn.
 
+# The CPU demo: a small model, no VGG loss (--lambda_vgg 10 --vgg_weights PATH turns it on), a short schedule with
+# a higher learning rate and an EMA generator (what test.py uses), chosen with benchmarks/demo_sweep.sh: spade and
+# scgan reach 0.76 and 0.82 of the real images' mIoU in 2,000 images. Every bundled dataset takes it, so they
+# compare at one budget. Train-only names are harmless defaults at test time.
+CPU_DEMO_DEFAULTS = dict(ngf=16, ndf=16, batchSize=4, lambda_vgg=0.0, niter=5, niter_decay=5, lr=0.0003,
+                         ema_decay=0.995, eval_how_many=50, print_freq=40, display_freq=200, save_latest_freq=400,
+                         save_epoch_freq=5)
+
+
+class DrawnDataset(Pix2pixDataset):
+    """A dataset whose samples are drawn on the fly from (phase, index): --num_synthetic of them, nothing on disk
+    to list. Subclasses give `drawn_class_names()`, `sample_paths` and `load_sample`."""
+
+    def __init__(self, opt):
+        BaseDataset.__init__(self, opt)
+        self.class_names = list(self.drawn_class_names())
+        self.size = min(opt.num_synthetic, opt.max_dataset_size)
+        self.label_paths, self.image_paths, self.instance_paths = self.get_paths(opt)
+
+    def get_paths(self, opt):
+        return [], [], []  # nothing on disk
+
+    def __len__(self):
+        return self.size
+
 
 @DATASETS.register("synthetic")
-class SyntheticDataset(Pix2pixDataset):
+class SyntheticDataset(DrawnDataset):
     flip_label_pairs = [(4, 5)]  # left_eye, right_eye
     # the appearance rules of data/synthetic.py: one model per twin pair; the nose is shaded skin
     twin_classes = (("left_eye", "right_eye"), ("upper_lip", "lower_lip"))
@@ -28,27 +53,13 @@ class SyntheticDataset(Pix2pixDataset):
                             help="number of synthetic samples")
         parser.set_defaults(label_nc=9, no_instance=True, preprocess_mode="resize_and_crop", load_size=64,
                             crop_size=64, display_winsize=128)
-        # The CPU demo: a small model, no VGG loss (--lambda_vgg 10 --vgg_weights PATH turns it on), a short
-        # schedule with a higher learning rate and an EMA generator (what test.py uses), chosen with
-        # benchmarks/demo_sweep.sh: spade and scgan reach 0.76 and 0.82 of the real images' mIoU in 2,000 images.
-        # Train-only names are harmless defaults at test time.
-        parser.set_defaults(ngf=16, ndf=16, batchSize=4, lambda_vgg=0.0, niter=5, niter_decay=5, lr=0.0003,
-                            ema_decay=0.995, eval_how_many=50, print_freq=40, display_freq=200,
-                            save_latest_freq=400, save_epoch_freq=5)
+        parser.set_defaults(**CPU_DEMO_DEFAULTS)
         return parser
 
-    def __init__(self, opt):  # nothing to list: samples are generated
-        BaseDataset.__init__(self, opt)
+    @staticmethod
+    def drawn_class_names():
         from .synthetic import CLASS_NAMES
-        self.class_names = list(CLASS_NAMES)
-        self.size = min(opt.num_synthetic, opt.max_dataset_size)
-        self.label_paths, self.image_paths, self.instance_paths = self.get_paths(opt)
-
-    def get_paths(self, opt):
-        return [], [], []  # nothing on disk
-
-    def __len__(self):
-        return self.size
+        return CLASS_NAMES
 
     def sample_paths(self, index):
         name = f"synthetic/{self.opt.phase}/{index:05d}.png"

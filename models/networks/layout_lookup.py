@@ -46,6 +46,13 @@ def _to_channels_first(rows, b, hw):
     return out
 
 
+def _rows_to_map(rows, b, h, w, channels_last):
+    """rows: (B * H * W, C), one per output pixel -> (B, C, H, W), contiguous or in channels-last memory."""
+    if channels_last:
+        return rows.view(b, h, w, -1).permute(0, 3, 1, 2)
+    return _to_channels_first(rows, b, h * w).view(b, -1, h, w)
+
+
 def _to_rows(x):
     """x: (B, C, H, W) -> (B * H * W, C) contiguous (the inverse of _to_channels_first)."""
     b, c = x.shape[:2]
@@ -72,9 +79,7 @@ class _OneHotConv(torch.autograd.Function):
         ctx.rows = table.shape[0]
         rows = F.embedding_bag(index.reshape(-1, j), table, mode="sum",
                                per_sample_weights=None if weights is None else weights.reshape(-1, j))
-        if channels_last:
-            return rows.view(b, ho, wo, -1).permute(0, 3, 1, 2)
-        return _to_channels_first(rows, b, ho * wo).view(b, -1, ho, wo)
+        return _rows_to_map(rows, b, ho, wo, channels_last)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -108,9 +113,7 @@ class _InteriorOneHotConv(torch.autograd.Function):
         if border.numel():
             rows.index_copy_(0, border, F.embedding_bag(index.reshape(-1, j).index_select(0, border), table,
                                                         mode="sum"))
-        if channels_last:
-            return rows.view(b, h, w, -1).permute(0, 3, 1, 2)
-        return _to_channels_first(rows, b, h * w).view(b, -1, h, w)
+        return _rows_to_map(rows, b, h, w, channels_last)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
