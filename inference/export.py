@@ -5,12 +5,13 @@ folded, batch dimension dynamic) and path + '.json'. The graph draws no random n
 its style code as the input `z`, OASIS's 3-D noise (--oasis_noise_nc) comes as the input `noise`, one vector per
 image, as models/networks/generator.py (`with_3d_noise`) draws it. Inputs, batch B dynamic, float32 but for ids:
 
-  label-to-image generators   layout (B, semantic_nc, H, W): the one-hot over label_nc (+ 1, the dontcare class,
-                              with contain_dontcare_label) then, unless no_instance, one channel of instance edges
-                              (models/pix2pix_model.py, `semantic_layout`); or, with layout_input 'ids', ids
-                              (B, H, W) int64 class ids and, unless no_instance, instance (B, H, W) int64 instance
-                              ids, read by lookup in the graph (models/networks/layout_lookup.py); z (B, z_dim)
-                              with --use_vae; noise (B, noise_nc) with --oasis_noise_nc
+  label-to-image generators   ids (B, H, W) int64 class ids and, unless no_instance, instance (B, H, W) int64
+                              instance ids, read by lookup in the graph (models/networks/layout_lookup.py); or,
+                              with layout_input 'one_hot', layout (B, semantic_nc, H, W): the one-hot over
+                              label_nc (+ 1, the dontcare class, with contain_dontcare_label) then, unless
+                              no_instance, one channel of instance edges (models/pix2pix_model.py,
+                              `semantic_layout`); z (B, z_dim) with --use_vae; noise (B, noise_nc) with
+                              --oasis_noise_nc
   scgan_unpaired              reference (B, 3, H, W) and source (B, 3, H, W), images in [-1, 1]
 Output: image (B, 3, H, W) in [-1, 1]. Needs the packages of requirements-export.txt.
 """
@@ -30,14 +31,16 @@ from .folding import fold_spectral_norms
 from .synthesizer import model_size
 
 OPSET = 18
-LAYOUT_INPUTS = ("one_hot", "ids")   # what the exported graph takes: the one-hot layout, or the class ids
+# what the exported graph of a label-to-image generator takes: the class ids, read by lookup (the default: ONNX
+# Runtime ran it at 1.10-1.15x the speed of the other, docs/inference.md), or the one-hot layout, convolved
+LAYOUT_INPUTS = ("ids", "one_hot")
 
 
 class LabelToImage(nn.Module):
     """netG with its random inputs made inputs: forward(layout, [z], [noise]) -> image; with layout_input 'ids'
     forward(ids, [instance], [z], [noise]), the graph reading the class ids by lookup."""
 
-    def __init__(self, netG, use_vae: bool, layout_input: str = "one_hot", num_classes: int = 0,
+    def __init__(self, netG, use_vae: bool, layout_input: str = "ids", num_classes: int = 0,
                  instance_edges: bool = False):
         super().__init__()
         if layout_input not in LAYOUT_INPUTS:
@@ -74,7 +77,7 @@ class Translator(nn.Module):
         return self.netG(reference, source)
 
 
-def exported_module(netG, opt, layout_input="one_hot"):
+def exported_module(netG, opt, layout_input="ids"):
     """-> (module to export, {input name: (shape with 'B' for the batch, dtype)}, sidecar's input description)."""
     h, w = model_size(opt)
     if isinstance(netG, SCGANUnpairedGenerator):
@@ -129,12 +132,12 @@ def sidecar(opt, shapes, described):
     return info
 
 
-def export_onnx(netG, opt, path, batch=2, layout_input="one_hot"):
+def export_onnx(netG, opt, path, batch=2, layout_input="ids"):
     """Write the ONNX graph of `netG` (folded, in eval mode; a copy is exported, netG is left as it is) to
     `path` and its sidecar to path + '.json' -> the sidecar dict. Traced at batch `batch` (not 1, which the
     exporter would take for a constant); the batch dimension of every input and of the output is dynamic.
-    layout_input 'one_hot': the graph takes the one-hot layout and convolves it; 'ids': it takes the class ids
-    (and instance ids) and reads them by lookup (Gather and ReduceSum nodes)."""
+    layout_input 'ids': the graph takes the class ids (and instance ids) and reads them by lookup (a Gather and
+    an Add per kernel offset); 'one_hot': it takes the one-hot layout and convolves it."""
     netG = copy.deepcopy(netG).float().cpu().eval()
     fold_spectral_norms(netG)
     # one path in the graph: the lookup reads ids, which a one-hot input would have to be searched for

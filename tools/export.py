@@ -1,7 +1,7 @@
 """Export an experiment's generator for applications outside PyTorch.
 
     python -m tools.export --name NAME [--checkpoints_dir ./checkpoints] [--which_epoch latest] [--no_ema] \
-        --to onnx --out FILE.onnx
+        --to onnx --out FILE.onnx [--layout_input ids|one_hot]
 
 writes FILE.onnx (the generator in eval mode with its spectral norms folded, batch dimension dynamic) and
 FILE.onnx.json, which says what the inputs must be (label_nc, dontcare, instance edges, size, style code and
@@ -16,6 +16,7 @@ import os
 import sys
 
 from checkpointing.storage import CheckpointError
+from inference.export import LAYOUT_INPUTS
 from options.preflight import folder_problem
 
 FORMATS = ("onnx",)
@@ -40,9 +41,9 @@ def main(argv=None):
     parser.add_argument("--no_ema", action="store_true", help="export netG even when the experiment has an EMA one")
     parser.add_argument("--to", choices=FORMATS, required=True, help="the format to write")
     parser.add_argument("--out", required=True, help="file to write; its sidecar goes to OUT.json")
-    parser.add_argument("--layout_input", choices=("one_hot", "ids"), default="one_hot",
-                        help="what the graph of a label-to-image generator takes: the one-hot layout, which it "
-                             "convolves, or the class ids (and instance ids), which it reads by table lookup "
+    parser.add_argument("--layout_input", choices=LAYOUT_INPUTS, default=LAYOUT_INPUTS[0],
+                        help="what the graph of a label-to-image generator takes: the class ids (and instance "
+                             "ids), which it reads by table lookup, or the one-hot layout, which it convolves "
                              "(docs/inference.md compares their speed in ONNX Runtime)")
     args = parser.parse_args(argv)
     problem = out_problem(args.out)

@@ -133,6 +133,20 @@ class _InteriorOneHotConv(torch.autograd.Function):
         return grad_table, None, None, None, None
 
 
+def _gathered_sum(table, index, weights):
+    """The traced graph's _OneHotConv (torch.export, the ONNX export): one gather of table rows per column of
+    index (B, Ho, Wo, J), weighted by weights (B, Ho, Wo, J) or not, summed -> (B, C, Ho, Wo). F.embedding_bag
+    exports to ONNX as a Loop over its bags, one iteration per output pixel, which ONNX Runtime ran at 0.01x the
+    speed of the one-hot graph; J Gather and Add nodes run as fast as the convolution they replace."""
+    out = None
+    for j in range(index.shape[-1]):
+        term = F.embedding(index[..., j], table)
+        if weights is not None:
+            term = term * weights[..., j, None]
+        out = term if out is None else out + term
+    return out.permute(0, 3, 1, 2)
+
+
 def lookup_index(phases, kernel_size, stride, padding, pad_mode, sentinel, weights=None):
     """The rows of a lookup table that a convolution reads: phases, a tuple of P id maps (B, H, W) long in
     [0, sentinel] (sentinel: no pixel), weights (P, H, W) or None -> (index (B, Ho, Wo, P*kh*kw) long, the
@@ -197,7 +211,9 @@ def lookup_conv2d(ids, weight, stride=1, padding=0, pad_mode="zeros", weights=No
     if torch.is_autocast_enabled(device):
         table = table.to(torch.get_autocast_dtype(device))
     rows, entry_weights, interior = index
-    if interior is not None:
+    if torch.compiler.is_exporting():
+        out = _gathered_sum(table, rows, entry_weights)
+    elif interior is not None:
         out = _InteriorOneHotConv.apply(table, rows, *interior, channels_last)
     else:
         out = _OneHotConv.apply(table, rows, None if entry_weights is None else entry_weights.to(table.dtype),
@@ -408,9 +424,13 @@ class Layout:
 
     def block_mean(self):
         """The bilinear x0.5 resize (align_corners False: the exact 2x2 block mean of each channel), SC-GAN's
-        pyramid step: every phase splits into its four 2x2 phases; edges and dense channels are resized."""
+        pyramid step: every phase splits into its four 2x2 phases; edges and dense channels are resized. Once
+        the phases would be too many for a lookup (LayoutConv2d._lookup_fits), the level is the tensor's block
+        mean: the same values, without 4^t phases to carry (SC-GAN's coarsest level of a 256x256 layout would
+        hold 4096, and a traced graph would slice each of them)."""
         half = lambda t: F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)  # noqa: E731
-        if self.dense_only or self.weights is not None or self.pad is not None:
+        if self.dense_only or self.weights is not None or self.pad is not None or \
+                4 * len(self.phases) * POOLED_LOOKUP_COST > self.num_classes:
             return Layout(None, 0, dense=half(self.tensor()))
         phases = tuple(phase[:, a::2, b::2] for phase in self.phases for a in range(2) for b in range(2))
         return self._map_channels(half, phases=phases)
