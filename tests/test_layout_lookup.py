@@ -303,34 +303,27 @@ def test_layout_conv_reaches_every_layout_layer_of_a_training_model(parse_option
 
 
 
-def test_a_pyramid_level_goes_dense_once_its_phases_would_not_be_read_by_lookup():
-    """block_mean splits each phase in four only while a lookup would read them (4 * P * POOLED_LOOKUP_COST <=
-    K); past that the level is the tensor's block mean, the same values, with no 4^t phases to carry (a traced
-    graph sliced every one of them: 35,000 ONNX nodes for a 32x32 scgan)."""
-    ids = labels(b=2, h=32, w=32, k=100)
-    layout, dense = Layout.from_ids(ids, 100, dtype=F64), F.one_hot(ids, 100).permute(0, 3, 1, 2).to(F64)
-    phases = []
-    for _ in range(4):
-        layout = layout.block_mean()
-        dense = F.interpolate(dense, scale_factor=0.5, mode="bilinear", align_corners=False)
-        phases.append(None if layout.dense_only else len(layout.phases))
-        assert torch.equal(layout.tensor(), dense)
-    assert MEASURED_RULES[0] == 20 and phases == [4, None, None, None]   # 4 * 20 <= 100 < 16 * 20
-
 def test_the_lookup_is_chosen_where_it_was_measured_the_cheaper(count_lookups, monkeypatch):
     """An average of P phases is read by lookup while P * POOLED_LOOKUP_COST <= K, and a layer with fewer than
-    MIN_LOOKUP_PIXELS output pixels in the batch convolves."""
+    MIN_LOOKUP_PIXELS output pixels in the batch convolves. A pyramid level whose phases no lookup would read is
+    the tensor's block mean, the same values without 4^t phases to carry (a traced graph sliced each of them:
+    35,000 ONNX nodes for a 32x32 scgan)."""
     monkeypatch.setattr(layout_lookup, "MIN_LOOKUP_PIXELS", MEASURED_RULES[1])   # not lookup_at_any_size's 0
     conv = LayoutConv2d(100, 3, 3, padding=1).to(F64)
-    layout = Layout.from_ids(labels(b=1, h=128, w=128, k=100), 100, dtype=F64)
-    read = []
+    ids = labels(b=1, h=128, w=128, k=100)
+    layout, dense = Layout.from_ids(ids, 100, dtype=F64), F.one_hot(ids, 100).permute(0, 3, 1, 2).to(F64)
+    read, phases = [], []
     for _ in range(3):   # 1, 4 and 16 phases
         del count_lookups[:]
         conv(layout)
         read.append(bool(count_lookups))
+        phases.append(None if layout.dense_only else len(layout.phases))
+        assert torch.equal(layout.tensor(), dense)
         layout = layout.block_mean()
+        dense = F.interpolate(dense, scale_factor=0.5, mode="bilinear", align_corners=False)
     assert MEASURED_RULES == (20, 512)
     assert read == [True, True, False]   # 4 * 20 <= 100 < 16 * 20
+    assert phases == [1, 4, None]        # the level of 16 phases is a tensor
     del count_lookups[:]
     conv(Layout.from_ids(labels(b=2, h=16, w=16, k=100), 100, dtype=F64))   # 512 pixels: the lookup
     conv(Layout.from_ids(labels(b=1, h=16, w=16, k=100), 100, dtype=F64))   # 256: the convolution
