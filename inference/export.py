@@ -32,7 +32,7 @@ from .synthesizer import model_size
 
 OPSET = 18
 # what the exported graph of a label-to-image generator takes: the class ids, read by lookup (the default: ONNX
-# Runtime ran it at 1.10-1.15x the speed of the other, docs/inference.md), or the one-hot layout, convolved
+# Runtime ran it at 1.07-1.19x the speed of the other, docs/inference.md), or the one-hot layout, convolved
 LAYOUT_INPUTS = ("ids", "one_hot")
 
 
@@ -40,7 +40,7 @@ class LabelToImage(nn.Module):
     """netG with its random inputs made inputs: forward(layout, [z], [noise]) -> image; with layout_input 'ids'
     forward(ids, [instance], [z], [noise]), the graph reading the class ids by lookup."""
 
-    def __init__(self, netG, use_vae: bool, layout_input: str = "ids", num_classes: int = 0,
+    def __init__(self, netG, use_vae: bool, layout_input: str = LAYOUT_INPUTS[0], num_classes: int = 0,
                  instance_edges: bool = False):
         super().__init__()
         if layout_input not in LAYOUT_INPUTS:
@@ -77,7 +77,7 @@ class Translator(nn.Module):
         return self.netG(reference, source)
 
 
-def exported_module(netG, opt, layout_input="ids"):
+def exported_module(netG, opt, layout_input=LAYOUT_INPUTS[0]):
     """-> (module to export, {input name: (shape with 'B' for the batch, dtype)}, sidecar's input description)."""
     h, w = model_size(opt)
     if isinstance(netG, SCGANUnpairedGenerator):
@@ -132,7 +132,7 @@ def sidecar(opt, shapes, described):
     return info
 
 
-def export_onnx(netG, opt, path, batch=2, layout_input="ids"):
+def export_onnx(netG, opt, path, batch=2, layout_input=LAYOUT_INPUTS[0]):
     """Write the ONNX graph of `netG` (folded, in eval mode; a copy is exported, netG is left as it is) to
     `path` and its sidecar to path + '.json' -> the sidecar dict. Traced at batch `batch` (not 1, which the
     exporter would take for a constant); the batch dimension of every input and of the output is dynamic.

@@ -425,12 +425,12 @@ class Layout:
     def block_mean(self):
         """The bilinear x0.5 resize (align_corners False: the exact 2x2 block mean of each channel), SC-GAN's
         pyramid step: every phase splits into its four 2x2 phases; edges and dense channels are resized. Once
-        the phases would be too many for a lookup (LayoutConv2d._lookup_fits), the level is the tensor's block
+        the phases would be too many for a lookup (pooled_lookup_pays), the level is the tensor's block
         mean: the same values, without 4^t phases to carry (SC-GAN's coarsest level of a 256x256 layout would
         hold 4096, and a traced graph would slice each of them)."""
         half = lambda t: F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)  # noqa: E731
         if self.dense_only or self.weights is not None or self.pad is not None or \
-                4 * len(self.phases) * POOLED_LOOKUP_COST > self.num_classes:
+                not pooled_lookup_pays(4 * len(self.phases), self.num_classes):
             return Layout(None, 0, dense=half(self.tensor()))
         phases = tuple(phase[:, a::2, b::2] for phase in self.phases for a in range(2) for b in range(2))
         return self._map_channels(half, phases=phases)
@@ -515,6 +515,11 @@ POOLED_LOOKUP_COST = 20
 MIN_LOOKUP_PIXELS = 512
 
 
+def pooled_lookup_pays(phases: int, num_classes: int) -> bool:
+    """Whether a layout averaged from `phases` one-hot maps of `num_classes` classes is cheaper read by lookup."""
+    return phases * POOLED_LOOKUP_COST <= num_classes
+
+
 class LayoutConv2d(nn.Conv2d):
     """An nn.Conv2d whose input holds a layout: given a Layout with class ids it convolves the class channels by
     lookup (`lookup_conv2d`) and its other channels (edges, noise, features, an image) with the matching slices
@@ -568,7 +573,7 @@ class LayoutConv2d(nn.Conv2d):
         b, _, h, w = x.shape
         if b * h * w < MIN_LOOKUP_PIXELS * self.stride[0] * self.stride[1]:
             return False
-        return len(x.phases) == 1 or len(x.phases) * POOLED_LOOKUP_COST <= x.num_classes
+        return len(x.phases) == 1 or pooled_lookup_pays(len(x.phases), x.num_classes)
 
 
 def _is_channels_last(weight):
