@@ -73,7 +73,7 @@ def bar_chart(rows, metric, path, lower_is_better=False, size=(720, None)):
 
 
 # A scatter panel: its size and the plot area's margins, in pixels (tests read them).
-SCATTER_PANEL = OrderedDict(width=520, height=360, left=60, right=20, top=34, bottom=46)
+SCATTER_PANEL = OrderedDict(width=520, height=372, left=60, right=20, top=46, bottom=46)
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 LEGEND_ROW = 20
@@ -103,7 +103,7 @@ def _scatter_panel(panel, colors, font):
     draw.line([x0, y0, x1, y0], fill="black")
     draw.line([x0, y0, x0, y1], fill="black")
     draw.text((x0, h - 18), panel["x_label"], fill="black", font=font)
-    draw.text((x0 + 6, y1 - 14), panel["y_label"], fill="black", font=font)
+    draw.text((x0 + 6, y1 - 16), panel["y_label"], fill="black", font=font)
     if not points:
         draw.text((x0 + 20, (y0 + y1) // 2), "not measured", fill="black", font=font)
     for label, x, y in points:
