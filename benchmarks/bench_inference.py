@@ -37,7 +37,8 @@ Each row gives its images/s as a ratio to the eager row of its (model, size, bat
 
     python -m benchmarks.bench_inference [--generators scgan spade] [--sizes ade20k cityscapes] [--batches 1 8]
         [--modes eager folded compile onnx bf16] [--layout_paths lookup conv] [--repeats 3] [--warmup 1]
-        [--threads 2] [--classes 12] [--interleave] [--device cpu|cuda] [--crop_size 64] [--out table.md]
+        [--threads 2] [--classes 12] [--interleave] [--device cpu|cuda] [--crop_size 64] [--ngf 16]
+        [--out table.md]
 """
 import argparse
 import contextlib
@@ -79,6 +80,8 @@ def build_options(model, size, args, checkpoints_dir):
             "--name", "bench", "--batchSize", str(args.batch), "--gpu_ids", "0" if args.device == "cuda" else "-1"]
     if args.crop_size:
         argv += ["--crop_size", str(args.crop_size)]
+    if args.ngf:
+        argv += ["--ngf", str(args.ngf)]
     with contextlib.redirect_stdout(io.StringIO()):
         return BenchOptions().parse(argv, save=False, verbose=False)
 
@@ -230,7 +233,8 @@ def run_in_subprocess(model, size, batch, mode, path, args):
     argv = [sys.executable, "-m", "benchmarks.bench_inference", "--_child", model, size, str(batch), mode, path,
             "--layout_paths", *args.layout_paths,
             "--device", args.device, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--classes", str(args.classes),
+            "--threads", str(args.threads), "--crop_size", str(args.crop_size), "--ngf", str(args.ngf),
+            "--classes", str(args.classes),
             "--modes", *args.modes]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # inductor's on-disk caches would turn a second run's compile into a cache read: time a cold compile
@@ -295,6 +299,9 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--crop_size", type=int, default=0,
                         help="width instead of the dataset's (the height follows its aspect ratio); for quick checks")
+    parser.add_argument("--ngf", type=int, default=0,
+                        help="the generators' base width instead of their presets' (0); for quick checks, since "
+                             "speed and memory depend on it")
     parser.add_argument("--interleave", action="store_true",
                         help="time the modes of one (generator, size, batch) in one process, in turns, instead of "
                              "each in a fresh process: ratios that hold on a shared machine; no peak memory")
@@ -304,8 +311,9 @@ def main():
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this PyTorch sees no GPU; use --device cpu")
-    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.classes < 0:
-        raise SystemExit("--batches and --repeats must be >= 1, --warmup and --classes >= 0, --threads >= 1")
+    if min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.classes < 0 \
+            or args.ngf < 0:
+        raise SystemExit("--batches and --repeats must be >= 1, --warmup, --classes and --ngf >= 0, --threads >= 1")
     torch.set_num_threads(args.threads)
     if args._child:
         model, size, batch, args.mode, args.path = args._child
@@ -344,7 +352,8 @@ def main():
                         print(f"  done: {model} {size} batch {batch} {mode} {path}", file=sys.stderr, flush=True)
     layouts = f"{args.classes}-class layouts" if args.classes else "layouts of a random class per pixel"
     timing = "modes timed in turns in one process" if args.interleave else "each mode in its own process"
-    header = (f"{args.device} ({args.threads} threads), random weights, {layouts}, {timing}, median of "
+    width = f" at ngf {args.ngf}" if args.ngf else ""
+    header = (f"{args.device} ({args.threads} threads), random weights{width}, {layouts}, {timing}, median of "
               f"{args.repeats} after {args.warmup} warm-up; vs eager: images/s over the eager row's of the same "
               f"layout path (vs conv: over the conv row's of the same mode; vs scgan: over scgan's row of the same "
               f"size, batch, mode and path); peak MiB: memory added by the forwards; setup s: folding, compiling "

@@ -50,7 +50,7 @@ def build_page(args, precision):
     from inference import painting
 
     with tempfile.TemporaryDirectory() as tmp:
-        bench = argparse.Namespace(batch=1, device="cpu", crop_size=args.crop_size)
+        bench = argparse.Namespace(batch=1, device="cpu", crop_size=args.crop_size, ngf=0)   # the preset's width
         opt = build_options(args.netG, "ade20k", bench, tmp)
     torch.manual_seed(0)
     netG = networks.define_G(opt, verbose=False).eval()

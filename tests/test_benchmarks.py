@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.limits import HANG_GUARD_S
 
@@ -21,12 +22,12 @@ def test_bench_inference_writes_a_row_of_positive_numbers_per_mode(tmp_path):
     out = tmp_path / "table.md"
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--generators", "spade", "--sizes",
                            "ade20k", "--batches", "1", "--modes", *modes, "--repeats", "1", "--warmup", "0",
-                           "--crop_size", "32", "--threads", "1", "--classes", "3", "--out", str(out)],
+                           "--crop_size", "32", "--ngf", "16", "--threads", "1", "--classes", "3", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("cpu (1 threads), random weights, 3-class layouts, each mode in its own process, "
-                               "median of 1 after 0 warm-up")
+    assert lines[0].startswith("cpu (1 threads), random weights at ngf 16, 3-class layouts, each mode in its own "
+                               "process, median of 1 after 0 warm-up")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
     # without scgan in the run there is no ratio to scgan's row
     assert rows[0] == ["model", "size", "batch", "mode", "layout", "img/s", "vs eager", "vs conv", "peak MiB",
@@ -74,6 +75,19 @@ def test_bench_models_times_both_layout_paths_and_gives_their_ratio(tmp_path):
     for cell in rows[3][6:]:   # every measure of the conv row: a positive number and its ratio to the lookup row
         value, ratio_ = cell.split(" (")
         assert float(value) > 0 and float(ratio_.rstrip("x)")) > 0
+
+
+def test_bench_inference_builds_the_generator_at_the_asked_width(tmp_path):
+    import argparse
+
+    from benchmarks.bench_inference import built_generator
+    args = argparse.Namespace(batch=1, crop_size=32, ngf=16, classes=3, device="cpu")
+    opt, netG, ids, _ = built_generator("spade", "ade20k", args, str(tmp_path), torch.device("cpu"))
+    # SPADE's ade20k generator has 96.5M parameters at its preset's ngf 64 and 14.0M at ngf 16 (the norms' shared
+    # layers keep their 128 channels)
+    parameters = sum(p.numel() for p in netG.parameters())
+    assert opt.ngf == 16 and round(parameters / 1e6, 1) == 14.0, parameters
+    assert tuple(ids.shape) == (1, 1, 32, 32)
 
 
 def test_bench_inference_layouts_hold_the_asked_classes():
