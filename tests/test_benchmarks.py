@@ -1,5 +1,6 @@
 """benchmarks/bench_inference.py and bench_stroke.py run end to end at a tiny size and write the tables they
 promise."""
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -78,8 +79,6 @@ def test_bench_models_times_both_layout_paths_and_gives_their_ratio(tmp_path):
 
 
 def test_bench_inference_builds_the_generator_at_the_asked_width(tmp_path):
-    import argparse
-
     from benchmarks.bench_inference import built_generator
     args = argparse.Namespace(batch=1, crop_size=32, ngf=16, classes=3, device="cpu")
     opt, netG, ids, _ = built_generator("spade", "ade20k", args, str(tmp_path), torch.device("cpu"))
